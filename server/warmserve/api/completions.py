@@ -1,0 +1,94 @@
+"""POST /v1/completions: raw prompts, one choice per prompt, streamed or whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from warmserve.api.deps import Pools
+from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.api.params import completion_requests
+from warmserve.api.streaming import (
+    collect,
+    merged,
+    open_streams,
+    sse_data,
+    sse_error,
+    sse_response,
+    until_disconnected,
+)
+from warmserve.errors import WarmServeError
+from warmserve.generation import Finished, TextDelta
+from warmserve.pool import RequestStream
+from warmserve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/completions",
+    response_model=None,
+    responses={
+        200: {"model": Completion, "description": "The completion, or an SSE stream of chunks."},
+        **ERROR_RESPONSES,
+    },
+)
+async def create_completion(body: CompletionRequest, request: Request, pools: Pools) -> Response:
+    generations = completion_requests(body)
+    pool = pools.get(body.model)
+    streams = await until_disconnected(request, open_streams(pool, generations))
+    completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    if body.stream:
+        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()))
+    try:
+        results = await until_disconnected(request, asyncio.gather(*(collect(s) for s in streams)))
+    finally:
+        for stream in streams:
+            stream.close()
+    completion = Completion(
+        id=completion_id,
+        created=created,
+        model=body.model,
+        choices=[
+            CompletionChoice(index=i, text=text, finish_reason=finished.finish_reason)
+            for i, (text, finished) in enumerate(results)
+        ],
+        usage=_usage([finished for _, finished in results]),
+    )
+    return JSONResponse(completion.model_dump(mode="json"))
+
+
+def _usage(finished: list[Finished]) -> Usage:
+    prompt = sum(f.prompt_tokens for f in finished)
+    completion = sum(f.completion_tokens for f in finished)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+async def _chunks(
+    streams: list[RequestStream], completion_id: str, created: int, model: str, include_usage: bool
+) -> AsyncIterator[str]:
+    def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+        body = Completion(id=completion_id, created=created, model=model, choices=choices, usage=usage)
+        return sse_data(body.model_dump(mode="json"))
+
+    finished: list[Finished] = []
+    try:
+        async for index, event in merged(streams):
+            if isinstance(event, TextDelta):
+                yield chunk([CompletionChoice(index=index, text=event.text)])
+            elif isinstance(event, Finished):
+                finished.append(event)
+                yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
+        if include_usage:
+            yield chunk([], _usage(finished))
+        yield sse_data("[DONE]")
+    except WarmServeError as exc:
+        yield sse_error(exc)
+    finally:
+        for stream in streams:
+            stream.close()

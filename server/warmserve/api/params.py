@@ -1,0 +1,53 @@
+"""From a validated OpenAI request to the engine-neutral GenerationRequest."""
+
+from __future__ import annotations
+
+from warmserve.errors import InvalidRequest, UnsupportedParameter
+from warmserve.generation import ChatMessage, GenerationRequest, SamplingParams
+from warmserve.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
+
+
+def reject_unsupported(body: SamplingFields) -> None:
+    """A parameter we would otherwise ignore is a 400 that names it, never silently dropped."""
+    unsupported = body.unsupported_parameters()
+    if unsupported:
+        name = unsupported[0]
+        raise UnsupportedParameter(
+            f"The parameter '{name}' is not supported by this server"
+            + (f" (also unsupported here: {', '.join(unsupported[1:])})." if len(unsupported) > 1 else "."),
+            param=name,
+        )
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is true.", param="stream_options"
+        )
+
+
+def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
+    return SamplingParams(
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        max_tokens=max_tokens,
+        stop=body.stop_sequences(),
+        seed=body.seed,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+    )
+
+
+def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
+    reject_unsupported(body)
+    messages = tuple(
+        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+        for m in body.messages
+    )
+    return GenerationRequest(messages=messages, sampling=sampling(body, body.output_limit()))
+
+
+def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
+    reject_unsupported(body)
+    prompts = body.prompts()
+    if not prompts:
+        raise InvalidRequest("The 'prompt' list is empty.", param="prompt")
+    params = sampling(body, body.max_tokens)
+    return [GenerationRequest(prompt=prompt, sampling=params) for prompt in prompts]

@@ -1,0 +1,119 @@
+"""Running pool streams for a route: SSE framing, merging choices, disconnects.
+
+A request's worker-side generation must stop when its client goes away. For SSE,
+Starlette cancels the response generator on disconnect and our `finally` closes
+the pool stream; for plain JSON, `until_disconnected` watches the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import TypeVar
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from warmserve.api.errors import ClientDisconnected, error_body
+from warmserve.errors import WarmServeError
+from warmserve.generation import Finished, GenerationRequest, Started, TextDelta
+from warmserve.pool import ModelPool, RequestStream
+
+T = TypeVar("T")
+
+
+async def open_streams(pool: ModelPool, requests: Sequence[GenerationRequest]) -> list[RequestStream]:
+    """Submit every request and wait until each is admitted; on any failure cancel them all."""
+    streams: list[RequestStream] = []
+    try:
+        for request in requests:
+            streams.append(await pool.submit(request))
+        await asyncio.gather(*(s.start() for s in streams))
+    except BaseException:
+        for stream in streams:
+            stream.close()
+        raise
+    return streams
+
+
+async def collect(stream: RequestStream) -> tuple[str, Finished]:
+    """The whole text of a request and its Finished event."""
+    parts: list[str] = []
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Finished):
+            return "".join(parts), event
+    raise WarmServeError("The generation ended without a finish event.")
+
+
+async def merged(streams: Sequence[RequestStream]) -> AsyncIterator[tuple[int, TextDelta | Finished]]:
+    """Events of several streams as they come, tagged with the choice index."""
+    queue: asyncio.Queue[tuple[int, TextDelta | Finished | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: RequestStream) -> None:
+        try:
+            async for event in stream:
+                if not isinstance(event, Started):
+                    await queue.put((index, event))
+        except BaseException as exc:
+            await queue.put((index, exc))
+        finally:
+            await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(streams)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for stream in streams:
+            stream.close()
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, but give up (and raise ClientDisconnected) if the client leaves."""
+    work_task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(_wait_for_disconnect(request))
+    try:
+        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if work_task.done():
+            return work_task.result()
+        raise ClientDisconnected
+    finally:
+        watcher.cancel()
+        work_task.cancel()
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def sse_data(payload: dict[str, object] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n"
+
+
+def sse_error(error: Exception) -> str:
+    """A failure after the 200 has gone out: an error event the OpenAI SDK raises on."""
+    if not isinstance(error, WarmServeError):
+        error = WarmServeError("The server had an internal error while streaming the response.")
+    return sse_data(error_body(error))

@@ -1,0 +1,56 @@
+"""The one interface every engine implements, shaped like an engine step loop.
+
+A worker process owns one engine. It `add`s requests while the engine has free
+capacity, calls `step` to advance every running request by one token, and
+`cancel`s requests whose client went away. A batching engine runs up to `capacity`
+requests per step; a serial engine is the same interface with capacity 1.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from warmserve.errors import ContextLengthExceeded
+from warmserve.generation import GenerationEvent, GenerationRequest, Started
+
+StepEvents = list[tuple[str, GenerationEvent]]
+
+
+class Engine(ABC):
+    capacity: int = 1
+
+    @abstractmethod
+    def add(self, request_id: str, request: GenerationRequest) -> Started:
+        """Tokenize and admit a request; raises a WarmServeError if it cannot run."""
+
+    @abstractmethod
+    def step(self) -> StepEvents:
+        """Advance every running request by one token; return their events in order."""
+
+    @abstractmethod
+    def cancel(self, request_id: str) -> None:
+        """Stop a running request at once and free what it held; unknown ids are ignored."""
+
+    @property
+    @abstractmethod
+    def running(self) -> int:
+        """Requests currently admitted."""
+
+    def close(self) -> None:  # noqa: B027 - most engines free their memory with the process
+        """Release the model before the worker exits."""
+
+
+def output_budget(prompt_tokens: int, max_tokens: int | None, n_ctx: int, param: str) -> int:
+    """How many tokens a request may generate, or ContextLengthExceeded with the numbers."""
+    if max_tokens is None:
+        if prompt_tokens < n_ctx:
+            return n_ctx - prompt_tokens
+        max_tokens = 1
+    if prompt_tokens + max_tokens > n_ctx:
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {n_ctx} tokens. However, you requested "
+            f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the {param}, {max_tokens} in "
+            f"the completion). Please reduce the length of the {param} or completion.",
+            param=param,
+        )
+    return max_tokens

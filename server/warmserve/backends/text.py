@@ -1,0 +1,85 @@
+"""Turning a stream of token bytes into the text a client sees.
+
+Shared by every engine so that stop strings, UTF-8 and usage behave the same
+whichever engine produced the tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field
+
+from warmserve.generation import Finished, FinishReason, GenerationEvent, TextDelta
+
+
+class StopMatcher:
+    """Cuts output at the first stop string, holding back text that may begin one."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = tuple(s for s in stops if s)
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """Return (text safe to emit, whether a stop string was found)."""
+        if not self._stops:
+            return text, False
+        buffer = self._pending + text
+        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        if hits:
+            self._pending = ""
+            return buffer[: min(hits)], True
+        hold = self._longest_stop_prefix_suffix(buffer)
+        self._pending = buffer[len(buffer) - hold :] if hold else ""
+        return buffer[: len(buffer) - hold], False
+
+    def flush(self) -> str:
+        text, self._pending = self._pending, ""
+        return text
+
+    def _longest_stop_prefix_suffix(self, buffer: str) -> int:
+        longest = 0
+        for stop in self._stops:
+            for size in range(min(len(stop) - 1, len(buffer)), longest, -1):
+                if buffer.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
+
+
+@dataclass
+class OutputTracker:
+    """Per-request output state: UTF-8 decoding, stop strings and the token budget."""
+
+    prompt_tokens: int
+    max_tokens: int
+    stop: tuple[str, ...]
+    completion_tokens: int = 0
+    _decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+    _matcher: StopMatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._matcher = StopMatcher(self.stop)
+
+    def push(self, piece: bytes) -> list[GenerationEvent]:
+        """Account one generated token; events end with Finished when the request is done."""
+        self.completion_tokens += 1
+        text, stopped = self._matcher.feed(self._decoder.decode(piece))
+        if stopped:
+            return self._events(text, "stop")
+        if self.completion_tokens >= self.max_tokens:
+            return self._events(text + self._drain(), "length")
+        return [TextDelta(text)] if text else []
+
+    def end_of_generation(self) -> list[GenerationEvent]:
+        """The model emitted an end-of-generation token (not counted as output)."""
+        return self._events(self._drain(), "stop")
+
+    def _drain(self) -> str:
+        tail, stopped = self._matcher.feed(self._decoder.decode(b"", final=True))
+        return tail if stopped else tail + self._matcher.flush()
+
+    def _events(self, text: str, reason: FinishReason) -> list[GenerationEvent]:
+        done = Finished(reason, self.prompt_tokens, self.completion_tokens)
+        return [TextDelta(text), done] if text else [done]

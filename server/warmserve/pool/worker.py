@@ -1,0 +1,112 @@
+"""The worker process: load the model once, then serve multiplexed requests forever.
+
+The loop alternates between reading messages from the supervisor and advancing
+the engine by one step, so a Cancel takes effect before the next token. Requests
+beyond the engine's capacity wait here, in arrival order. When the supervisor's
+end of the pipe closes (the server died), the worker exits instead of lingering.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+
+from warmserve.backends import Engine, load_engine
+from warmserve.backends.base import StepEvents as Events
+from warmserve.config import ModelSpec
+from warmserve.errors import BackendError, WarmServeError
+from warmserve.generation import Failed, Finished, GenerationRequest
+from warmserve.pool.messages import (
+    Cancel,
+    RequestEvents,
+    Shutdown,
+    Submit,
+    ToWorker,
+    WorkerLoadFailed,
+    WorkerReady,
+)
+
+log = logging.getLogger("warmserve.worker")
+
+
+def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -> None:
+    """Entry point of a spawned worker process."""
+    # Ctrl+C reaches the whole process group; shutdown is the supervisor's call, not ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s %(levelname)s [{spec.name}/worker-{index}] %(message)s"
+    )
+    log.info("loading %s with the %s backend", spec.path or spec.name, spec.backend)
+    started = time.perf_counter()
+    try:
+        engine = load_engine(spec)
+    except Exception as exc:  # report any load failure to the supervisor, then exit
+        log.exception("load failed")
+        error = exc if isinstance(exc, WarmServeError) else BackendError(f"Loading {spec.name} failed: {exc}")
+        conn.send(WorkerLoadFailed(error.info()))
+        return
+    load_seconds = time.perf_counter() - started
+    log.info("model loaded in %.2f s; ready (capacity %d)", load_seconds, engine.capacity)
+    conn.send(WorkerReady(load_seconds=load_seconds, capacity=engine.capacity))
+    try:
+        _serve(engine, conn)
+    except (EOFError, OSError):
+        log.info("supervisor went away; exiting")
+    finally:
+        engine.close()
+
+
+def _serve(engine: Engine, conn: Connection) -> None:
+    waiting: OrderedDict[str, GenerationRequest] = OrderedDict()
+    running: set[str] = set()
+    while True:
+        idle = not running and not waiting
+        # Block while idle; otherwise only drain what has already arrived.
+        while conn.poll(None if idle else 0):
+            idle = False
+            message: ToWorker = conn.recv()
+            if isinstance(message, Shutdown):
+                return
+            if isinstance(message, Submit):
+                waiting[message.request_id] = message.request
+            elif isinstance(message, Cancel) and waiting.pop(message.request_id, None) is None:
+                engine.cancel(message.request_id)
+                running.discard(message.request_id)
+        events = _admit(engine, waiting, running)
+        if running:
+            events.extend(_step(engine, running))
+        for request_id, event in events:
+            if isinstance(event, Finished | Failed):
+                running.discard(request_id)
+        if events:
+            conn.send(RequestEvents(tuple(events)))
+
+
+def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running: set[str]) -> Events:
+    events: Events = []
+    while waiting and engine.running < engine.capacity:
+        request_id, request = waiting.popitem(last=False)
+        try:
+            events.append((request_id, engine.add(request_id, request)))
+            running.add(request_id)
+        except WarmServeError as exc:
+            events.append((request_id, Failed(exc.info())))
+        except Exception as exc:
+            log.exception("request %s failed to start", request_id)
+            events.append((request_id, Failed(BackendError(f"The engine failed: {exc}").info())))
+    return events
+
+
+def _step(engine: Engine, running: set[str]) -> Events:
+    try:
+        return engine.step()
+    except Exception as exc:
+        # An engine error mid-step fails the requests it was running, not the worker.
+        log.exception("engine step failed")
+        failed = Failed(BackendError(f"The engine failed: {exc}").info())
+        for request_id in running:
+            engine.cancel(request_id)
+        return [(request_id, failed) for request_id in running]

@@ -1,0 +1,169 @@
+"""One worker process as the API process sees it: spawn, pipe, in-flight requests.
+
+A reader thread blocks on the pipe and hands each message to the event loop; a
+writer thread does the sends, so a worker busy in a long step never blocks the
+loop. The pipe reaching EOF is how we learn the process died (the parent closes
+its copy of the child's end right after spawning, as concurrent.futures does with
+its sentinels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Literal
+
+from warmserve.config import ModelSpec
+from warmserve.errors import ErrorInfo, WorkerDied
+from warmserve.generation import Failed, Finished
+from warmserve.pool.messages import (
+    Cancel,
+    FromWorker,
+    RequestEvents,
+    Shutdown,
+    Submit,
+    ToWorker,
+    WorkerLoadFailed,
+    WorkerReady,
+)
+from warmserve.pool.stream import RequestStream
+from warmserve.pool.worker import worker_main
+
+log = logging.getLogger(__name__)
+
+WorkerState = Literal["loading", "ready", "failed", "exited"]
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+class WorkerHandle:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        index: int,
+        log_level: str,
+        on_change: Callable[[WorkerHandle], None],
+    ) -> None:
+        self.spec = spec
+        self.index = index
+        self.state: WorkerState = "loading"
+        self.load_error: ErrorInfo | None = None
+        self.exitcode: int | None = None
+        self.inflight: dict[str, RequestStream] = {}
+        self._on_change = on_change
+        self._log_level = log_level
+        self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
+        self._loop = asyncio.get_running_loop()
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._spawn)
+        threading.Thread(target=self._read, name=f"{self._name}-reader", daemon=True).start()
+        threading.Thread(target=self._write, name=f"{self._name}-writer", daemon=True).start()
+
+    @property
+    def _name(self) -> str:
+        return f"warmserve-{self.spec.name}-{self.index}"
+
+    def _spawn(self) -> None:
+        parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
+        process = _SPAWN.Process(
+            target=worker_main,
+            args=(self.spec, child_conn, self.index, self._log_level),
+            name=self._name,
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        self._conn, self._process = parent_conn, process
+        log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
+
+    def submit(self, stream: RequestStream, message: Submit) -> None:
+        self.inflight[stream.request_id] = stream
+        self._outbox.put(message)
+
+    def cancel(self, request_id: str) -> None:
+        if self.inflight.pop(request_id, None) is not None:
+            self._outbox.put(Cancel(request_id))
+
+    def stop(self, timeout: float) -> None:
+        """Ask the worker to exit, then make sure it has (blocking; run it in a thread)."""
+        self._outbox.put(Shutdown())
+        self._outbox.put(None)
+        process = self._process
+        if process is None:
+            return
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+    def kill(self) -> None:
+        """Hard-kill the process (tests use this to prove crash handling)."""
+        if self._process is not None:
+            self._process.kill()
+
+    # --- threads ------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                assert self._conn is not None
+                self._conn.send(message)
+            except (OSError, ValueError):
+                return
+
+    def _read(self) -> None:
+        assert self._conn is not None
+        assert self._process is not None
+        try:
+            while True:
+                message: FromWorker = self._conn.recv()
+                self._loop.call_soon_threadsafe(self._on_message, message)
+        except (EOFError, OSError):
+            pass
+        self._process.join()
+        self._outbox.put(None)
+        self._loop.call_soon_threadsafe(self._on_exit, self._process.exitcode)
+
+    # --- on the event loop --------------------------------------------------------------
+
+    def _on_message(self, message: FromWorker) -> None:
+        if isinstance(message, RequestEvents):
+            for request_id, event in message.events:
+                stream = self.inflight.get(request_id)
+                if stream is None:
+                    continue  # cancelled while the event was on its way
+                stream.push(event)
+                if isinstance(event, Finished | Failed):
+                    self.inflight.pop(request_id, None)
+        elif isinstance(message, WorkerReady):
+            self.state = "ready"
+            self._on_change(self)
+        elif isinstance(message, WorkerLoadFailed):
+            self.state = "failed"
+            self.load_error = message.error
+            log.error("%s: worker %d failed to load: %s", self.spec.name, self.index, message.error.message)
+
+    def _on_exit(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        lost = list(self.inflight.values())
+        self.inflight.clear()
+        for stream in lost:
+            message = (
+                f"The worker serving model '{self.spec.name}' stopped (exit code {exitcode}) before "
+                "the request completed. The server is starting a replacement; retry the request."
+            )
+            stream.push(Failed(WorkerDied(message).info()))
+        if self.state != "failed":
+            self.state = "exited"
+        self._on_change(self)

@@ -1,0 +1,222 @@
+"""The OpenAI wire format: requests, responses, stream chunks and the error body.
+
+This module is the only place the schema is written down. Requests keep unknown
+fields (`extra="allow"`) so the API layer can name them in a 400 instead of
+dropping them silently; `unsupported_parameters()` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+# Parameters OpenAI documents as hints or bookkeeping: accepted and ignored.
+HINT_PARAMETERS = frozenset(
+    {"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "user"}
+)
+# Parameters whose value here means "OpenAI's default behaviour", which we do honour.
+NEUTRAL_VALUES: dict[str, Any] = {
+    "n": 1,
+    "best_of": 1,
+    "logprobs": False,
+    "echo": False,
+    "suffix": "",
+    "logit_bias": {},
+    "tools": [],
+    "response_format": {"type": "text"},
+}
+
+
+class WireModel(BaseModel):
+    """Base of every response model: strict field names, no surprises."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+class TextContentPart(WireModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(WireModel):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextContentPart]
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class StreamOptions(WireModel):
+    include_usage: bool = False
+
+
+StopParam = (
+    Annotated[str, Field(min_length=1)]
+    | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)]
+)
+
+
+class SamplingFields(BaseModel):
+    """Parameters shared by chat and completions requests."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    stop: StopParam | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def unsupported_parameters(self) -> list[str]:
+        """Fields the client sent that this server would otherwise silently ignore."""
+        extra = self.model_extra or {}
+        return [
+            name
+            for name, value in extra.items()
+            if name not in HINT_PARAMETERS
+            and value is not None
+            and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
+        ]
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+    def output_limit(self) -> int | None:
+        """`max_completion_tokens` is the current name; `max_tokens` the deprecated one."""
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[str] = Field(description="One prompt, or a list answered as one choice each.")
+    max_tokens: int | None = Field(16, ge=1, description="OpenAI's default for completions is 16.")
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+# --- responses --------------------------------------------------------------------------
+
+
+class Usage(WireModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+FinishReasonOut = Literal["stop", "length"]
+
+
+class AssistantMessage(WireModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(WireModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: FinishReasonOut
+    logprobs: None = None
+
+
+class ChatCompletion(WireModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class ChatDelta(WireModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="plain")
+    def _drop_unset(self) -> dict[str, Any]:
+        # OpenAI sends only the keys a delta carries; clients merge deltas key by key.
+        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+
+
+class ChatChunkChoice(WireModel):
+    index: int
+    delta: ChatDelta
+    finish_reason: FinishReasonOut | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(WireModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class CompletionChoice(WireModel):
+    index: int
+    text: str
+    finish_reason: FinishReasonOut | None = None
+    logprobs: None = None
+
+
+class Completion(WireModel):
+    """Both the whole completion and, with `usage=None` until the end, a stream chunk."""
+
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class ModelCard(WireModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "warmserve"
+    ready_workers: int = Field(description="Workers holding the model now.")
+    workers: int = Field(description="Workers configured for the model.")
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(WireModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(WireModel):
+    error: ErrorDetail

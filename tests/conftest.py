@@ -1,0 +1,104 @@
+"""Shared fixtures: fake-backend settings, and real server processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from warmserve.config import FakeOptions, ModelSpec, ServerSettings
+
+
+def fake_settings(workers: int = 1, n_ctx: int = 256, **fake: Any) -> ServerSettings:
+    spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
+    return ServerSettings(models=[spec])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """A `warmserve serve` subprocess on 127.0.0.1; stopped by its own pid."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "warmserve",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.process = subprocess.Popen(command + args, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+
+def start_server(args: list[str], tmp: Path) -> ServerProcess:
+    server = ServerProcess(args, tmp / "server.log")
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def write_config(path: Path, settings: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real HTTP server process with two slow fake workers, for disconnect and crash tests."""
+    tmp = tmp_path_factory.mktemp("fake-server")
+    fake = {"token_delay_s": 0.02, "capacity": 2, "crash_on": "CRASH"}
+    config = write_config(
+        tmp / "warmserve.yaml",
+        {"models": [{"name": "fake", "backend": "fake", "workers": 2, "n_ctx": 100000, "fake": fake}]},
+    )
+    server = start_server(["--config", str(config)], tmp)
+    yield server
+    server.stop()

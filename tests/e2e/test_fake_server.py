@@ -1,0 +1,77 @@
+"""A real server process over real HTTP, with the fake backend: disconnects and crashes."""
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+ENDLESS = {"model": "fake", "prompt": "tick tock", "max_tokens": 90_000, "temperature": 0}
+SLOTS = 4  # 2 workers x capacity 2
+
+
+async def assert_request_completes(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        response = await http.post(
+            "/v1/completions", json={"model": "fake", "prompt": "a b", "max_tokens": 2}
+        )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["finish_reason"] == "length"
+
+
+async def test_closing_a_stream_cancels_its_generation(fake_server):
+    # Fill every slot with an endless stream, then hang up. Uncancelled, they would hold the
+    # slots for half an hour and the next request could not run.
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=60) as http:
+        for _ in range(SLOTS):
+            async with http.stream("POST", "/v1/completions", json={**ENDLESS, "stream": True}) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        break
+    await asyncio.wait_for(assert_request_completes(fake_server.base_url), 60)
+
+
+async def test_a_client_that_gives_up_on_a_plain_request_cancels_it(fake_server):
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=0.5) as http:
+        for _ in range(SLOTS):
+            with pytest.raises(httpx.ReadTimeout):
+                await http.post("/v1/completions", json=ENDLESS)
+    await asyncio.wait_for(assert_request_completes(fake_server.base_url), 60)
+
+
+async def test_a_worker_crash_mid_stream_ends_the_stream_with_an_error_and_the_server_recovers(fake_server):
+    client = openai.AsyncOpenAI(base_url=f"{fake_server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
+    stream = await client.chat.completions.create(
+        model="fake", messages=[{"role": "user", "content": "please CRASH now"}], max_tokens=50, stream=True
+    )
+    received = []
+
+    async def read_all() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(openai.APIError, match="stopped"):
+        await read_all()
+    assert received[0].choices[0].delta.role == "assistant"
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=5) as http:
+        for _ in range(300):
+            if (await http.get("/ready")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await http.get("/ready")).status_code == 200
+    await assert_request_completes(fake_server.base_url)
+
+
+async def test_a_worker_crash_during_a_plain_request_is_a_503_worker_died(fake_server):
+    body = {"model": "fake", "prompt": "CRASH again", "max_tokens": 50}
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=60) as http:
+        response = await http.post("/v1/completions", json=body)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "worker_died"
+        assert response.json()["error"]["type"] == "server_error"
+        for _ in range(300):
+            if (await http.get("/ready")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+    await assert_request_completes(fake_server.base_url)

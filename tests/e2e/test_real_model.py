@@ -1,0 +1,151 @@
+"""End to end: `warmserve serve` with the real SmolLM2 GGUF, driven by the official openai client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import llama_cpp
+import openai
+import pytest
+
+from tests.conftest import ServerProcess, start_server
+from warmserve.config import EMBEDDED_MODEL_NAME, embedded_model_path
+
+pytestmark = pytest.mark.e2e
+MODEL = EMBEDDED_MODEL_NAME
+QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
+PROMPT = "The three primary colours are"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_server(
+        ["--workers", "2", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("real")
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def local_llama() -> llama_cpp.Llama:
+    """The same weights in this process, as a user would run them without a server."""
+    return llama_cpp.Llama(model_path=str(embedded_model_path()), n_ctx=1024, n_threads=1, verbose=False)
+
+
+def test_models_list_shows_the_embedded_model_with_its_workers_ready(client):
+    [model] = client.models.list().data
+    assert model.id == MODEL
+    assert model.model_extra == {"ready_workers": 2, "workers": 2}
+
+
+def test_chat_at_temperature_zero_matches_llama_cpp_python_in_process(client, local_llama):
+    answer = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=24)
+    expected = local_llama.create_chat_completion(messages=QUESTION, temperature=0, max_tokens=24)
+    assert answer.choices[0].message.content == expected["choices"][0]["message"]["content"]
+    assert answer.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
+    assert answer.usage.completion_tokens == expected["usage"]["completion_tokens"]
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+    assert answer.choices[0].finish_reason == expected["choices"][0]["finish_reason"]
+
+
+def test_completion_usage_counts_the_real_tokens(client, local_llama):
+    answer = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=5, temperature=0)
+    assert answer.usage.prompt_tokens == len(
+        local_llama.tokenize(PROMPT.encode(), add_bos=True, special=True)
+    )
+    assert answer.usage.completion_tokens == 5
+    assert answer.choices[0].finish_reason == "length"
+    expected = local_llama.create_completion(PROMPT, max_tokens=5, temperature=0)
+    assert answer.choices[0].text == expected["choices"][0]["text"]
+
+
+def test_temperature_zero_is_deterministic_across_requests_and_workers(client):
+    texts = {
+        client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=16)
+        .choices[0]
+        .message.content
+        for _ in range(4)
+    }
+    assert len(texts) == 1
+
+
+def test_the_same_seed_gives_the_same_sample(client):
+    def sample(seed: int) -> str:
+        answer = client.completions.create(
+            model=MODEL, prompt=PROMPT, max_tokens=12, temperature=1.0, seed=seed
+        )
+        return answer.choices[0].text
+
+    assert sample(7) == sample(7)
+
+
+def test_chat_stream_carries_the_same_text_and_usage_as_the_plain_answer(client):
+    plain = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=20)
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=QUESTION,
+            temperature=0,
+            max_tokens=20,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    assert chunks[-2].choices[0].finish_reason == plain.choices[0].finish_reason
+    assert chunks[-1].usage.model_dump() == plain.usage.model_dump()
+
+
+def test_completion_stream_matches_the_plain_completion(client):
+    plain = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10, temperature=0)
+    chunks = list(
+        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10, temperature=0, stream=True)
+    )
+    assert "".join(c.choices[0].text for c in chunks) == plain.choices[0].text
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_stop_sequences_cut_the_output(client):
+    plain = (
+        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0).choices[0].text
+    )
+    word = plain.split()[1]
+    stopped = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0, stop=[word])
+    assert stopped.choices[0].finish_reason == "stop"
+    assert stopped.choices[0].text == plain[: plain.index(word)]
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=QUESTION)
+    assert info.value.body["code"] == "model_not_found"
+
+
+def test_prompt_over_the_context_is_400_context_length_exceeded(client):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=2000)
+    assert info.value.body["code"] == "context_length_exceeded"
+    assert re.search(r"maximum context length is 1024 tokens.*\b\d+ tokens", info.value.body["message"])
+
+
+def test_only_worker_processes_load_llama_cpp(server):
+    """The API process stays small: llama.cpp's library is mapped in the workers only."""
+
+    def maps(pid: int) -> str:
+        return Path(f"/proc/{pid}/maps").read_text()
+
+    tasks = Path(f"/proc/{server.process.pid}/task").iterdir()
+    children = [pid for task in tasks for pid in (task / "children").read_text().split()]
+    worker_maps = [maps(int(pid)) for pid in children if "libllama" in maps(int(pid))]
+    assert len(worker_maps) == 2
+    assert "libllama" not in maps(server.process.pid)
+    assert "libtorch" not in maps(server.process.pid)

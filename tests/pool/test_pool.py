@@ -1,0 +1,124 @@
+"""The worker pool with the fake backend: real processes, deterministic engines."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from warmserve.config import FakeOptions, ModelSpec
+from warmserve.errors import BackendError, ContextLengthExceeded, WorkerDied
+from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
+from warmserve.pool import ModelPool, RequestStream
+
+PROMPT = "one two three four"
+REVERSED = "four three two one"
+
+
+def request(prompt: str = PROMPT, max_tokens: int | None = 4, temperature: float = 0.0) -> GenerationRequest:
+    return GenerationRequest(
+        prompt=prompt, sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens)
+    )
+
+
+@pytest.fixture
+async def make_pool() -> AsyncIterator:
+    pools: list[ModelPool] = []
+
+    async def make(workers: int = 1, n_ctx: int = 100_000, **fake) -> ModelPool:
+        spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
+        pool = ModelPool(spec, "warning", start_timeout_s=60)
+        pools.append(pool)
+        await pool.start()
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.stop()
+
+
+async def drain(stream: RequestStream) -> list:
+    return [event async for event in stream]
+
+
+async def test_events_arrive_in_order_started_deltas_finished(make_pool):
+    pool = await make_pool()
+    events = await drain(await pool.submit(request()))
+    assert events[0] == Started(prompt_tokens=4)
+    assert all(isinstance(e, TextDelta) for e in events[1:-1])
+    assert "".join(e.text for e in events[1:-1]) == REVERSED
+    assert events[-1] == Finished("length", prompt_tokens=4, completion_tokens=4)
+
+
+async def test_concurrent_requests_all_complete_and_spread_over_workers(make_pool):
+    pool = await make_pool(workers=2, capacity=1, token_delay_s=0.01)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    streams = [await pool.submit(request(f"w{i} x y", max_tokens=6)) for i in range(6)]
+    assert sorted(len(w.inflight) for w in pool.workers) == [3, 3]
+    results = await asyncio.gather(*(drain(s) for s in streams))
+    for i, events in enumerate(results):
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert text == f"y x w{i} y x w{i}"
+
+
+async def test_a_cancelled_request_frees_its_slot_for_the_next(make_pool):
+    pool = await make_pool(capacity=1, token_delay_s=0.01)
+    endless = await pool.submit(request(max_tokens=50_000))
+    assert isinstance(await endless.__anext__(), Started)
+    assert isinstance(await endless.__anext__(), TextDelta)
+    endless.close()
+    # With capacity 1 the next request can only run once the cancelled one has left the engine;
+    # uncancelled, it would hold the slot for 500 s.
+    events = await asyncio.wait_for(drain(await pool.submit(request())), 60)
+    assert isinstance(events[-1], Finished)
+    assert pool.workers[0].inflight == {}
+
+
+async def test_engine_errors_reach_only_their_request(make_pool):
+    pool = await make_pool(capacity=2, fail_on="BOOM")
+    bad = await pool.submit(request("BOOM a b c", max_tokens=10))
+    good = await pool.submit(request())
+    with pytest.raises(BackendError, match="injected"):
+        await drain(bad)
+    assert isinstance((await drain(good))[-1], Finished)
+
+
+async def test_bad_requests_fail_with_their_typed_error(make_pool):
+    pool = await make_pool(n_ctx=64)
+    with pytest.raises(
+        ContextLengthExceeded, match=r"context length is 64 tokens\. However, you requested 104 tokens"
+    ):
+        await (await pool.submit(request(max_tokens=100))).start()
+
+
+async def test_a_killed_worker_fails_only_its_requests_and_is_replaced(make_pool):
+    pool = await make_pool(workers=2, capacity=1, token_delay_s=0.02)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    victim_stream = await pool.submit(request(max_tokens=10_000))
+    survivor_stream = await pool.submit(request(max_tokens=40))
+    victim, survivor = pool.workers
+    assert victim_stream.request_id in victim.inflight
+    assert survivor_stream.request_id in survivor.inflight
+    await victim_stream.start()
+    await victim_stream.__anext__()
+    old_pid = victim.pid
+    victim.kill()
+    with pytest.raises(WorkerDied, match="retry"):
+        await asyncio.wait_for(drain(victim_stream), 30)
+    assert isinstance((await asyncio.wait_for(drain(survivor_stream), 60))[-1], Finished)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    assert pool.workers[0].pid != old_pid
+    events = await asyncio.wait_for(drain(await pool.submit(request())), 30)
+    assert isinstance(events[-1], Finished)
+
+
+async def test_a_worker_that_crashes_mid_stream_is_reported(make_pool):
+    pool = await make_pool(crash_on="CRASH")
+    with pytest.raises(WorkerDied):
+        await asyncio.wait_for(drain(await pool.submit(request("CRASH now please", max_tokens=50))), 30)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    assert isinstance((await drain(await pool.submit(request())))[-1], Finished)
+
+
+async def _all_ready(pool: ModelPool) -> None:
+    while not pool.fully_ready:
+        await asyncio.sleep(0.05)

@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from warmserve.cli import build_parser, main, settings_from_args
+from warmserve.config import (
+    EMBEDDED_MODEL_NAME,
+    ModelSpec,
+    ServerSettings,
+    embedded_model_path,
+    load_settings,
+)
+
+
+def test_no_models_means_the_embedded_smollm2(monkeypatch):
+    settings = load_settings()
+    [spec] = settings.models
+    assert spec.name == EMBEDDED_MODEL_NAME
+    assert spec.model_file() == embedded_model_path()
+    assert embedded_model_path().stat().st_size > 50_000_000
+
+
+def test_precedence_is_flags_then_env_then_file(tmp_path: Path, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text("host: 0.0.0.0\nport: 9001\nlog_level: debug\n")
+    assert load_settings(config).port == 9001
+    monkeypatch.setenv("WARMSERVE_PORT", "9002")
+    settings = load_settings(config)
+    assert (settings.host, settings.port, settings.log_level) == ("0.0.0.0", 9002, "debug")
+    assert load_settings(config, port=9003).port == 9003
+
+
+def test_config_file_lists_several_models(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "models:\n"
+        "  - {path: /models/a.gguf, workers: 2, threads: 1}\n"
+        "  - {name: b, backend: fake, n_ctx: 128}\n"
+    )
+    a, b = load_settings(config).models
+    assert (a.name, a.workers, a.effective_threads()) == ("a", 2, 1)
+    assert (b.name, b.backend, b.n_ctx) == ("b", "fake", 128)
+
+
+def test_unknown_keys_and_duplicate_names_are_rejected(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("prot: 1\n")
+    with pytest.raises(ValidationError):
+        load_settings(config)
+    with pytest.raises(ValidationError, match="unique"):
+        ServerSettings(models=[ModelSpec(name="x", backend="fake"), ModelSpec(name="x", backend="fake")])
+
+
+def test_missing_model_file_says_which(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.gguf"):
+        ModelSpec(path=str(tmp_path / "nope.gguf")).model_file()
+
+
+def test_threads_default_to_cores_split_between_workers(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert ModelSpec(workers=2).effective_threads() == 4
+    assert ModelSpec(workers=16).effective_threads() == 1
+
+
+def test_model_flags_build_one_model_that_replaces_the_file_list(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("port: 9100\nmodels:\n  - {name: other, backend: fake}\n")
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--config",
+            str(config),
+            "--model",
+            "/m/my.gguf",
+            "--served-model-name",
+            "mine",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--n-ctx",
+            "1024",
+            "--n-gpu-layers",
+            "-1",
+            "--port",
+            "9200",
+        ]
+    )
+    settings = settings_from_args(args)
+    [spec] = settings.models
+    assert (spec.name, spec.path, spec.workers, spec.threads, spec.n_ctx, spec.n_gpu_layers) == (
+        "mine",
+        "/m/my.gguf",
+        2,
+        1,
+        1024,
+        -1,
+    )
+    assert settings.port == 9200
+
+
+def test_flags_are_bounded_like_the_settings():
+    with pytest.raises(SystemExit) as info:
+        main(["models", "--workers", "0"])
+    assert info.value.code == 2
+
+
+def test_models_command_shows_what_is_configured(capsys):
+    assert main(["models", "--model", "/m/x.gguf", "--workers", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "x" in out.splitlines()[1]
+    assert "/m/x.gguf" in out
