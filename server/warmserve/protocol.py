@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer
 
 # Parameters OpenAI documents as hints or bookkeeping: accepted and ignored.
 HINT_PARAMETERS = frozenset(
@@ -28,6 +28,18 @@ NEUTRAL_VALUES: dict[str, Any] = {
 }
 
 
+def _encodable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" (JSON allows it, UTF-8 does not)
+        raise ValueError("text must be valid Unicode; it contains a lone surrogate") from None
+    return text
+
+
+# Every string a request carries to an engine: valid Unicode that encodes to UTF-8.
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class WireModel(BaseModel):
     """Base of every response model: strict field names, no surprises."""
 
@@ -39,12 +51,12 @@ class WireModel(BaseModel):
 
 class TextContentPart(WireModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessageIn(WireModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextContentPart]
+    content: Text | list[TextContentPart]
     name: str | None = None
 
     def text(self) -> str:
@@ -58,8 +70,8 @@ class StreamOptions(WireModel):
 
 
 StopParam = (
-    Annotated[str, Field(min_length=1)]
-    | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)]
+    Annotated[Text, Field(min_length=1)]
+    | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
 )
 
 
@@ -110,7 +122,9 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] = Field(description="One prompt, or a list answered as one choice each.")
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=64)] = Field(
+        description="One prompt, or a list (at most 64) answered as one choice each."
+    )
     max_tokens: int | None = Field(16, ge=1, description="OpenAI's default for completions is 16.")
 
     def prompts(self) -> list[str]:

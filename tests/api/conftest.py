@@ -19,8 +19,12 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://warmserve") as http:
-            while (await http.get("/ready")).status_code != 200:
-                await asyncio.sleep(0.05)
+
+            async def ready() -> None:
+                while (await http.get("/ready")).status_code != 200:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(ready(), 60)
             yield http
 
 

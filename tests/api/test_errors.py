@@ -122,3 +122,22 @@ async def test_ready_and_health(client):
     assert (await client.get("/health")).json() == {"status": "ok"}
     ready = (await client.get("/ready")).json()
     assert ready == {"status": "ready", "models": {"fake": {"ready_workers": 1, "workers": 1}}}
+
+
+async def test_a_lone_surrogate_is_a_400_not_an_engine_failure(client):
+    body = '{"model": "fake", "prompt": "a \\ud800 b", "max_tokens": 3}'
+    response = await client.post(
+        "/v1/completions", content=body, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400, param="prompt")
+
+
+async def test_one_failing_prompt_fails_the_request_and_cancels_its_siblings(client):
+    body = {"model": "fake", "prompt": ["BOOM a b c", "x y z"], "max_tokens": 200}
+    assert_error(await client.post("/v1/completions", json=body), 500, "backend_error")
+    assert (await client.post("/v1/completions", json={"model": "fake", "prompt": "fine"})).status_code == 200
+
+
+async def test_completions_without_max_tokens_stop_at_openais_default_of_16(client):
+    for body in ({"model": "fake", "prompt": "a b"}, {"model": "fake", "prompt": "a b", "max_tokens": None}):
+        assert (await client.post("/v1/completions", json=body)).json()["usage"]["completion_tokens"] == 16

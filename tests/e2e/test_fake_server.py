@@ -33,7 +33,7 @@ async def test_closing_a_stream_cancels_its_generation(fake_server):
 
 
 async def test_a_client_that_gives_up_on_a_plain_request_cancels_it(fake_server):
-    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=0.5) as http:
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=httpx.Timeout(30, read=0.5)) as http:
         for _ in range(SLOTS):
             with pytest.raises(httpx.ReadTimeout):
                 await http.post("/v1/completions", json=ENDLESS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ from warmserve.protocol import (
 )
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @router.post(
@@ -98,7 +100,9 @@ async def _chunks(
                     )
                     yield sse_data(usage.model_dump(mode="json"))
         yield sse_data("[DONE]")
-    except WarmServeError as exc:
+    except Exception as exc:  # after the 200 has gone out, an error event is all we can send
+        if not isinstance(exc, WarmServeError):
+            log.exception("stream failed")
         yield sse_error(exc)
     finally:
         stream.close()

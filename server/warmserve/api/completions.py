@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +14,7 @@ from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.api.params import completion_requests
 from warmserve.api.streaming import (
-    collect,
+    collect_all,
     merged,
     open_streams,
     sse_data,
@@ -28,6 +28,7 @@ from warmserve.pool import RequestStream
 from warmserve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @router.post(
@@ -46,7 +47,7 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     if body.stream:
         return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()))
     try:
-        results = await until_disconnected(request, asyncio.gather(*(collect(s) for s in streams)))
+        results = await until_disconnected(request, collect_all(streams))
     finally:
         for stream in streams:
             stream.close()
@@ -87,7 +88,9 @@ async def _chunks(
         if include_usage:
             yield chunk([], _usage(finished))
         yield sse_data("[DONE]")
-    except WarmServeError as exc:
+    except Exception as exc:  # after the 200 has gone out, an error event is all we can send
+        if not isinstance(exc, WarmServeError):
+            log.exception("stream failed")
         yield sse_error(exc)
     finally:
         for stream in streams:

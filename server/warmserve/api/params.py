@@ -6,6 +6,9 @@ from warmserve.errors import InvalidRequest, UnsupportedParameter
 from warmserve.generation import ChatMessage, GenerationRequest, SamplingParams
 from warmserve.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
 
+# What OpenAI generates for a completion that names no max_tokens (also when it sends null).
+OPENAI_COMPLETION_DEFAULT = 16
+
 
 def reject_unsupported(body: SamplingFields) -> None:
     """A parameter we would otherwise ignore is a 400 that names it, never silently dropped."""
@@ -49,5 +52,6 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
     prompts = body.prompts()
     if not prompts:
         raise InvalidRequest("The 'prompt' list is empty.", param="prompt")
-    params = sampling(body, body.max_tokens)
+    limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
+    params = sampling(body, limit)
     return [GenerationRequest(prompt=prompt, sampling=params) for prompt in prompts]

@@ -48,6 +48,17 @@ async def collect(stream: RequestStream) -> tuple[str, Finished]:
     raise WarmServeError("The generation ended without a finish event.")
 
 
+async def collect_all(streams: Sequence[RequestStream]) -> list[tuple[str, Finished]]:
+    """Every stream's text, in order; the first failure cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(collect(s)) for s in streams]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def merged(streams: Sequence[RequestStream]) -> AsyncIterator[tuple[int, TextDelta | Finished]]:
     """Events of several streams as they come, tagged with the choice index."""
     queue: asyncio.Queue[tuple[int, TextDelta | Finished | BaseException | None]] = asyncio.Queue()

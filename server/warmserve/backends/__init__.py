@@ -13,13 +13,14 @@ from warmserve.config import BackendName, ModelSpec
 
 _ENGINES: dict[BackendName, tuple[str, str]] = {
     "llama_cpp": ("warmserve.backends.llama_cpp", "LlamaCppEngine"),
+    "transformers": ("warmserve.backends.transformers", "TransformersEngine"),
     "fake": ("warmserve.backends.fake", "FakeEngine"),
 }
 
 
-def load_engine(spec: ModelSpec) -> Engine:
+def load_engine(spec: ModelSpec, worker_index: int = 0) -> Engine:
     module_name, class_name = _ENGINES[spec.backend]
-    engine: Engine = getattr(importlib.import_module(module_name), class_name)(spec)
+    engine: Engine = getattr(importlib.import_module(module_name), class_name)(spec, worker_index)
     return engine
 
 

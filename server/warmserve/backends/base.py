@@ -17,6 +17,8 @@ StepEvents = list[tuple[str, GenerationEvent]]
 
 
 class Engine(ABC):
+    """Built as `EngineClass(spec, worker_index)` inside a worker process."""
+
     capacity: int = 1
 
     @abstractmethod

@@ -36,7 +36,7 @@ class _Sequence:
 
 
 class FakeEngine(Engine):
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         self._options = spec.fake
         self._n_ctx = spec.n_ctx
         self.capacity = spec.fake.capacity

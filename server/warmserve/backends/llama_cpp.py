@@ -39,7 +39,7 @@ class _Sequence:
 class LlamaCppEngine(Engine):
     capacity = 1
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         threads = spec.effective_threads()
         self._llama = llama_cpp.Llama(
             model_path=str(spec.model_file()),

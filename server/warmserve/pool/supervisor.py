@@ -63,6 +63,7 @@ class ModelPool:
         self._stopping = True
         for task in self._restarts:
             task.cancel()
+        await asyncio.gather(*self._restarts, return_exceptions=True)
         await asyncio.gather(*(asyncio.to_thread(w.stop, _STOP_TIMEOUT_S) for w in self._workers))
 
     async def submit(self, request: GenerationRequest) -> RequestStream:

@@ -42,7 +42,7 @@ def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -
     log.info("loading %s with the %s backend", spec.path or spec.name, spec.backend)
     started = time.perf_counter()
     try:
-        engine = load_engine(spec)
+        engine = load_engine(spec, index)
     except Exception as exc:  # report any load failure to the supervisor, then exit
         log.exception("load failed")
         error = exc if isinstance(exc, WarmServeError) else BackendError(f"Loading {spec.name} failed: {exc}")

@@ -1,0 +1,226 @@
+"""Hugging Face models through transformers, many requests decoded together.
+
+A step loop rather than `model.generate`: each `step` decodes one token for every
+running sequence in one batched forward pass over a shared left-padded KV cache
+(kv_batch.py), then prefills the requests admitted since the last step, so new
+requests join between decode steps and a cancelled one leaves at the next step.
+Models whose cache cannot be merged (sliding-window layers) run one at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from warmserve.backends.base import Engine, StepEvents, output_budget
+from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.hf_source import model_directory
+from warmserve.backends.kv_batch import KVBatch, supports_batching
+from warmserve.backends.sampling import TorchSampler
+from warmserve.backends.text import OutputTracker
+from warmserve.config import ModelSpec
+from warmserve.errors import InvalidRequest
+from warmserve.generation import Finished, GenerationEvent, GenerationRequest, Started
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def choose_device(setting: str, worker_index: int) -> torch.device:
+    """`auto`: one GPU per worker (round robin) when there are GPUs, else the CPU."""
+    if setting != "auto":
+        return torch.device(setting)
+    if torch.cuda.is_available():
+        return torch.device("cuda", worker_index % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def choose_dtype(setting: str, device: torch.device) -> torch.dtype:
+    if setting != "auto":
+        return _DTYPES[setting]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+class Detokenizer:
+    """Incremental decoding that is exact for byte-level and SentencePiece tokenizers.
+
+    Decoding token by token loses spaces and splits characters, so we decode a short
+    window of recent tokens and emit only the new, complete text.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self._tokenizer = tokenizer
+        self.ids: list[int] = []
+        self._prefix = 0
+        self._read = 0
+
+    def push(self, token: int) -> bytes:
+        self.ids.append(token)
+        before = self._decode(self.ids[self._prefix : self._read])
+        after = self._decode(self.ids[self._prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self.ids)
+            return after[len(before) :].encode()
+        return b""
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=True))
+
+
+@dataclass
+class _Sequence:
+    request_id: str
+    prompt: list[int]
+    sampler: TorchSampler
+    tracker: OutputTracker
+    detokenizer: Detokenizer
+    length: int = 0  # tokens in the KV cache
+    last_token: int = -1
+    events: list[GenerationEvent] = field(default_factory=list)
+    done: bool = False
+
+
+class TransformersEngine(Engine):
+    def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
+        torch.set_num_threads(spec.effective_threads())
+        self._device = choose_device(spec.device, worker_index)
+        dtype = choose_dtype(spec.dtype, self._device)
+        directory = model_directory(spec)
+        log.info("loading %s on %s as %s", directory, self._device, dtype)
+        self._tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=spec.trust_remote_code)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            directory, dtype=dtype, trust_remote_code=spec.trust_remote_code
+        )
+        self._model = model.to(self._device)
+        self._model.eval()
+        # transformers 5.x renamed `past_key_values` to `cache`; accept both generations.
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(self._model.forward).parameters else "past_key_values"
+        )
+        limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
+        self._n_ctx = min(spec.n_ctx, limit)
+        self._eos = self._eos_ids()
+        self._fallback_template = None if self._tokenizer.chat_template else ChatTemplate(None, "", "")
+        self.capacity = spec.max_batch_size
+        self._batch = KVBatch()
+        self._batching = True  # until a model's cache turns out not to be mergeable
+        self._rows: list[_Sequence] = []  # in KV-batch row order
+        self._new: list[_Sequence] = []  # admitted, not yet prefilled
+
+    @property
+    def running(self) -> int:
+        return len(self._rows) + len(self._new)
+
+    def add(self, request_id: str, request: GenerationRequest) -> Started:
+        prompt = self._prompt_tokens(request)
+        budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
+        self._new.append(
+            _Sequence(
+                request_id=request_id,
+                prompt=prompt,
+                sampler=TorchSampler(request.sampling),
+                tracker=OutputTracker(len(prompt), budget, request.sampling.stop),
+                detokenizer=Detokenizer(self._tokenizer),
+            )
+        )
+        return Started(prompt_tokens=len(prompt))
+
+    def cancel(self, request_id: str) -> None:
+        self._new = [s for s in self._new if s.request_id != request_id]
+        keep = [i for i, s in enumerate(self._rows) if s.request_id != request_id]
+        if len(keep) != len(self._rows):
+            self._rows = [self._rows[i] for i in keep]
+            self._batch.keep(keep)
+
+    @torch.inference_mode()
+    def step(self) -> StepEvents:
+        if self._rows:
+            self._decode()
+        if self._new and (not self._rows or self._batching):
+            self._prefill(self._new.pop(0))
+        events = [(s.request_id, e) for s in self._rows for e in s.events]
+        for seq in self._rows:
+            seq.events = []
+        keep = [i for i, s in enumerate(self._rows) if not s.done]
+        if len(keep) != len(self._rows):
+            self._rows = [self._rows[i] for i in keep]
+            self._batch.keep(keep)
+        return events
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _decode(self) -> None:
+        rows = self._rows
+        input_ids = torch.tensor([[s.last_token] for s in rows], device=self._device)
+        positions = torch.tensor([[s.length] for s in rows], device=self._device)
+        out = self._model(
+            input_ids=input_ids,
+            attention_mask=self._batch.grow(),
+            position_ids=positions,
+            use_cache=True,
+            **{self._cache_arg: self._batch.cache},
+        )
+        logits = out.logits[:, -1, :]
+        for i, seq in enumerate(rows):
+            seq.length += 1
+            self._accept(seq, seq.sampler.sample(logits[i]))
+
+    def _prefill(self, seq: _Sequence) -> None:
+        input_ids = torch.tensor([seq.prompt], device=self._device)
+        out = self._model(input_ids=input_ids, use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        if not supports_batching(cache):
+            self._batching = False
+        seq.length = len(seq.prompt)
+        self._batch.append(cache, seq.length)
+        self._rows.append(seq)
+        self._accept(seq, seq.sampler.sample(out.logits[0, -1, :]))
+
+    def _accept(self, seq: _Sequence, token: int) -> None:
+        seq.last_token = token
+        if token in self._eos:
+            new = seq.tracker.end_of_generation()
+        else:
+            new = seq.tracker.push(seq.detokenizer.push(token))
+        seq.events.extend(new)
+        seq.done = bool(new) and isinstance(new[-1], Finished)
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        tokenizer = self._tokenizer
+        if request.messages is not None:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            if self._fallback_template is not None:
+                text = self._fallback_template.render(request.messages)
+            else:
+                try:
+                    text = str(
+                        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                    )
+                except Exception as exc:  # template errors are the request's fault
+                    raise InvalidRequest(
+                        f"The model's chat template failed: {exc}", param="messages"
+                    ) from exc
+            ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:
+            assert request.prompt is not None
+            ids = tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
+        if not ids:
+            raise InvalidRequest("The prompt is empty.", param=request.input_param)
+        return ids
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for value in (self._model.generation_config.eos_token_id, self._tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, list):
+                ids.update(value)
+        return ids

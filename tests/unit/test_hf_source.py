@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+
+from warmserve.backends.hf_source import ModelSourceError, hub_download, model_directory
+from warmserve.config import ModelSpec
+
+
+def spec(path: str | None, **fields) -> ModelSpec:
+    return ModelSpec(backend="transformers", path=path, **fields)
+
+
+def test_a_local_directory_is_used_as_it_is(tmp_path: Path):
+    assert model_directory(spec(str(tmp_path))) == tmp_path
+
+
+def test_hub_ids_go_through_the_downloader_with_the_revision(tmp_path: Path):
+    calls = []
+
+    def fake_hub(repo_id: str, revision: str | None) -> str:
+        calls.append((repo_id, revision))
+        return str(tmp_path)
+
+    assert model_directory(spec("acme/tiny-model", revision="v2"), download=fake_hub) == tmp_path
+    assert calls == [("acme/tiny-model", "v2")]
+
+
+def test_offline_hub_download_says_what_to_do(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelSourceError, match="huggingface-cli download acme/absent"):
+        hub_download("acme/absent", None)
+
+
+def test_a_file_that_is_not_gguf_is_rejected(tmp_path: Path):
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"x")
+    with pytest.raises(ModelSourceError, match="not a GGUF"):
+        model_directory(spec(str(weights)))
+
+
+def test_a_path_that_is_nowhere_is_rejected():
+    with pytest.raises(ModelSourceError, match="neither"):
+        model_directory(spec("/no/such/../dir/at/all"))
