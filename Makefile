@@ -27,8 +27,8 @@ serve: install
 	$(BIN)/warmserve serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check server tests benchmarks
-	$(BIN)/ruff format --check server tests benchmarks
+	$(BIN)/ruff check server tests benchmarks examples
+	$(BIN)/ruff format --check server tests benchmarks examples
 	$(BIN)/mypy
 
 test: lint
