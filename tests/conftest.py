@@ -91,6 +91,12 @@ def write_config(path: Path, settings: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hf_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One conversion of the embedded GGUF to safetensors, shared by the transformers tests."""
+    return tmp_path_factory.mktemp("hf-cache")
+
+
+@pytest.fixture(scope="session")
 def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real HTTP server process with two slow fake workers, for disconnect and crash tests."""
     tmp = tmp_path_factory.mktemp("fake-server")

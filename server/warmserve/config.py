@@ -47,6 +47,14 @@ def embedded_model_path() -> Path:
     )
 
 
+def visible_gpu_count(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> int:
+    """NVIDIA GPUs the kernel driver reports, counted without importing torch or CUDA."""
+    try:
+        return sum(1 for entry in driver_dir.iterdir() if entry.is_dir())
+    except OSError:
+        return 0
+
+
 class FakeOptions(BaseModel):
     """Behaviour of the deterministic fake backend, for tests of the API and pool."""
 
@@ -75,7 +83,13 @@ class ModelSpec(BaseModel):
         description="GGUF file (llama_cpp, transformers), model directory or hub id (transformers); "
         "empty means the embedded SmolLM2-135M-Instruct.",
     )
-    workers: int = Field(1, ge=1, le=64, description="Worker processes, each holding the model.")
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Worker processes, each holding the model; 0 = one per GPU for transformers on "
+        "GPUs, else 1.",
+    )
     threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads per worker; default: cores split between workers."
     )
@@ -99,6 +113,13 @@ class ModelSpec(BaseModel):
         str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept."
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+
+    @model_validator(mode="after")
+    def _default_workers(self) -> ModelSpec:
+        if self.workers == 0:
+            gpus = visible_gpu_count() if self.backend == "transformers" and self.device == "auto" else 0
+            object.__setattr__(self, "workers", max(1, gpus))
+        return self
 
     @model_validator(mode="after")
     def _default_name(self) -> ModelSpec:

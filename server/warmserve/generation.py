@@ -81,4 +81,11 @@ class Failed:
     error: ErrorInfo
 
 
-GenerationEvent = Started | TextDelta | Finished | Failed
+@dataclass(frozen=True)
+class Tokenized:
+    """The answer to a tokenize-only request: the prompt's token ids, nothing generated."""
+
+    tokens: tuple[int, ...]
+
+
+GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized

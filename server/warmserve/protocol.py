@@ -131,6 +131,14 @@ class CompletionRequest(SamplingFields):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
+class TokenizeRequest(WireModel):
+    """warmserve's own endpoint: count tokens with the model's tokenizer (and chat template)."""
+
+    model: str = Field(min_length=1)
+    prompt: Text | None = None
+    messages: list[ChatMessageIn] | None = Field(None, min_length=1)
+
+
 # --- responses --------------------------------------------------------------------------
 
 
@@ -223,6 +231,12 @@ class ModelCard(WireModel):
 class ModelList(WireModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class TokenizeResponse(WireModel):
+    model: str
+    tokens: list[int]
+    count: int
 
 
 class ErrorDetail(WireModel):

@@ -119,3 +119,20 @@ async def test_seeded_sampling_is_reproducible(sdk):
     first, again = (await ask(3)).choices[0].text, (await ask(3)).choices[0].text
     assert first == again
     assert sorted(first.split()) == list("abcdefg")
+
+
+async def test_tokenize_counts_with_the_models_tokenizer_and_chat_template(client):
+    prompt = await client.post("/v1/tokenize", json={"model": "fake", "prompt": "a b c"})
+    assert prompt.status_code == 200
+    assert prompt.json()["count"] == 3
+    assert len(prompt.json()["tokens"]) == 3
+    chat = await client.post("/v1/tokenize", json={"model": "fake", "messages": MESSAGES})
+    assert chat.json()["count"] == 7  # the same count a chat completion reports as prompt_tokens
+
+
+async def test_tokenize_needs_exactly_one_input_and_a_known_model(client):
+    both = {"model": "fake", "prompt": "a", "messages": MESSAGES}
+    assert (await client.post("/v1/tokenize", json=both)).status_code == 400
+    assert (await client.post("/v1/tokenize", json={"model": "fake"})).status_code == 400
+    assert (await client.post("/v1/tokenize", json={"model": "nope", "prompt": "a"})).status_code == 404
+    assert (await client.post("/v1/tokenize", json={"model": "fake", "prompt": " "})).status_code == 400

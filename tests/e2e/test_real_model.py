@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import llama_cpp
 import openai
 import pytest
@@ -149,3 +150,9 @@ def test_only_worker_processes_load_llama_cpp(server):
     assert len(worker_maps) == 2
     assert "libllama" not in maps(server.process.pid)
     assert "libtorch" not in maps(server.process.pid)
+
+
+def test_tokenize_matches_the_prompt_tokens_of_a_chat_completion(server, client):
+    counted = httpx.post(f"{server.base_url}/v1/tokenize", json={"model": MODEL, "messages": QUESTION}).json()
+    answer = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=1)
+    assert counted["count"] == answer.usage.prompt_tokens

@@ -27,7 +27,7 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, hf_cache_dir) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("hf")
     models = [
         {"name": EMBEDDED_MODEL_NAME, "threads": 1, "n_ctx": 1024},
@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             "threads": 1,
             "n_ctx": 1024,
             "max_batch_size": 4,
-            "cache_dir": str(tmp / "cache"),
+            "cache_dir": str(hf_cache_dir),
         },
     ]
     server = start_server(["--config", str(write_config(tmp / "warmserve.yaml", {"models": models}))], tmp)

@@ -102,7 +102,7 @@ def test_model_flags_build_one_model_that_replaces_the_file_list(tmp_path: Path)
 
 def test_flags_are_bounded_like_the_settings():
     with pytest.raises(SystemExit) as info:
-        main(["models", "--workers", "0"])
+        main(["models", "--workers", "65"])
     assert info.value.code == 2
 
 
@@ -111,3 +111,17 @@ def test_models_command_shows_what_is_configured(capsys):
     out = capsys.readouterr().out
     assert "x" in out.splitlines()[1]
     assert "/m/x.gguf" in out
+
+
+def test_transformers_workers_default_to_one_per_gpu(monkeypatch, tmp_path: Path):
+    import warmserve.config as config
+
+    for bus in ("0000:01:00.0", "0000:02:00.0"):
+        (tmp_path / bus).mkdir()
+    count = config.visible_gpu_count
+    assert count(tmp_path / "absent") == 0
+    monkeypatch.setattr(config, "visible_gpu_count", lambda: count(tmp_path))
+    assert ModelSpec(backend="transformers").workers == 2
+    assert ModelSpec(backend="transformers", device="cpu").workers == 1
+    assert ModelSpec(backend="llama_cpp").workers == 1
+    assert ModelSpec(backend="transformers", workers=3).workers == 3

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from warmserve import __version__
-from warmserve.api import chat, completions, health, models
+from warmserve.api import chat, completions, health, models, tokenize
 from warmserve.api.errors import install_error_handlers
 from warmserve.config import ServerSettings
 from warmserve.pool import PoolManager
@@ -34,6 +34,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.pools = pools
     install_error_handlers(app)
-    for module in (chat, completions, models, health):
+    for module in (chat, completions, models, tokenize, health):
         app.include_router(module.router)
     return app

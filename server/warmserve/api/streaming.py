@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from warmserve.api.errors import ClientDisconnected, error_body
 from warmserve.errors import WarmServeError
-from warmserve.generation import Finished, GenerationRequest, Started, TextDelta
+from warmserve.generation import Finished, GenerationRequest, TextDelta
 from warmserve.pool import ModelPool, RequestStream
 
 T = TypeVar("T")
@@ -66,7 +66,7 @@ async def merged(streams: Sequence[RequestStream]) -> AsyncIterator[tuple[int, T
     async def pump(index: int, stream: RequestStream) -> None:
         try:
             async for event in stream:
-                if not isinstance(event, Started):
+                if isinstance(event, TextDelta | Finished):
                     await queue.put((index, event))
         except BaseException as exc:
             await queue.put((index, exc))

@@ -26,6 +26,10 @@ class Engine(ABC):
         """Tokenize and admit a request; raises a WarmServeError if it cannot run."""
 
     @abstractmethod
+    def tokenize(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens exactly as `add` would feed them to the model."""
+
+    @abstractmethod
     def step(self) -> StepEvents:
         """Advance every running request by one token; return their events in order."""
 

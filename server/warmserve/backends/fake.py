@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import zlib
 from dataclasses import dataclass
 
 from warmserve.backends.base import Engine, StepEvents, output_budget
@@ -47,25 +48,28 @@ class FakeEngine(Engine):
     def running(self) -> int:
         return len(self._running)
 
+    def tokenize(self, request: GenerationRequest) -> list[int]:
+        words = render_prompt(request).split()
+        if not words:
+            raise InvalidRequest("The prompt is empty.", param=request.input_param)
+        return [zlib.crc32(word.encode()) % 50_000 for word in words]
+
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         prompt = render_prompt(request)
         prompt_words = prompt.split()
-        if not prompt_words:
-            raise InvalidRequest("The prompt is empty.", param=request.input_param)
-        budget = output_budget(
-            len(prompt_words), request.sampling.max_tokens, self._n_ctx, request.input_param
-        )
+        prompt_tokens = len(self.tokenize(request))
+        budget = output_budget(prompt_tokens, request.sampling.max_tokens, self._n_ctx, request.input_param)
         words = list(reversed(prompt_words))
         if request.sampling.temperature > 0:
             random.Random(request.sampling.seed).shuffle(words)
         options = self._options
         self._running[request_id] = _Sequence(
             words=words,
-            tracker=OutputTracker(len(prompt_words), budget, request.sampling.stop),
+            tracker=OutputTracker(prompt_tokens, budget, request.sampling.stop),
             fail=bool(options.fail_on and options.fail_on in prompt),
             crash=bool(options.crash_on and options.crash_on in prompt),
         )
-        return Started(prompt_tokens=len(prompt_words))
+        return Started(prompt_tokens=prompt_tokens)
 
     def step(self) -> StepEvents:
         if self._options.token_delay_s:

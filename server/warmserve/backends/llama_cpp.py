@@ -65,7 +65,7 @@ class LlamaCppEngine(Engine):
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         if self._active is not None:
             raise RuntimeError("serial engine admitted a second request")
-        tokens = self._prompt_tokens(request)
+        tokens = self.tokenize(request)
         budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
         self._active = _Sequence(
             request_id=request_id,
@@ -100,7 +100,7 @@ class LlamaCppEngine(Engine):
             self._active.tokens.close()
             self._active = None
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def tokenize(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None:
             text = self._template.render(request.messages)
             # A template that writes the BOS token itself must not get a second one.

@@ -120,7 +120,7 @@ class TransformersEngine(Engine):
         return len(self._rows) + len(self._new)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
-        prompt = self._prompt_tokens(request)
+        prompt = self.tokenize(request)
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         self._new.append(
             _Sequence(
@@ -193,7 +193,7 @@ class TransformersEngine(Engine):
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+    def tokenize(self, request: GenerationRequest) -> list[int]:
         tokenizer = self._tokenizer
         if request.messages is not None:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]

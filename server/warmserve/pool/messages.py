@@ -22,6 +22,14 @@ class Submit:
 
 
 @dataclass(frozen=True)
+class Tokenize:
+    """Answered at once with a Tokenized (or Failed) event; never queued behind generations."""
+
+    request_id: str
+    request: GenerationRequest
+
+
+@dataclass(frozen=True)
 class Cancel:
     request_id: str
 
@@ -31,7 +39,7 @@ class Shutdown:
     pass
 
 
-ToWorker = Submit | Cancel | Shutdown
+ToWorker = Submit | Tokenize | Cancel | Shutdown
 
 # worker -> supervisor
 

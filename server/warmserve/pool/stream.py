@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from warmserve.errors import error_from_info
-from warmserve.generation import Failed, Finished, GenerationEvent, Started, TextDelta
+from warmserve.generation import Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
 
 
 class RequestStream:
@@ -28,14 +28,14 @@ class RequestStream:
     def __aiter__(self) -> RequestStream:
         return self
 
-    async def __anext__(self) -> Started | TextDelta | Finished:
+    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized:
         if self.done:
             raise StopAsyncIteration
         event = await self._queue.get()
         if isinstance(event, Failed):
             self.done = True
             raise error_from_info(event.error)
-        if isinstance(event, Finished):
+        if isinstance(event, Finished | Tokenized):
             self.done = True
         return event
 
@@ -45,6 +45,13 @@ class RequestStream:
         if not isinstance(event, Started):
             raise RuntimeError(f"expected Started first, got {event!r}")
         return event
+
+    async def tokens(self) -> list[int]:
+        """The answer to a tokenize-only request."""
+        event = await self.__anext__()
+        if not isinstance(event, Tokenized):
+            raise RuntimeError(f"expected Tokenized, got {event!r}")
+        return list(event.tokens)
 
     def close(self) -> None:
         """Cancel in the worker unless the request already ended; safe to call twice."""

@@ -17,7 +17,7 @@ import uuid
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, ModelUnavailable
 from warmserve.generation import GenerationRequest
-from warmserve.pool.messages import Submit
+from warmserve.pool.messages import Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import WorkerHandle
 
@@ -74,6 +74,17 @@ class ModelPool:
         worker.submit(stream, Submit(request_id, request))
         log.debug("request %s -> worker %d (%d in flight)", request_id, worker.index, len(worker.inflight))
         return stream
+
+    async def tokenize(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens, counted by a worker's own tokenizer and chat template."""
+        worker = await self._pick_worker()
+        request_id = f"{self.spec.name}-tok-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        stream = RequestStream(request_id, worker.cancel)
+        worker.submit(stream, Tokenize(request_id, request))
+        try:
+            return await stream.tokens()
+        finally:
+            stream.close()
 
     async def _pick_worker(self) -> WorkerHandle:
         deadline = time.monotonic() + self._start_timeout_s

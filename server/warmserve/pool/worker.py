@@ -18,12 +18,13 @@ from warmserve.backends import Engine, load_engine
 from warmserve.backends.base import StepEvents as Events
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, WarmServeError
-from warmserve.generation import Failed, Finished, GenerationRequest
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, Tokenized
 from warmserve.pool.messages import (
     Cancel,
     RequestEvents,
     Shutdown,
     Submit,
+    Tokenize,
     ToWorker,
     WorkerLoadFailed,
     WorkerReady,
@@ -72,6 +73,8 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 return
             if isinstance(message, Submit):
                 waiting[message.request_id] = message.request
+            elif isinstance(message, Tokenize):
+                conn.send(RequestEvents((_tokenize(engine, message),)))
             elif isinstance(message, Cancel) and waiting.pop(message.request_id, None) is None:
                 engine.cancel(message.request_id)
                 running.discard(message.request_id)
@@ -83,6 +86,16 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 running.discard(request_id)
         if events:
             conn.send(RequestEvents(tuple(events)))
+
+
+def _tokenize(engine: Engine, message: Tokenize) -> tuple[str, GenerationEvent]:
+    try:
+        return message.request_id, Tokenized(tuple(engine.tokenize(message.request)))
+    except WarmServeError as exc:
+        return message.request_id, Failed(exc.info())
+    except Exception as exc:
+        log.exception("tokenize %s failed", message.request_id)
+        return message.request_id, Failed(BackendError(f"The tokenizer failed: {exc}").info())
 
 
 def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running: set[str]) -> Events:

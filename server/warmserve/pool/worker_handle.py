@@ -20,13 +20,14 @@ from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, WorkerDied
-from warmserve.generation import Failed, Finished
+from warmserve.generation import Failed, Finished, Tokenized
 from warmserve.pool.messages import (
     Cancel,
     FromWorker,
     RequestEvents,
     Shutdown,
     Submit,
+    Tokenize,
     ToWorker,
     WorkerLoadFailed,
     WorkerReady,
@@ -87,7 +88,7 @@ class WorkerHandle:
         self._conn, self._process = parent_conn, process
         log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
 
-    def submit(self, stream: RequestStream, message: Submit) -> None:
+    def submit(self, stream: RequestStream, message: Submit | Tokenize) -> None:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
 
@@ -144,7 +145,7 @@ class WorkerHandle:
                 if stream is None:
                     continue  # cancelled while the event was on its way
                 stream.push(event)
-                if isinstance(event, Finished | Failed):
+                if isinstance(event, Finished | Failed | Tokenized):
                     self.inflight.pop(request_id, None)
         elif isinstance(message, WorkerReady):
             self.state = "ready"

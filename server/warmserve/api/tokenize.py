@@ -1,0 +1,31 @@
+"""POST /v1/tokenize: token counts from the model's own tokenizer, for clients like LangChain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from warmserve.api.deps import Pools
+from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.errors import InvalidRequest
+from warmserve.generation import ChatMessage, GenerationRequest
+from warmserve.protocol import TokenizeRequest, TokenizeResponse
+
+router = APIRouter()
+
+
+@router.post("/v1/tokenize", responses=ERROR_RESPONSES)
+async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
+    """Chat messages are counted as the model will see them: rendered by its chat template."""
+    if (body.prompt is None) == (body.messages is None):
+        raise InvalidRequest("Send exactly one of 'prompt' or 'messages'.", param="prompt")
+    pool = pools.get(body.model)
+    if body.messages is not None:
+        messages = tuple(
+            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+            for m in body.messages
+        )
+        request = GenerationRequest(messages=messages)
+    else:
+        request = GenerationRequest(prompt=body.prompt)
+    tokens = await pool.tokenize(request)
+    return TokenizeResponse(model=body.model, tokens=tokens, count=len(tokens))
