@@ -88,16 +88,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "decode-vs-inprocess.json"
-    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "decode-vs-inprocess.json")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     load_started = time.perf_counter()
-    llm = llama_cpp.Llama(
-        model_path=str(embedded_model_path()), n_ctx=4096, n_threads=args.threads, verbose=False
-    )
+    llm = llama_cpp.Llama(model_path=str(embedded_model_path()), n_ctx=4096, n_threads=args.threads, verbose=False)
     local_load_s = time.perf_counter() - load_started
     server_log = Path(tempfile.mkstemp(prefix="warmserve-bench-", suffix=".log")[1])
     process, ready_s, server_load_s = start_server(args.port, args.threads, server_log)
@@ -137,17 +133,13 @@ def main() -> None:
         "runs": {"server": server_runs, "in_process": local_runs},
     }
     result["ratio_server_over_in_process"] = {
-        "decode_tokens_per_s": result["decode_tokens_per_s"]["server"]
-        / result["decode_tokens_per_s"]["in_process"],
+        "decode_tokens_per_s": result["decode_tokens_per_s"]["server"] / result["decode_tokens_per_s"]["in_process"],
         "ttft": result["ttft_s"]["server"] / result["ttft_s"]["in_process"],
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         json.dumps(
-            {
-                k: result[k]
-                for k in ("load_s", "decode_tokens_per_s", "ttft_s", "ratio_server_over_in_process")
-            },
+            {k: result[k] for k in ("load_s", "decode_tokens_per_s", "ttft_s", "ratio_server_over_in_process")},
             indent=2,
         )
     )

@@ -15,10 +15,7 @@ import argparse
 
 from openai import OpenAI
 
-TEMPLATE = (
-    "You are a professional florist copywriter.\n"
-    "For {flower} priced at ${price}, write a short description:\n"
-)
+TEMPLATE = "You are a professional florist copywriter.\nFor {flower} priced at ${price}, write a short description:\n"
 
 
 def main() -> None:

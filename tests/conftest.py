@@ -57,7 +57,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{self.base_url}/ready", timeout=2).json()["status"] == "ready":
                     return
             except httpx.HTTPError:
                 pass

@@ -43,6 +43,16 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
             continue
         flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
         flag_type, choices = _flag_type(field.annotation)
+        if typing.get_origin(flag_type) is list:
+            parser.add_argument(
+                flag,
+                dest=dest_prefix + name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=name.upper().removesuffix("S"),
+                help=_help(field) + " Repeat the flag for several.",
+            )
+            continue
         if flag_type is bool:
             parser.add_argument(
                 flag,
@@ -117,20 +127,16 @@ def _print_models(settings: ServerSettings) -> None:
 
 
 def _serve(settings: ServerSettings) -> None:
-    import uvicorn
+    from warmserve.api.serving import run
 
-    from warmserve.api import create_app
-
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("warmserve").info(
         "serving %s on http://%s:%d/v1",
         ", ".join(m.name for m in settings.models),
         settings.host,
         settings.port,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    run(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

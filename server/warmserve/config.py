@@ -87,8 +87,7 @@ class ModelSpec(BaseModel):
         0,
         ge=0,
         le=64,
-        description="Worker processes, each holding the model; 0 = one per GPU for transformers on "
-        "GPUs, else 1.",
+        description="Worker processes, each holding the model; 0 = one per GPU for transformers on GPUs, else 1.",
     )
     threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads per worker; default: cores split between workers."
@@ -101,16 +100,20 @@ class ModelSpec(BaseModel):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description="transformers: auto (a GPU per worker when there are GPUs, else CPU), cpu, cuda, cuda:N.",
     )
-    dtype: DType = Field(
-        "auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU."
-    )
-    max_batch_size: int = Field(
-        8, ge=1, le=256, description="transformers: requests decoded together per step."
-    )
+    dtype: DType = Field("auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
+    max_batch_size: int = Field(8, ge=1, le=256, description="transformers: requests decoded together per step.")
     trust_remote_code: bool = Field(False, description="transformers: run code that ships with the model.")
     revision: str | None = Field(None, max_length=256, description="transformers: hub revision to download.")
-    cache_dir: str = Field(
-        str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept."
+    cache_dir: str = Field(str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept.")
+    max_running: int = Field(
+        0, ge=0, le=100_000, description="Requests running at once; 0 = every worker's engine capacity."
+    )
+    max_waiting: int = Field(64, ge=0, le=100_000, description="Requests queued beyond that; more get 429.")
+    queue_timeout_s: float = Field(
+        60.0, gt=0, le=86_400, description="A request queued longer than this gets 503 (Retry-After)."
+    )
+    request_timeout_s: float = Field(
+        600.0, gt=0, le=86_400, description="A request running longer than this is cancelled (504)."
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
 
@@ -155,8 +158,19 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 exposes the server.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
-    worker_start_timeout_s: float = Field(
-        600.0, gt=0, le=86_400, description="How long a request waits for a model that is still loading."
+    api_keys: list[str] = Field(
+        default_factory=list, description="Accepted API keys (Authorization: Bearer); none = no auth."
+    )
+    api_key_file: str | None = Field(None, description="File with more accepted API keys, one per line.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (e.g. https://app.example); none by default."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted (else 413)."
+    )
+    max_messages: int = Field(1024, ge=1, le=100_000, description="Most chat messages in one request.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM, how long in-flight requests may finish before exit."
     )
     models: list[ModelSpec] = Field(
         default_factory=list, description="Served models; empty serves the embedded default."
@@ -171,6 +185,14 @@ class ServerSettings(BaseSettings):
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    def accepted_api_keys(self) -> list[str]:
+        """Keys from the settings and the key file; read at app start, not per request."""
+        keys = list(self.api_keys)
+        if self.api_key_file:
+            lines = Path(self.api_key_file).expanduser().read_text().splitlines()
+            keys.extend(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+        return keys
 
     @classmethod
     def settings_customise_sources(

@@ -9,9 +9,15 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── InvalidRequest              400 invalid_request_error
     │   ├── UnsupportedParameter    400 (code unsupported_parameter)
     │   └── ContextLengthExceeded   400 (code context_length_exceeded)
+    ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
-    ├── ModelUnavailable            503 (code model_unavailable)
+    ├── PayloadTooLarge             413 (code payload_too_large)
+    ├── Overloaded                  429 (code overloaded), Retry-After
+    ├── ModelUnavailable            503 (code model_unavailable), Retry-After
+    │   ├── QueueTimeout            503 (code queue_timeout)
+    │   └── ShuttingDown            503 (code shutting_down)
     ├── WorkerDied                  503 (code worker_died)
+    ├── RequestTimeout              504 (code request_timeout)
     └── BackendError                500 (code backend_error)
 """
 
@@ -33,6 +39,7 @@ class WarmServeError(Exception):
     status_code: int = 500
     error_type: str = "server_error"
     code: str = "internal_error"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -41,6 +48,9 @@ class WarmServeError(Exception):
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, param=self.param)
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 class InvalidRequest(WarmServeError):
@@ -57,6 +67,24 @@ class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
 
+class Unauthorized(WarmServeError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Overloaded(WarmServeError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "overloaded"
+    retry_after_s = 1
+
+
 class ModelNotFound(WarmServeError):
     status_code = 404
     error_type = "invalid_request_error"
@@ -66,6 +94,21 @@ class ModelNotFound(WarmServeError):
 class ModelUnavailable(WarmServeError):
     status_code = 503
     code = "model_unavailable"
+    retry_after_s = 5
+
+
+class QueueTimeout(ModelUnavailable):
+    code = "queue_timeout"
+    retry_after_s = 1
+
+
+class ShuttingDown(ModelUnavailable):
+    code = "shutting_down"
+
+
+class RequestTimeout(WarmServeError):
+    status_code = 504
+    code = "request_timeout"
 
 
 class WorkerDied(WarmServeError):
@@ -84,9 +127,15 @@ _BY_CODE: dict[str, type[WarmServeError]] = {
         InvalidRequest,
         UnsupportedParameter,
         ContextLengthExceeded,
+        Unauthorized,
+        PayloadTooLarge,
+        Overloaded,
         ModelNotFound,
         ModelUnavailable,
+        QueueTimeout,
+        ShuttingDown,
         WorkerDied,
+        RequestTimeout,
         BackendError,
     )
 }

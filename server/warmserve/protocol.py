@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer
 
+# Beyond any context a model has; larger values are typos or attacks, not requests.
+MAX_TOKENS_LIMIT = 10_000_000
+
 # Parameters OpenAI documents as hints or bookkeeping: accepted and ignored.
-HINT_PARAMETERS = frozenset(
-    {"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "user"}
-)
+HINT_PARAMETERS = frozenset({"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "user"})
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 NEUTRAL_VALUES: dict[str, Any] = {
     "n": 1,
@@ -70,8 +71,7 @@ class StreamOptions(WireModel):
 
 
 StopParam = (
-    Annotated[Text, Field(min_length=1)]
-    | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
+    Annotated[Text, Field(min_length=1)] | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
 )
 
 
@@ -113,8 +113,8 @@ class SamplingFields(BaseModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
 
     def output_limit(self) -> int | None:
         """`max_completion_tokens` is the current name; `max_tokens` the deprecated one."""
@@ -125,7 +125,7 @@ class CompletionRequest(SamplingFields):
     prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=64)] = Field(
         description="One prompt, or a list (at most 64) answered as one choice each."
     )
-    max_tokens: int | None = Field(16, ge=1, description="OpenAI's default for completions is 16.")
+    max_tokens: int | None = Field(16, ge=1, le=MAX_TOKENS_LIMIT, description="OpenAI's default for completions is 16.")
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
@@ -224,6 +224,9 @@ class ModelCard(WireModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "warmserve"
+    state: Literal["loading", "ready", "degraded", "unhealthy", "stopping"] = Field(
+        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing."
+    )
     ready_workers: int = Field(description="Workers holding the model now.")
     workers: int = Field(description="Workers configured for the model.")
 

@@ -30,6 +30,4 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def sdk(client: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://warmserve/v1", api_key="unused", http_client=client, max_retries=0
-    )
+    return openai.AsyncOpenAI(base_url="http://warmserve/v1", api_key="unused", http_client=client, max_retries=0)

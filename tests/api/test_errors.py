@@ -78,9 +78,7 @@ async def test_unsupported_parameters_are_400_never_silently_ignored(client, ext
 
 
 async def test_hint_parameters_are_accepted(client):
-    response = await client.post(
-        "/v1/chat/completions", json={**OK_CHAT, "user": "u1", "n": 1, "store": False}
-    )
+    response = await client.post("/v1/chat/completions", json={**OK_CHAT, "user": "u1", "n": 1, "store": False})
     assert response.status_code == 200
 
 
@@ -91,15 +89,11 @@ async def test_stream_options_without_stream_is_400(client):
 
 async def test_prompt_plus_max_tokens_over_the_context_is_400_with_the_numbers(client, sdk):
     body = {"model": "fake", "prompt": "a b c", "max_tokens": 300}
-    error = assert_error(
-        await client.post("/v1/completions", json=body), 400, "context_length_exceeded", "prompt"
-    )
+    error = assert_error(await client.post("/v1/completions", json=body), 400, "context_length_exceeded", "prompt")
     assert "256" in error["message"]
     assert "303" in error["message"]
     with pytest.raises(openai.BadRequestError, match="context"):
-        await sdk.chat.completions.create(
-            model="fake", messages=[{"role": "user", "content": "x " * 300}], stream=True
-        )
+        await sdk.chat.completions.create(model="fake", messages=[{"role": "user", "content": "x " * 300}], stream=True)
 
 
 async def test_a_backend_failure_is_a_500_body_or_an_error_event(client, sdk):
@@ -121,14 +115,12 @@ async def test_unknown_routes_and_methods_get_openai_errors(client):
 async def test_ready_and_health(client):
     assert (await client.get("/health")).json() == {"status": "ok"}
     ready = (await client.get("/ready")).json()
-    assert ready == {"status": "ready", "models": {"fake": {"ready_workers": 1, "workers": 1}}}
+    assert ready == {"status": "ready", "models": {"fake": {"state": "ready", "ready_workers": 1, "workers": 1}}}
 
 
 async def test_a_lone_surrogate_is_a_400_not_an_engine_failure(client):
     body = '{"model": "fake", "prompt": "a \\ud800 b", "max_tokens": 3}'
-    response = await client.post(
-        "/v1/completions", content=body, headers={"content-type": "application/json"}
-    )
+    response = await client.post("/v1/completions", content=body, headers={"content-type": "application/json"})
     assert_error(response, 400, param="prompt")
 
 

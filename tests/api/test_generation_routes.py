@@ -14,7 +14,7 @@ async def test_models_list_shows_the_served_model_and_its_workers(sdk):
     models = await sdk.models.list()
     [card] = models.data
     assert card.id == "fake"
-    assert card.model_extra == {"ready_workers": 1, "workers": 1}
+    assert card.model_extra == {"state": "ready", "ready_workers": 1, "workers": 1}
     assert (await sdk.models.retrieve("fake")).id == "fake"
 
 
@@ -31,9 +31,7 @@ async def test_chat_completion_has_openai_shape_and_exact_usage(sdk, client):
         7,
         14,
     )
-    raw = await client.post(
-        "/v1/chat/completions", json={"model": "fake", "messages": MESSAGES, "max_tokens": 3}
-    )
+    raw = await client.post("/v1/chat/completions", json={"model": "fake", "messages": MESSAGES, "max_tokens": 3})
     ChatCompletion.model_validate(raw.json(), strict=False)
     assert raw.json()["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
     assert raw.json()["choices"][0]["finish_reason"] == "length"
@@ -52,9 +50,7 @@ async def test_chat_stream_sends_role_then_content_then_finish_then_usage_then_d
     assert response.headers["content-type"].startswith("text/event-stream")
     lines = [line for line in response.text.split("\n\n") if line]
     assert lines[-1] == "data: [DONE]"
-    chunks = [
-        ChatCompletionChunk.model_validate(json.loads(line.removeprefix("data: "))) for line in lines[:-1]
-    ]
+    chunks = [ChatCompletionChunk.model_validate(json.loads(line.removeprefix("data: "))) for line in lines[:-1]]
     assert chunks[0].choices[0].delta.role == "assistant"
     content = "".join(c.choices[0].delta.content or "" for c in chunks[1:-2])
     assert content == "world hello say user:"
@@ -112,9 +108,7 @@ async def test_completion_stream_tags_chunks_with_their_choice(sdk):
 
 async def test_seeded_sampling_is_reproducible(sdk):
     def ask(seed):
-        return sdk.completions.create(
-            model="fake", prompt="a b c d e f g", temperature=1, seed=seed, max_tokens=7
-        )
+        return sdk.completions.create(model="fake", prompt="a b c d e f g", temperature=1, seed=seed, max_tokens=7)
 
     first, again = (await ask(3)).choices[0].text, (await ask(3)).choices[0].text
     assert first == again

@@ -12,9 +12,7 @@ SLOTS = 4  # 2 workers x capacity 2
 
 async def assert_request_completes(base_url: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        response = await http.post(
-            "/v1/completions", json={"model": "fake", "prompt": "a b", "max_tokens": 2}
-        )
+        response = await http.post("/v1/completions", json={"model": "fake", "prompt": "a b", "max_tokens": 2})
     assert response.status_code == 200
     assert response.json()["choices"][0]["finish_reason"] == "length"
 

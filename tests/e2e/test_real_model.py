@@ -22,9 +22,7 @@ PROMPT = "The three primary colours are"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(
-        ["--workers", "2", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("real")
-    )
+    server = start_server(["--workers", "2", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("real"))
     yield server
     server.stop()
 
@@ -43,7 +41,7 @@ def local_llama() -> llama_cpp.Llama:
 def test_models_list_shows_the_embedded_model_with_its_workers_ready(client):
     [model] = client.models.list().data
     assert model.id == MODEL
-    assert model.model_extra == {"ready_workers": 2, "workers": 2}
+    assert model.model_extra == {"state": "ready", "ready_workers": 2, "workers": 2}
 
 
 def test_chat_at_temperature_zero_matches_llama_cpp_python_in_process(client, local_llama):
@@ -58,9 +56,7 @@ def test_chat_at_temperature_zero_matches_llama_cpp_python_in_process(client, lo
 
 def test_completion_usage_counts_the_real_tokens(client, local_llama):
     answer = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=5, temperature=0)
-    assert answer.usage.prompt_tokens == len(
-        local_llama.tokenize(PROMPT.encode(), add_bos=True, special=True)
-    )
+    assert answer.usage.prompt_tokens == len(local_llama.tokenize(PROMPT.encode(), add_bos=True, special=True))
     assert answer.usage.completion_tokens == 5
     assert answer.choices[0].finish_reason == "length"
     expected = local_llama.create_completion(PROMPT, max_tokens=5, temperature=0)
@@ -79,9 +75,7 @@ def test_temperature_zero_is_deterministic_across_requests_and_workers(client):
 
 def test_the_same_seed_gives_the_same_sample(client):
     def sample(seed: int) -> str:
-        answer = client.completions.create(
-            model=MODEL, prompt=PROMPT, max_tokens=12, temperature=1.0, seed=seed
-        )
+        answer = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=1.0, seed=seed)
         return answer.choices[0].text
 
     assert sample(7) == sample(7)
@@ -108,17 +102,13 @@ def test_chat_stream_carries_the_same_text_and_usage_as_the_plain_answer(client)
 
 def test_completion_stream_matches_the_plain_completion(client):
     plain = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10, temperature=0)
-    chunks = list(
-        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10, temperature=0, stream=True)
-    )
+    chunks = list(client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=10, temperature=0, stream=True))
     assert "".join(c.choices[0].text for c in chunks) == plain.choices[0].text
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
 def test_stop_sequences_cut_the_output(client):
-    plain = (
-        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0).choices[0].text
-    )
+    plain = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0).choices[0].text
     word = plain.split()[1]
     stopped = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=12, temperature=0, stop=[word])
     assert stopped.choices[0].finish_reason == "stop"

@@ -75,14 +75,9 @@ def test_chat_has_usage_and_is_deterministic_at_temperature_zero(client):
 
 def test_chat_stream_matches_the_plain_answer(client):
     plain = ask(client, QUESTIONS[2], max_tokens=20)
-    chunks = list(
-        ask(client, QUESTIONS[2], max_tokens=20, stream=True, stream_options={"include_usage": True})
-    )
+    chunks = list(ask(client, QUESTIONS[2], max_tokens=20, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == plain.choices[0].message.content
-    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == plain.choices[0].message.content
     assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
 
 
@@ -105,7 +100,5 @@ def test_stop_strings_cut_the_output(client):
 def test_a_concurrent_batch_gives_each_request_its_solo_answer(client):
     alone = [ask(client, q, max_tokens=24).choices[0].message.content for q in QUESTIONS]
     with concurrent.futures.ThreadPoolExecutor(len(QUESTIONS)) as pool:
-        together = list(
-            pool.map(lambda q: ask(client, q, max_tokens=24).choices[0].message.content, QUESTIONS)
-        )
+        together = list(pool.map(lambda q: ask(client, q, max_tokens=24).choices[0].message.content, QUESTIONS))
     assert together == alone

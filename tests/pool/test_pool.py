@@ -8,6 +8,7 @@ import pytest
 from warmserve.config import FakeOptions, ModelSpec
 from warmserve.errors import BackendError, ContextLengthExceeded, WorkerDied
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
+from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool, RequestStream
 
 PROMPT = "one two three four"
@@ -15,9 +16,7 @@ REVERSED = "four three two one"
 
 
 def request(prompt: str = PROMPT, max_tokens: int | None = 4, temperature: float = 0.0) -> GenerationRequest:
-    return GenerationRequest(
-        prompt=prompt, sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens)
-    )
+    return GenerationRequest(prompt=prompt, sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens))
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ async def make_pool() -> AsyncIterator:
 
     async def make(workers: int = 1, n_ctx: int = 100_000, **fake) -> ModelPool:
         spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
-        pool = ModelPool(spec, "warning", start_timeout_s=60)
+        pool = ModelPool(spec, "warning", Metrics())
         pools.append(pool)
         await pool.start()
         return pool
@@ -53,7 +52,9 @@ async def test_concurrent_requests_all_complete_and_spread_over_workers(make_poo
     pool = await make_pool(workers=2, capacity=1, token_delay_s=0.01)
     await asyncio.wait_for(_all_ready(pool), 60)
     streams = [await pool.submit(request(f"w{i} x y", max_tokens=6)) for i in range(6)]
-    assert sorted(len(w.inflight) for w in pool.workers) == [3, 3]
+    # one running on each worker (capacity 1), the rest waiting in the pool's queue
+    assert sorted(len(w.inflight) for w in pool.workers) == [1, 1]
+    assert pool.waiting == 4
     results = await asyncio.gather(*(drain(s) for s in streams))
     for i, events in enumerate(results):
         text = "".join(e.text for e in events if isinstance(e, TextDelta))
@@ -84,9 +85,7 @@ async def test_engine_errors_reach_only_their_request(make_pool):
 
 async def test_bad_requests_fail_with_their_typed_error(make_pool):
     pool = await make_pool(n_ctx=64)
-    with pytest.raises(
-        ContextLengthExceeded, match=r"context length is 64 tokens\. However, you requested 104 tokens"
-    ):
+    with pytest.raises(ContextLengthExceeded, match=r"context length is 64 tokens\. However, you requested 104 tokens"):
         await (await pool.submit(request(max_tokens=100))).start()
 
 

@@ -34,9 +34,7 @@ def test_precedence_is_flags_then_env_then_file(tmp_path: Path, monkeypatch):
 def test_config_file_lists_several_models(tmp_path: Path):
     config = tmp_path / "c.yaml"
     config.write_text(
-        "models:\n"
-        "  - {path: /models/a.gguf, workers: 2, threads: 1}\n"
-        "  - {name: b, backend: fake, n_ctx: 128}\n"
+        "models:\n  - {path: /models/a.gguf, workers: 2, threads: 1}\n  - {name: b, backend: fake, n_ctx: 128}\n"
     )
     a, b = load_settings(config).models
     assert (a.name, a.workers, a.effective_threads()) == ("a", 2, 1)

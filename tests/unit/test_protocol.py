@@ -11,9 +11,7 @@ def chat(**fields):
 
 
 def test_text_parts_are_joined_into_one_message_text():
-    body = chat(
-        messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
-    )
+    body = chat(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
     assert body.messages[0].text() == "ab"
 
 

@@ -7,20 +7,37 @@ stopped, workers and all, when it ends.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from warmserve import __version__
-from warmserve.api import chat, completions, health, models, tokenize
+from warmserve.api import chat, completions, health, metrics, models, tokenize
 from warmserve.api.errors import install_error_handlers
+from warmserve.api.limits import BodySizeLimit
+from warmserve.api.security import ApiKeys, install_cors, require_api_key
 from warmserve.config import ServerSettings
+from warmserve.metrics import Metrics
 from warmserve.pool import PoolManager
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lifecycle:
+    """Set when SIGTERM starts a drain: readiness fails and new work gets 503."""
+
+    draining: bool = False
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    pools = PoolManager(settings)
+    registry = Metrics()
+    pools = PoolManager(settings, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,7 +50,30 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(title="warmserve", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.pools = pools
+    app.state.metrics = registry
+    app.state.lifecycle = Lifecycle()
+    app.state.api_keys = ApiKeys(settings.accepted_api_keys())
     install_error_handlers(app)
-    for module in (chat, completions, models, tokenize, health):
-        app.include_router(module.router)
+    for module in (chat, completions, models, tokenize):
+        app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    install_cors(app, settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.CountRequests, metrics=registry)
     return app
+
+
+async def drain(app: FastAPI, timeout_s: float) -> None:
+    """Stop taking work, then wait (up to `timeout_s`) for the requests in flight to finish."""
+    app.state.lifecycle.draining = True
+    pools: PoolManager = app.state.pools
+    log.info("draining: %d requests in flight, waiting up to %.0f s", pools.running, timeout_s)
+    deadline = time.monotonic() + timeout_s
+
+    def busy() -> bool:
+        return bool(pools.running or any(p.waiting for p in pools.pools.values()))
+
+    while busy() and time.monotonic() < deadline:  # noqa: ASYNC110 - a deadline-bounded poll
+        await asyncio.sleep(0.1)
+    log.info("drained with %d requests still in flight", pools.running)

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
     },
 )
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
-    generation = chat_request(body)
+    generation = chat_request(body, request.app.state.settings.max_messages)
     pool = pools.get(body.model)
     [stream] = await until_disconnected(request, open_streams(pool, [generation]))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -63,9 +63,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         id=completion_id,
         created=created,
         model=body.model,
-        choices=[
-            ChatChoice(index=0, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)
-        ],
+        choices=[ChatChoice(index=0, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)],
         usage=_usage(finished),
     )
     return JSONResponse(completion.model_dump(mode="json"))

@@ -6,10 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from warmserve.errors import ShuttingDown
 from warmserve.pool import PoolManager
 
 
 def get_pools(request: Request) -> PoolManager:
+    """The model pools, refusing new work once the server has started to drain."""
+    if request.app.state.lifecycle.draining:
+        raise ShuttingDown("The server is shutting down; send the request to another replica.")
     pools: PoolManager = request.app.state.pools
     return pools
 

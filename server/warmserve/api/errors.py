@@ -46,7 +46,7 @@ def error_body(error: WarmServeError) -> dict[str, object]:
 
 
 def error_response(error: WarmServeError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status_code)
+    return JSONResponse(error_body(error), status_code=error.status_code, headers=error.headers())
 
 
 def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:

@@ -14,7 +14,11 @@ router = APIRouter()
 
 def _card(pool: ModelPool, created: int) -> ModelCard:
     return ModelCard(
-        id=pool.spec.name, created=created, ready_workers=pool.ready_workers, workers=pool.spec.workers
+        id=pool.spec.name,
+        created=created,
+        state=pool.state,
+        ready_workers=pool.ready_workers,
+        workers=pool.spec.workers,
     )
 
 

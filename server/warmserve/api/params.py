@@ -38,11 +38,15 @@ def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
     )
 
 
-def chat_request(body: ChatCompletionRequest) -> GenerationRequest:
+def chat_request(body: ChatCompletionRequest, max_messages: int) -> GenerationRequest:
     reject_unsupported(body)
+    if len(body.messages) > max_messages:
+        raise InvalidRequest(
+            f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
+            param="messages",
+        )
     messages = tuple(
-        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-        for m in body.messages
+        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
     )
     return GenerationRequest(messages=messages, sampling=sampling(body, body.output_limit()))
 

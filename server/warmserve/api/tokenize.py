@@ -21,8 +21,7 @@ async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
     pool = pools.get(body.model)
     if body.messages is not None:
         messages = tuple(
-            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-            for m in body.messages
+            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
         )
         request = GenerationRequest(messages=messages)
     else:

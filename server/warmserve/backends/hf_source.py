@@ -35,9 +35,7 @@ def model_directory(spec: ModelSpec, download: Downloader | None = None) -> Path
     source = Path(spec.path).expanduser() if spec.path else spec.model_file()
     if source.is_file():
         if source.suffix != ".gguf":
-            raise ModelSourceError(
-                f"{source} is a file but not a GGUF file; pass a model directory or hub id."
-            )
+            raise ModelSourceError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
         return converted_gguf(source, Path(spec.cache_dir).expanduser(), spec.trust_remote_code)
     if source.is_dir():
         return source

@@ -102,9 +102,7 @@ class TransformersEngine(Engine):
         self._model = model.to(self._device)
         self._model.eval()
         # transformers 5.x renamed `past_key_values` to `cache`; accept both generations.
-        self._cache_arg = (
-            "cache" if "cache" in inspect.signature(self._model.forward).parameters else "past_key_values"
-        )
+        self._cache_arg = "cache" if "cache" in inspect.signature(self._model.forward).parameters else "past_key_values"
         limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
         self._n_ctx = min(spec.n_ctx, limit)
         self._eos = self._eos_ids()
@@ -186,10 +184,7 @@ class TransformersEngine(Engine):
 
     def _accept(self, seq: _Sequence, token: int) -> None:
         seq.last_token = token
-        if token in self._eos:
-            new = seq.tracker.end_of_generation()
-        else:
-            new = seq.tracker.push(seq.detokenizer.push(token))
+        new = seq.tracker.end_of_generation() if token in self._eos else seq.tracker.push(seq.detokenizer.push(token))
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 
@@ -201,13 +196,9 @@ class TransformersEngine(Engine):
                 text = self._fallback_template.render(request.messages)
             else:
                 try:
-                    text = str(
-                        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-                    )
+                    text = str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
                 except Exception as exc:  # template errors are the request's fault
-                    raise InvalidRequest(
-                        f"The model's chat template failed: {exc}", param="messages"
-                    ) from exc
+                    raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
             ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
         else:
             assert request.prompt is not None

@@ -5,24 +5,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from warmserve.errors import error_from_info
+from warmserve.errors import RequestTimeout, error_from_info
 from warmserve.generation import Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
 
 
 class RequestStream:
     """Async iterator over a request's events; `Failed` is raised as its typed error.
 
-    Closing a stream that has not finished cancels the request in its worker.
+    Closing a stream that has not finished cancels the request wherever it is (queued
+    or running). A request still going at `timeout_s` is cancelled and fails with
+    RequestTimeout.
     """
 
-    def __init__(self, request_id: str, cancel: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        cancel: Callable[[str], None],
+        timeout_s: float,
+        on_timeout: Callable[[str], None] | None = None,
+    ) -> None:
         self.request_id = request_id
         self._cancel = cancel
+        self._on_timeout = on_timeout
         self._queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
-        self.done = False
+        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._expire, timeout_s)
+        self.done = False  # the consumer has read the last event
+        self._released = False  # cancelled: the request holds no queue place or slot
 
     def push(self, event: GenerationEvent) -> None:
-        """Called on the event loop by the worker handle that owns the request."""
+        """Called on the event loop by whoever owns the request (queue or worker handle)."""
         self._queue.put_nowait(event)
 
     def __aiter__(self) -> RequestStream:
@@ -33,10 +44,10 @@ class RequestStream:
             raise StopAsyncIteration
         event = await self._queue.get()
         if isinstance(event, Failed):
-            self.done = True
+            self._end()
             raise error_from_info(event.error)
         if isinstance(event, Finished | Tokenized):
-            self.done = True
+            self._end()
         return event
 
     async def start(self) -> Started:
@@ -54,7 +65,22 @@ class RequestStream:
         return list(event.tokens)
 
     def close(self) -> None:
-        """Cancel in the worker unless the request already ended; safe to call twice."""
-        if not self.done:
-            self.done = True
-            self._cancel(self.request_id)
+        """Cancel the request unless it already ended; safe to call twice."""
+        if self.done or self._released:
+            return
+        self._released = True
+        self._timer.cancel()
+        self._cancel(self.request_id)
+
+    def _end(self) -> None:
+        self.done = True
+        self._timer.cancel()
+
+    def _expire(self, timeout_s: float) -> None:
+        if self.done or self._released:
+            return
+        self.close()
+        if self._on_timeout is not None:
+            self._on_timeout(self.request_id)
+        message = f"The request did not finish within {timeout_s:g} s and was cancelled."
+        self._queue.put_nowait(Failed(RequestTimeout(message).info()))

@@ -1,9 +1,12 @@
-"""The supervisor of one model: N warm workers, least-loaded dispatch, restarts.
+"""The supervisor of one model: N warm workers, admission, dispatch, restarts.
 
-A request waits (up to the settings' start timeout) for a ready worker, then goes
-to the ready worker with the fewest requests in flight. A worker that dies fails
-only its own requests and is replaced; one that keeps failing is restarted with
-exponential backoff so a broken model cannot eat the machine.
+A request goes straight to the least-loaded ready worker that has a free slot
+(engine capacity, capped by `max_running`). Otherwise it waits in a bounded FIFO
+(`max_waiting`, else 429) for at most `queue_timeout_s` (else 503), and is sent as
+soon as a slot frees. A worker that dies fails only its own requests and is
+replaced; one that keeps failing is restarted with exponential backoff, and when
+every worker keeps failing to load, the model is reported unhealthy and requests
+fail at once instead of queueing for a model that will not come.
 """
 
 from __future__ import annotations
@@ -13,34 +16,43 @@ import itertools
 import logging
 import time
 import uuid
+from typing import Literal
 
 from warmserve.config import ModelSpec
-from warmserve.errors import ErrorInfo, ModelUnavailable
-from warmserve.generation import GenerationRequest
+from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
+from warmserve.metrics import Metrics
+from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.messages import Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import WorkerHandle
 
 log = logging.getLogger(__name__)
 
+ModelState = Literal["loading", "ready", "degraded", "unhealthy", "stopping"]
+
 _BACKOFF_FIRST_S = 0.5
-_BACKOFF_MAX_S = 30.0
+_BACKOFF_MAX_S = 120.0
+_UNHEALTHY_AFTER = 3  # consecutive failed starts of every worker
 _STOP_TIMEOUT_S = 10.0
 
 
 class ModelPool:
-    def __init__(self, spec: ModelSpec, log_level: str, start_timeout_s: float) -> None:
+    def __init__(self, spec: ModelSpec, log_level: str, metrics: Metrics) -> None:
         self.spec = spec
         self._log_level = log_level
-        self._start_timeout_s = start_timeout_s
+        self._metrics = metrics
         self._workers: list[WorkerHandle] = []
         self._failures = [0] * spec.workers
         self._load_errors: list[ErrorInfo | None] = [None] * spec.workers
-        self._ready_changed = asyncio.Event()
+        self._waiting = WaitingQueue(spec.queue_timeout_s, self._queue_timed_out)
         self._stopping = False
         self._restarts: set[asyncio.Task[None]] = set()
         self._started_at = time.monotonic()
+        self._admitted_at: dict[str, float] = {}
         self._ids = itertools.count()
+
+    # --- state --------------------------------------------------------------------------
 
     @property
     def workers(self) -> list[WorkerHandle]:
@@ -51,8 +63,30 @@ class ModelPool:
         return sum(w.state == "ready" for w in self._workers)
 
     @property
+    def running(self) -> int:
+        return sum(len(w.inflight) for w in self._workers)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
     def fully_ready(self) -> bool:
-        return len(self._workers) == self.spec.workers and self.ready_workers == self.spec.workers
+        return self.state == "ready"
+
+    @property
+    def state(self) -> ModelState:
+        if self._stopping:
+            return "stopping"
+        if self.ready_workers == self.spec.workers:
+            return "ready"
+        if self.ready_workers:
+            return "degraded"
+        if all(f >= _UNHEALTHY_AFTER for f in self._failures):
+            return "unhealthy"
+        return "loading"
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self._started_at = time.monotonic()
@@ -61,58 +95,107 @@ class ModelPool:
 
     async def stop(self) -> None:
         self._stopping = True
+        for item in self._waiting.drain():
+            item.stream.push(Failed(ShuttingDown(f"Model '{self.spec.name}' is shutting down.").info()))
         for task in self._restarts:
             task.cancel()
         await asyncio.gather(*self._restarts, return_exceptions=True)
         await asyncio.gather(*(asyncio.to_thread(w.stop, _STOP_TIMEOUT_S) for w in self._workers))
 
+    # --- requests -----------------------------------------------------------------------
+
     async def submit(self, request: GenerationRequest) -> RequestStream:
-        """Send a request to the least-loaded ready worker; its events come on the stream."""
-        worker = await self._pick_worker()
+        """Admit a request: to a free slot now, or to the waiting queue; events come on the stream."""
+        self._check_admissible()
         request_id = f"{self.spec.name}-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
-        stream = RequestStream(request_id, worker.cancel)
-        worker.submit(stream, Submit(request_id, request))
-        log.debug("request %s -> worker %d (%d in flight)", request_id, worker.index, len(worker.inflight))
+        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s, self._timed_out)
+        message = Submit(request_id, request)
+        worker = self._free_worker() if not len(self._waiting) else None
+        if worker is not None:
+            self._send(worker, stream, message)
+        elif len(self._waiting) >= self.spec.max_waiting:
+            stream.close()
+            self._metrics.rejected.labels(self.spec.name, "overloaded").inc()
+            raise Overloaded(
+                f"Model '{self.spec.name}' is at capacity: {self.running} running and "
+                f"{len(self._waiting)} waiting. Retry after a moment."
+            )
+        else:
+            self._waiting.push(Queued(stream, message))
         return stream
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
-        """The prompt's tokens, counted by a worker's own tokenizer and chat template."""
-        worker = await self._pick_worker()
+        """The prompt's tokens, counted by a worker's own tokenizer; never queued behind generations."""
+        self._check_admissible()
+        ready = [w for w in self._workers if w.state == "ready"]
+        if not ready:
+            raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
+        worker = min(ready, key=lambda w: len(w.inflight))
         request_id = f"{self.spec.name}-tok-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
-        stream = RequestStream(request_id, worker.cancel)
+        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s)
         worker.submit(stream, Tokenize(request_id, request))
         try:
             return await stream.tokens()
         finally:
             stream.close()
 
-    async def _pick_worker(self) -> WorkerHandle:
-        deadline = time.monotonic() + self._start_timeout_s
-        while True:
-            ready = [w for w in self._workers if w.state == "ready"]
-            if ready:
-                return min(ready, key=lambda w: len(w.inflight))
-            if self._stopping:
-                raise ModelUnavailable(f"Model '{self.spec.name}' is shutting down.")
-            errors = [e for e in self._load_errors if e is not None]
-            if len(errors) == self.spec.workers:
-                raise ModelUnavailable(f"Model '{self.spec.name}' failed to load: {errors[0].message}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
-            self._ready_changed.clear()
-            try:
-                await asyncio.wait_for(self._ready_changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                continue
+    def _check_admissible(self) -> None:
+        if self._stopping:
+            raise ShuttingDown(f"Model '{self.spec.name}' is shutting down.")
+        if self.state == "unhealthy":
+            error = next((e for e in self._load_errors if e is not None), None)
+            reason = error.message if error else "its workers keep failing"
+            raise ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {reason}")
+
+    def _free_worker(self) -> WorkerHandle | None:
+        limit = self.spec.max_running
+        if limit and self.running >= limit:
+            return None
+        free = [w for w in self._workers if w.state == "ready" and len(w.inflight) < w.capacity]
+        return min(free, key=lambda w: len(w.inflight)) if free else None
+
+    def _send(self, worker: WorkerHandle, stream: RequestStream, message: Submit) -> None:
+        self._admitted_at[stream.request_id] = time.monotonic()
+        worker.submit(stream, message)
+        log.debug("request %s -> worker %d (%d in flight)", stream.request_id, worker.index, len(worker.inflight))
+
+    def _dispatch(self) -> None:
+        while len(self._waiting) and (worker := self._free_worker()) is not None:
+            item = self._waiting.pop()
+            if item is not None:
+                self._send(worker, item.stream, item.message)
+
+    def _cancel(self, request_id: str) -> None:
+        cancelled = self._waiting.remove(request_id) or any(w.cancel(request_id) for w in self._workers)
+        if cancelled:
+            self._metrics.cancelled.labels(self.spec.name).inc()
+
+    def _timed_out(self, request_id: str) -> None:
+        self._metrics.timed_out.labels(self.spec.name).inc()
+
+    def _queue_timed_out(self, item: Queued) -> None:
+        self._metrics.rejected.labels(self.spec.name, "queue_timeout").inc()
+        waited = self.spec.queue_timeout_s
+        item.stream.push(
+            Failed(QueueTimeout(f"The request waited {waited:g} s for a free slot on '{self.spec.name}'.").info())
+        )
+
+    def _on_request_done(self, worker: WorkerHandle, request_id: str, event: GenerationEvent | None) -> None:
+        admitted = self._admitted_at.pop(request_id, None)
+        if isinstance(event, Finished):
+            name = self.spec.name
+            self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
+            self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
+            if admitted is not None:
+                self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
+        self._dispatch()
+
+    # --- workers ------------------------------------------------------------------------
 
     def _new_worker(self, index: int) -> WorkerHandle:
-        return WorkerHandle(self.spec, index, self._log_level, self._on_worker_change)
+        return WorkerHandle(self.spec, index, self._log_level, self._on_worker_change, self._on_request_done)
 
     def _on_worker_change(self, worker: WorkerHandle) -> None:
-        self._ready_changed.set()
-        if worker.state == "failed":
-            self._load_errors[worker.index] = worker.load_error
         if worker.state == "ready":
             self._failures[worker.index] = 0
             self._load_errors[worker.index] = None
@@ -124,10 +207,15 @@ class ModelPool:
                     self.spec.workers,
                     time.monotonic() - self._started_at,
                 )
+            self._dispatch()
             return
+        if worker.state == "failed":
+            self._load_errors[worker.index] = worker.load_error
         if worker.exitcode is None or self._stopping or worker not in self._workers:
             return
         self._failures[worker.index] += 1
+        if self.state == "unhealthy":
+            self._fail_waiting()
         delay = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures[worker.index] - 1))
         log.warning(
             "%s: worker %d exited (code %s); restarting in %.1f s",
@@ -140,10 +228,24 @@ class ModelPool:
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
 
+    def _fail_waiting(self) -> None:
+        for item in self._waiting.drain():
+            try:
+                self._check_admissible()
+            except ModelUnavailable as exc:
+                item.stream.push(Failed(exc.info()))
+
     async def _restart(self, index: int, delay: float) -> None:
         await asyncio.sleep(delay)
         if self._stopping:
             return
+        self._metrics.worker_restarts.labels(self.spec.name).inc()
         replacement = self._new_worker(index)
         self._workers[index] = replacement
-        await replacement.start()
+        try:
+            await replacement.start()
+        except Exception:  # a failed spawn counts as a failed start and is retried
+            log.exception("%s: could not start worker %d", self.spec.name, index)
+            replacement.state = "failed"
+            replacement.exitcode = -1
+            self._on_worker_change(replacement)

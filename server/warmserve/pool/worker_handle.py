@@ -20,7 +20,7 @@ from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, WorkerDied
-from warmserve.generation import Failed, Finished, Tokenized
+from warmserve.generation import Failed, Finished, GenerationEvent, Tokenized
 from warmserve.pool.messages import (
     Cancel,
     FromWorker,
@@ -48,14 +48,17 @@ class WorkerHandle:
         index: int,
         log_level: str,
         on_change: Callable[[WorkerHandle], None],
+        on_done: Callable[[WorkerHandle, str, GenerationEvent | None], None],
     ) -> None:
         self.spec = spec
         self.index = index
         self.state: WorkerState = "loading"
         self.load_error: ErrorInfo | None = None
         self.exitcode: int | None = None
+        self.capacity = 0  # requests the engine runs at once; known when ready
         self.inflight: dict[str, RequestStream] = {}
         self._on_change = on_change
+        self._on_done = on_done
         self._log_level = log_level
         self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
@@ -92,9 +95,13 @@ class WorkerHandle:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
 
-    def cancel(self, request_id: str) -> None:
-        if self.inflight.pop(request_id, None) is not None:
-            self._outbox.put(Cancel(request_id))
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a request this worker holds; False if it holds no such request."""
+        if self.inflight.pop(request_id, None) is None:
+            return False
+        self._outbox.put(Cancel(request_id))
+        self._on_done(self, request_id, None)
+        return True
 
     def stop(self, timeout: float) -> None:
         """Ask the worker to exit, then make sure it has (blocking; run it in a thread)."""
@@ -147,8 +154,10 @@ class WorkerHandle:
                 stream.push(event)
                 if isinstance(event, Finished | Failed | Tokenized):
                     self.inflight.pop(request_id, None)
+                    self._on_done(self, request_id, event)
         elif isinstance(message, WorkerReady):
             self.state = "ready"
+            self.capacity = message.capacity
             self._on_change(self)
         elif isinstance(message, WorkerLoadFailed):
             self.state = "failed"
@@ -157,14 +166,21 @@ class WorkerHandle:
 
     def _on_exit(self, exitcode: int | None) -> None:
         self.exitcode = exitcode
-        lost = list(self.inflight.values())
+        lost = list(self.inflight.items())
         self.inflight.clear()
-        for stream in lost:
+        for request_id, stream in lost:
             message = (
                 f"The worker serving model '{self.spec.name}' stopped (exit code {exitcode}) before "
                 "the request completed. The server is starting a replacement; retry the request."
             )
             stream.push(Failed(WorkerDied(message).info()))
+            self._on_done(self, request_id, None)
+        if self.state == "loading":
+            self.load_error = ErrorInfo(
+                code="model_unavailable",
+                message=f"The worker exited (code {exitcode}) while loading the model.",
+            )
+            self.state = "failed"
         if self.state != "failed":
             self.state = "exited"
         self._on_change(self)

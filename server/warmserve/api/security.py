@@ -1,0 +1,52 @@
+"""API keys and CORS. Keys are compared in constant time; health probes stay open."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+
+from warmserve.config import ServerSettings
+from warmserve.errors import Unauthorized
+
+
+class ApiKeys:
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode() for key in keys]
+
+    @property
+    def required(self) -> bool:
+        return bool(self._keys)
+
+    def check(self, authorization: str | None) -> None:
+        if not self._keys:
+            return
+        scheme, _, token = (authorization or "").partition(" ")
+        presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+        # Compare against every key, so the time taken says nothing about which one nearly matched.
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(presented, key)
+        if not matched:
+            raise Unauthorized(
+                "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
+                if presented
+                else "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+            )
+
+
+def require_api_key(request: Request) -> None:
+    """Dependency of every /v1 route."""
+    keys: ApiKeys = request.app.state.api_keys
+    keys.check(request.headers.get("authorization"))
+
+
+def install_cors(app: FastAPI, settings: ServerSettings) -> None:
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )

@@ -1,0 +1,63 @@
+"""Run the app under uvicorn, draining on SIGTERM before it stops.
+
+uvicorn alone stops listening at once on SIGTERM and then re-raises the signal, so
+the process dies by it. For a rolling deploy we want: readiness fails and new
+requests get 503 while in-flight requests finish (up to the drain timeout), then
+workers stop and the process exits 0. A second signal, or SIGINT, stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from warmserve.api.app import create_app, drain
+from warmserve.config import ServerSettings
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._drain_timeout_s = drain_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self._drain_task is None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_drain)
+            return
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+    def _start_drain(self) -> None:
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            await drain(self._app, self._drain_timeout_s)
+        finally:
+            self.should_exit = True
+
+
+def run(settings: ServerSettings) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    DrainingServer(config, app, settings.drain_timeout_s).run()
