@@ -19,9 +19,18 @@ import yaml
 from warmserve.config import FakeOptions, ModelSpec, ServerSettings
 
 
-def fake_settings(workers: int = 1, n_ctx: int = 256, **fake: Any) -> ServerSettings:
-    spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
-    return ServerSettings(models=[spec])
+def fake_settings(
+    workers: int = 1,
+    n_ctx: int = 256,
+    model: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+    **fake: Any,
+) -> ServerSettings:
+    """Settings serving one fake model; `model` and `server` override ModelSpec / ServerSettings fields."""
+    spec = ModelSpec(
+        name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake), **(model or {})
+    )
+    return ServerSettings(models=[spec], **(server or {}))
 
 
 def free_port() -> int:

@@ -23,7 +23,12 @@ from warmserve import __version__
 from warmserve.config import ModelSpec, ServerSettings, load_settings
 
 # Flags whose names users know from other servers rather than from our field names.
-_FLAG_NAMES = {"path": "--model", "name": "--served-model-name"}
+_FLAG_NAMES = {
+    "path": "--model",
+    "name": "--served-model-name",
+    "api_keys": "--api-key",
+    "cors_origins": "--cors-origin",
+}
 _NOT_FLAGS = {"models", "fake"}
 
 
@@ -89,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("serve", "Start the OpenAI-compatible server."),
         ("models", "Show the models the settings would serve, and exit."),
     ):
-        sub = commands.add_parser(command, help=help_text, description=help_text)
+        sub = commands.add_parser(command, help=help_text, description=help_text, allow_abbrev=False)
         sub.add_argument("--config", type=Path, help="YAML settings file (keys as below, models as a list).")
         server = sub.add_argument_group("server")
         _add_flags(server, ServerSettings, "server.")

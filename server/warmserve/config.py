@@ -65,6 +65,7 @@ class FakeOptions(BaseModel):
     capacity: int = Field(4, ge=1, le=256, description="Requests decoded together per step.")
     fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
     crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
+    crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
 
 
 class ModelSpec(BaseModel):

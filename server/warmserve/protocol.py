@@ -14,8 +14,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_seriali
 # Beyond any context a model has; larger values are typos or attacks, not requests.
 MAX_TOKENS_LIMIT = 10_000_000
 
-# Parameters OpenAI documents as hints or bookkeeping: accepted and ignored.
-HINT_PARAMETERS = frozenset({"metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier", "user"})
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 NEUTRAL_VALUES: dict[str, Any] = {
     "n": 1,
@@ -76,9 +74,13 @@ StopParam = (
 
 
 class SamplingFields(BaseModel):
-    """Parameters shared by chat and completions requests."""
+    """Parameters shared by chat and completions requests.
 
-    model_config = ConfigDict(extra="allow")
+    Unknown fields are kept (`extra="allow"`) only so the API can name them in its 400;
+    the published schema says what is accepted (`additionalProperties: false`).
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
 
     model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -89,7 +91,13 @@ class SamplingFields(BaseModel):
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # OpenAI's hints and bookkeeping: accepted, and rightly without effect on generation here.
     user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -105,9 +113,7 @@ class SamplingFields(BaseModel):
         return [
             name
             for name, value in extra.items()
-            if name not in HINT_PARAMETERS
-            and value is not None
-            and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
+            if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
         ]
 
 

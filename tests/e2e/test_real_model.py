@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,3 +147,46 @@ def test_tokenize_matches_the_prompt_tokens_of_a_chat_completion(server, client)
     counted = httpx.post(f"{server.base_url}/v1/tokenize", json={"model": MODEL, "messages": QUESTION}).json()
     answer = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=1)
     assert counted["count"] == answer.usage.prompt_tokens
+
+
+def metric(server: ServerProcess, line_start: str) -> float:
+    for line in httpx.get(f"{server.base_url}/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_hanging_up_mid_stream_cancels_the_generation_and_frees_the_slot(server, client):
+    cancelled = 'warmserve_requests_cancelled_total{model="smollm2-135m-instruct"}'
+    before = metric(server, cancelled)
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": 900, "temperature": 0, "stream": True}
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        for _ in range(2):  # one per worker: both slots taken, then given back
+            with http.stream("POST", "/v1/completions", json=body) as stream:
+                assert next(line for line in stream.iter_lines() if line.startswith("data: {"))
+    for _ in range(100):
+        if metric(server, cancelled) == before + 2:
+            break
+        time.sleep(0.05)
+    assert metric(server, cancelled) == before + 2
+    assert metric(server, 'warmserve_requests_running{model="smollm2-135m-instruct"}') == 0
+    answer = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=3, temperature=0)
+    assert answer.usage.completion_tokens == 3
+
+
+def test_a_cancelled_llama_cpp_sequence_stops_at_once(local_llama):
+    from warmserve.backends.llama_cpp import LlamaCppEngine
+    from warmserve.config import ModelSpec
+    from warmserve.generation import GenerationRequest, SamplingParams, TextDelta
+
+    engine = LlamaCppEngine(ModelSpec(threads=1, n_ctx=512))
+    request = GenerationRequest(prompt=PROMPT, sampling=SamplingParams(temperature=0, max_tokens=400))
+    engine.add("long", request)
+    assert any(isinstance(e, TextDelta) for _ in range(3) for _, e in engine.step())
+    engine.cancel("long")
+    assert engine.running == 0
+    assert engine.step() == []
+    engine.add("next", GenerationRequest(prompt=PROMPT, sampling=SamplingParams(temperature=0, max_tokens=2)))
+    events = [event for _ in range(3) for _, event in engine.step()]
+    assert events[-1].completion_tokens == 2
+    engine.close()

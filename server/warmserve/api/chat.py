@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
-from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.api.errors import success_response
 from warmserve.api.params import chat_request
 from warmserve.api.streaming import (
     collect,
@@ -42,10 +42,7 @@ log = logging.getLogger(__name__)
 @router.post(
     "/v1/chat/completions",
     response_model=None,
-    responses={
-        200: {"model": ChatCompletion, "description": "The completion, or an SSE stream of chunks."},
-        **ERROR_RESPONSES,
-    },
+    responses=success_response(ChatCompletion, "The completion, or an SSE stream of chunks."),
 )
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     generation = chat_request(body, request.app.state.settings.max_messages)

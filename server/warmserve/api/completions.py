@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
-from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.api.errors import success_response
 from warmserve.api.params import completion_requests
 from warmserve.api.streaming import (
     collect_all,
@@ -34,10 +34,7 @@ log = logging.getLogger(__name__)
 @router.post(
     "/v1/completions",
     response_model=None,
-    responses={
-        200: {"model": Completion, "description": "The completion, or an SSE stream of chunks."},
-        **ERROR_RESPONSES,
-    },
+    responses=success_response(Completion, "The completion, or an SSE stream of chunks."),
 )
 async def create_completion(body: CompletionRequest, request: Request, pools: Pools) -> Response:
     generations = completion_requests(body)

@@ -24,14 +24,18 @@ log = logging.getLogger(__name__)
 CLIENT_CLOSED_REQUEST = 499
 
 
-# For the OpenAPI schema: the error statuses a generation route can answer with.
+# For the OpenAPI schema: the error statuses a route can answer with.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in (
         (400, "Invalid request, unsupported parameter or context length exceeded."),
+        (401, "Missing or wrong API key."),
         (404, "Unknown model."),
+        (413, "Request body too large."),
+        (429, "Model at capacity; retry after the Retry-After header's seconds."),
         (500, "Internal error."),
-        (503, "Model unavailable or its worker died."),
+        (503, "Model unavailable, queue timeout, server draining, or its worker died."),
+        (504, "The request ran past its time limit."),
     )
 }
 
@@ -102,6 +106,18 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+def success_response(model: type, description: str) -> dict[int | str, dict[str, object]]:
+    """A 200 that is JSON `model`, or an SSE stream when the request asked for one."""
+    return {
+        200: {
+            "model": model,
+            "description": description,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **ERROR_RESPONSES,
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:

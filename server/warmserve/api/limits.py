@@ -8,12 +8,8 @@ from warmserve.api.errors import error_response
 from warmserve.errors import PayloadTooLarge
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Pure ASGI middleware: checks Content-Length, then counts the bytes actually received."""
+    """Pure ASGI middleware: checks Content-Length, then the bytes actually received."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -27,29 +23,36 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        # Read the whole body here, bounded, then hand it to the app: a limit enforced inside
+        # FastAPI's body parsing would surface as a generic 400.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
                 await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay(body, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = PayloadTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
         await error_response(error)(scope, receive, send)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A receive that yields `first`, then whatever the client sends next (a disconnect)."""
+    pending: list[Message] = [first]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed

@@ -22,11 +22,11 @@ def _card(pool: ModelPool, created: int) -> ModelCard:
     )
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=ERROR_RESPONSES)
 async def list_models(pools: Pools) -> ModelList:
     return ModelList(data=[_card(pool, pools.created) for pool in pools.pools.values()])
 
 
-@router.get("/v1/models/{model:path}", responses={404: ERROR_RESPONSES[404]})
+@router.get("/v1/models/{model:path}", responses=ERROR_RESPONSES)
 async def retrieve_model(model: str, pools: Pools) -> ModelCard:
     return _card(pools.get(model), pools.created)

@@ -43,6 +43,8 @@ class FakeEngine(Engine):
         self.capacity = spec.fake.capacity
         self._running: dict[str, _Sequence] = {}
         time.sleep(self._options.load_delay_s)
+        if self._options.crash_on_load:
+            os._exit(18)  # dies before it can report anything, as a segfault in a loader would
 
     @property
     def running(self) -> int:
