@@ -93,9 +93,17 @@ class ModelSpec(BaseModel):
     threads: int | None = Field(
         None, ge=1, le=512, description="CPU threads per worker; default: cores split between workers."
     )
-    n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context size in tokens (prompt + output).")
+    n_ctx: int = Field(4096, ge=64, le=1_048_576, description="Context per request in tokens (prompt + output).")
     n_gpu_layers: int = Field(0, ge=-1, le=100_000, description="Layers offloaded to the GPU; -1 = all.")
-    n_batch: int = Field(512, ge=1, le=65_536, description="Prompt tokens evaluated per decode call.")
+    n_batch: int = Field(512, ge=1, le=65_536, description="llama_cpp: tokens evaluated per decode call.")
+    flash_attn: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="llama_cpp: flash attention; auto = off on CPU (its tiled kernel rounds differently "
+        "for different batch shapes, which breaks exact prefix reuse), llama.cpp's choice on GPU.",
+    )
+    slots: int = Field(
+        4, ge=1, le=256, description="llama_cpp: sequences decoded together per worker, each with n_ctx tokens."
+    )
     device: str = Field(
         "auto",
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",

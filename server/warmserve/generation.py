@@ -74,6 +74,7 @@ class Finished:
     finish_reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose KV cells were reused, not recomputed
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,12 @@ class Metrics:
             "warmserve_requests_timed_out", "Requests cancelled at their time limit.", ["model"], registry=r
         )
         self.prompt_tokens = Counter("warmserve_prompt_tokens", "Prompt tokens processed.", ["model"], registry=r)
+        self.cached_tokens = Counter(
+            "warmserve_prompt_tokens_cached",
+            "Prompt tokens whose KV cache was reused (prefix reuse), not recomputed.",
+            ["model"],
+            registry=r,
+        )
         self.completion_tokens = Counter("warmserve_completion_tokens", "Tokens generated.", ["model"], registry=r)
         self.worker_restarts = Counter(
             "warmserve_worker_restarts", "Worker processes restarted after exiting.", ["model"], registry=r

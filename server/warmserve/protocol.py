@@ -148,10 +148,15 @@ class TokenizeRequest(WireModel):
 # --- responses --------------------------------------------------------------------------
 
 
+class PromptTokensDetails(WireModel):
+    cached_tokens: int = Field(0, description="Prompt tokens whose KV cache was reused, not recomputed.")
+
+
 class Usage(WireModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
 
 FinishReasonOut = Literal["stop", "length"]

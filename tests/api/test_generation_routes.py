@@ -33,7 +33,12 @@ async def test_chat_completion_has_openai_shape_and_exact_usage(sdk, client):
     )
     raw = await client.post("/v1/chat/completions", json={"model": "fake", "messages": MESSAGES, "max_tokens": 3})
     ChatCompletion.model_validate(raw.json(), strict=False)
-    assert raw.json()["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert raw.json()["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 3,
+        "total_tokens": 10,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
     assert raw.json()["choices"][0]["finish_reason"] == "length"
 
 

@@ -35,8 +35,14 @@ def client(server: ServerProcess) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def local_llama() -> llama_cpp.Llama:
-    """The same weights in this process, as a user would run them without a server."""
-    return llama_cpp.Llama(model_path=str(embedded_model_path()), n_ctx=1024, n_threads=1, verbose=False)
+    """The same weights in this process, as a user would run them without a server.
+
+    Flash attention off, as the server has it on a CPU, so greedy decoding follows the
+    same arithmetic.
+    """
+    return llama_cpp.Llama(
+        model_path=str(embedded_model_path()), n_ctx=1024, n_threads=1, flash_attn=False, verbose=False
+    )
 
 
 def test_models_list_shows_the_embedded_model_with_its_workers_ready(client):
@@ -98,7 +104,11 @@ def test_chat_stream_carries_the_same_text_and_usage_as_the_plain_answer(client)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content
     assert chunks[-2].choices[0].finish_reason == plain.choices[0].finish_reason
-    assert chunks[-1].usage.model_dump() == plain.usage.model_dump()
+    streamed = chunks[-1].usage
+    assert (streamed.prompt_tokens, streamed.completion_tokens) == (
+        plain.usage.prompt_tokens,
+        plain.usage.completion_tokens,
+    )
 
 
 def test_completion_stream_matches_the_plain_completion(client):
@@ -190,3 +200,16 @@ def test_a_cancelled_llama_cpp_sequence_stops_at_once(local_llama):
     events = [event for _ in range(3) for _, event in engine.step()]
     assert events[-1].completion_tokens == 2
     engine.close()
+
+
+def test_a_repeated_prompt_reports_its_reused_prefix_as_cached_tokens(server, client):
+    counter = 'warmserve_prompt_tokens_cached_total{model="smollm2-135m-instruct"}'
+    before = metric(server, counter)
+    ask = {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_tokens": 4}
+    first = client.chat.completions.create(**ask)
+    again = client.chat.completions.create(**ask)
+    cached = [a.usage.prompt_tokens_details.cached_tokens for a in (first, again)]
+    # Two workers: the repeat may land on the other one, but a worker that saw the prompt reuses it.
+    assert max(cached) >= first.usage.prompt_tokens - 1
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert metric(server, counter) >= before + max(cached)

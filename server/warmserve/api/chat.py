@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import chat_request
+from warmserve.api.params import chat_request, usage_of
 from warmserve.api.streaming import (
     collect,
     open_streams,
@@ -32,7 +32,6 @@ from warmserve.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatDelta,
-    Usage,
 )
 
 router = APIRouter()
@@ -61,17 +60,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         created=created,
         model=body.model,
         choices=[ChatChoice(index=0, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)],
-        usage=_usage(finished),
+        usage=usage_of([finished]),
     )
     return JSONResponse(completion.model_dump(mode="json"))
-
-
-def _usage(finished: Finished) -> Usage:
-    return Usage(
-        prompt_tokens=finished.prompt_tokens,
-        completion_tokens=finished.completion_tokens,
-        total_tokens=finished.prompt_tokens + finished.completion_tokens,
-    )
 
 
 async def _chunks(
@@ -91,7 +82,7 @@ async def _chunks(
                 yield chunk(ChatDelta(), event)
                 if include_usage:
                     usage = ChatCompletionChunk(
-                        id=completion_id, created=created, model=model, choices=[], usage=_usage(event)
+                        id=completion_id, created=created, model=model, choices=[], usage=usage_of([event])
                     )
                     yield sse_data(usage.model_dump(mode="json"))
         yield sse_data("[DONE]")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import completion_requests
+from warmserve.api.params import completion_requests, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -56,15 +56,9 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
             CompletionChoice(index=i, text=text, finish_reason=finished.finish_reason)
             for i, (text, finished) in enumerate(results)
         ],
-        usage=_usage([finished for _, finished in results]),
+        usage=usage_of([finished for _, finished in results]),
     )
     return JSONResponse(completion.model_dump(mode="json"))
-
-
-def _usage(finished: list[Finished]) -> Usage:
-    prompt = sum(f.prompt_tokens for f in finished)
-    completion = sum(f.completion_tokens for f in finished)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 async def _chunks(
@@ -83,7 +77,7 @@ async def _chunks(
                 finished.append(event)
                 yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
         if include_usage:
-            yield chunk([], _usage(finished))
+            yield chunk([], usage_of(finished))
         yield sse_data("[DONE]")
     except Exception as exc:  # after the 200 has gone out, an error event is all we can send
         if not isinstance(exc, WarmServeError):

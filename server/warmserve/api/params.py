@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from warmserve.errors import InvalidRequest, UnsupportedParameter
-from warmserve.generation import ChatMessage, GenerationRequest, SamplingParams
-from warmserve.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
+from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
+from warmserve.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    PromptTokensDetails,
+    SamplingFields,
+    Usage,
+)
 
 # What OpenAI generates for a completion that names no max_tokens (also when it sends null).
 OPENAI_COMPLETION_DEFAULT = 16
@@ -59,3 +67,16 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
     params = sampling(body, limit)
     return [GenerationRequest(prompt=prompt, sampling=params) for prompt in prompts]
+
+
+def usage_of(finished: Sequence[Finished]) -> Usage:
+    """Token counts of one or several generations (a completion's choices), OpenAI-shaped."""
+    prompt = sum(f.prompt_tokens for f in finished)
+    completion = sum(f.completion_tokens for f in finished)
+    cached = sum(f.cached_tokens for f in finished)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )

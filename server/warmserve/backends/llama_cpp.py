@@ -1,134 +1,208 @@
-"""GGUF models through llama-cpp-python, one sequence at a time.
+"""GGUF models through llama.cpp, with continuous batching and prompt-prefix reuse.
 
-This engine is serial (capacity 1): the worker queues further requests and admits
-the next as soon as one finishes, and llama-cpp-python reuses the KV cache for a
-prompt prefix shared with the previous request. Sampling follows OpenAI's meaning
-of each parameter: only temperature, top_p and the penalties shape the
-distribution (llama.cpp's extra top-k / min-p defaults are switched off), and the
-penalties count every token generated so far.
+One llama.cpp context holds `slots` sequences, each with its own KV stream (so a
+sequence's output does not depend on its neighbours). Every `step` builds one batch:
+the next token of every decoding sequence, then prompt chunks of sequences still
+prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. The
+first token of a sequence is sampled right after the chunk holding its last prompt
+token. Sequence ids are handed out lowest-first and batches filled in increasing id
+order: llama.cpp groups consecutive ids best (measured: ids 0-3 ran 1.2-1.3x faster
+than scattered ones).
+
+A finished sequence keeps its KV cells. A new request is placed in the free slot
+whose cached tokens share the longest prefix with its prompt (the next turn of a
+chat, a shared system prompt) and only the rest is computed; the saved tokens are
+reported as `cached_tokens`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import llama_cpp
 
+from warmserve.backends import llama_native as native
 from warmserve.backends.base import Engine, StepEvents, output_budget
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest
-from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started
+from warmserve.generation import Finished, GenerationEvent, GenerationRequest, Started
 
 log = logging.getLogger(__name__)
 
-# llama.cpp treats this seed value as "pick one at random"; user seeds avoid it.
-_RANDOM_SEED = 0xFFFFFFFF
-
 
 @dataclass
-class _Sequence:
-    request_id: str
-    tokens: Generator[int, None, None]
-    tracker: OutputTracker
+class _Slot:
+    sequence: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV cells this sequence holds
+    request_id: str | None = None
+    pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
+    next_token: int | None = None  # sampled, to be evaluated by the next step
+    sampler: Any = None
+    tracker: OutputTracker | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.request_id is not None
 
 
 class LlamaCppEngine(Engine):
-    capacity = 1
-
     def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
-        threads = spec.effective_threads()
-        self._llama = llama_cpp.Llama(
-            model_path=str(spec.model_file()),
-            n_ctx=spec.n_ctx,
-            n_batch=min(spec.n_batch, spec.n_ctx),
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_gpu_layers=spec.n_gpu_layers,
-            last_n_tokens_size=spec.n_ctx,
-            verbose=False,
+        self.capacity = spec.slots
+        self._n_ctx = spec.n_ctx  # per sequence: prompt + output
+        n_batch = max(spec.n_batch, spec.slots)
+        self._native = native.load(
+            spec.model_file(),
+            n_ctx=spec.n_ctx * spec.slots,
+            n_batch=n_batch,
+            sequences=spec.slots,
+            threads=spec.effective_threads(),
+            gpu_layers=spec.n_gpu_layers,
+            flash_attn=spec.flash_attn,
         )
-        self._n_ctx = self._llama.n_ctx()
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
-        bos = self._token_text(self._llama.token_bos())
-        eos = self._token_text(self._llama.token_eos())
-        self._template = ChatTemplate(self._llama.metadata.get("tokenizer.chat_template"), bos, eos)
-        self._active: _Sequence | None = None
+        self._vocab = self._native.vocab
+        self._memory = llama_cpp.llama_get_memory(self._native.context)
+        self._batch = native.Batch(n_batch)
+        self._slots = [_Slot(i) for i in range(spec.slots)]
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        bos = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
+        eos = self._special_text(llama_cpp.llama_vocab_eos(self._vocab))
+        self._template = ChatTemplate(native.chat_template(self._native.model), bos, eos)
 
     @property
     def running(self) -> int:
-        return 0 if self._active is None else 1
-
-    def add(self, request_id: str, request: GenerationRequest) -> Started:
-        if self._active is not None:
-            raise RuntimeError("serial engine admitted a second request")
-        tokens = self.tokenize(request)
-        budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
-        self._active = _Sequence(
-            request_id=request_id,
-            tokens=self._generate(tokens, request.sampling),
-            tracker=OutputTracker(len(tokens), budget, request.sampling.stop),
-        )
-        return Started(prompt_tokens=len(tokens))
-
-    def step(self) -> StepEvents:
-        seq = self._active
-        if seq is None:
-            return []
-        token = next(seq.tokens)
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-            events = seq.tracker.end_of_generation()
-        else:
-            events = seq.tracker.push(self._llama.detokenize([token]))
-        if events and isinstance(events[-1], Finished):
-            self._finish()
-        return [(seq.request_id, event) for event in events]
-
-    def cancel(self, request_id: str) -> None:
-        if self._active is not None and self._active.request_id == request_id:
-            self._finish()
-
-    def close(self) -> None:
-        self._finish()
-        self._llama.close()
-
-    def _finish(self) -> None:
-        if self._active is not None:
-            self._active.tokens.close()
-            self._active = None
+        return sum(slot.busy for slot in self._slots)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None:
             text = self._template.render(request.messages)
             # A template that writes the BOS token itself must not get a second one.
             has_bos = bool(self._template.bos_token) and text.startswith(self._template.bos_token)
-            tokens = self._llama.tokenize(text.encode(), add_bos=not has_bos, special=True)
+            tokens = native.tokenize(self._vocab, text, add_special=not has_bos)
         else:
             assert request.prompt is not None
-            tokens = self._llama.tokenize(request.prompt.encode(), add_bos=True, special=True)
+            tokens = native.tokenize(self._vocab, request.prompt, add_special=True)
         if not tokens:
             raise InvalidRequest("The prompt is empty.", param=request.input_param)
         return tokens
 
-    def _generate(self, tokens: list[int], sampling: SamplingParams) -> Generator[int, None, None]:
-        seed = _RANDOM_SEED if sampling.seed is None else sampling.seed % _RANDOM_SEED
-        self._llama.set_seed(seed)
-        return self._llama.generate(
-            tokens,
-            temp=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
-            min_p=0.0,
-            typical_p=1.0,
-            repeat_penalty=1.0,
-            frequency_penalty=sampling.frequency_penalty,
-            presence_penalty=sampling.presence_penalty,
-        )
+    def add(self, request_id: str, request: GenerationRequest) -> Started:
+        tokens = self.tokenize(request)
+        budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
+        slot, reused = self._choose_slot(tokens)
+        # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
+        # so the first sample has fresh logits.
+        reused = min(reused, len(tokens) - 1)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, reused, -1)
+        slot.cached = tokens[:reused]
+        slot.pending = tokens[reused:]
+        slot.next_token = None
+        slot.request_id = request_id
+        slot.sampler = native.sampler_chain(request.sampling, self._native.n_vocab)
+        slot.tracker = OutputTracker(len(tokens), budget, request.sampling.stop, cached_tokens=reused)
+        return Started(prompt_tokens=len(tokens))
 
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self._llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+    def step(self) -> StepEvents:
+        batch = self._batch
+        batch.clear()
+        sampling_rows: list[tuple[_Slot, int]] = []
+        fed: list[tuple[_Slot, list[int]]] = []
+        busy = [slot for slot in self._slots if slot.busy]
+        for slot in busy:
+            if slot.next_token is not None:
+                row = batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
+                sampling_rows.append((slot, row))
+                fed.append((slot, [slot.next_token]))
+        for slot in busy:
+            room = batch.capacity - batch.size
+            if not slot.pending or room == 0:
+                continue
+            chunk = slot.pending[:room]
+            finishes_prompt = len(chunk) == len(slot.pending)
+            start = len(slot.cached)
+            for offset, token in enumerate(chunk):
+                last = finishes_prompt and offset == len(chunk) - 1
+                row = batch.add(token, start + offset, slot.sequence, logits=last)
+            if finishes_prompt:
+                sampling_rows.append((slot, row))
+            fed.append((slot, chunk))
+        if not batch.size:
+            return []
+        try:
+            batch.decode(self._native.context)
+        except Exception:
+            for slot, _ in fed:  # what reached the cache is unknown: forget these sequences
+                llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, -1, -1)
+                slot.cached = []
+            raise
+        for slot, tokens in fed:
+            slot.cached.extend(tokens)
+            if slot.pending:
+                del slot.pending[: len(tokens)]
+        events: StepEvents = []
+        for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
+            assert slot.request_id is not None
+            request_id = slot.request_id
+            for event in self._sample(slot, row):
+                events.append((request_id, event))
+        return events
+
+    def cancel(self, request_id: str) -> None:
+        for slot in self._slots:
+            if slot.request_id == request_id:
+                self._release(slot)
+
+    def close(self) -> None:
+        for slot in self._slots:
+            self._release(slot)
+        self._batch.free()
+        self._native.close()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _choose_slot(self, tokens: list[int]) -> tuple[_Slot, int]:
+        """The free slot sharing the longest cached prefix; ties go to the lowest id."""
+        free = [slot for slot in self._slots if not slot.busy]
+        if not free:
+            raise RuntimeError("no free slot: the worker admitted more than the engine's capacity")
+        best = max(free, key=lambda slot: (_common_prefix(slot.cached, tokens), -slot.sequence))
+        return best, _common_prefix(best.cached, tokens)
+
+    def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
+        assert slot.tracker is not None
+        token = llama_cpp.llama_sampler_sample(slot.sampler, self._native.context, row)
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            events = slot.tracker.end_of_generation()
+        else:
+            events = slot.tracker.push(native.piece(self._vocab, token))
+        if events and isinstance(events[-1], Finished):
+            self._release(slot)
+        else:
+            slot.next_token = token
+        return events
+
+    def _release(self, slot: _Slot) -> None:
+        """Free the slot for the next request; its KV cells stay for prefix reuse."""
+        if slot.sampler is not None:
+            llama_cpp.llama_sampler_free(slot.sampler)
+        if slot.pending:  # cancelled mid-prompt: what is cached is still exact
+            slot.pending = []
+        slot.request_id = None
+        slot.sampler = None
+        slot.tracker = None
+        slot.next_token = None
+
+    def _special_text(self, token: int) -> str:
+        return native.piece(self._vocab, token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

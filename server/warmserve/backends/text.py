@@ -53,6 +53,7 @@ class OutputTracker:
     prompt_tokens: int
     max_tokens: int
     stop: tuple[str, ...]
+    cached_tokens: int = 0
     completion_tokens: int = 0
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -77,9 +78,11 @@ class OutputTracker:
         return self._events(self._drain(), "stop")
 
     def _drain(self) -> str:
-        tail, stopped = self._matcher.feed(self._decoder.decode(b"", final=True))
+        # Bytes of a character the output was cut off in the middle of are dropped, not shown as U+FFFD.
+        self._decoder.reset()
+        tail, stopped = self._matcher.feed("")
         return tail if stopped else tail + self._matcher.flush()
 
     def _events(self, text: str, reason: FinishReason) -> list[GenerationEvent]:
-        done = Finished(reason, self.prompt_tokens, self.completion_tokens)
+        done = Finished(reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens)
         return [TextDelta(text), done] if text else [done]

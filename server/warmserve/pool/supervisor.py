@@ -186,6 +186,7 @@ class ModelPool:
             name = self.spec.name
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
             self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
+            self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
             if admitted is not None:
                 self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
         self._dispatch()

@@ -139,9 +139,12 @@ class WorkerHandle:
                 self._loop.call_soon_threadsafe(self._on_message, message)
         except (EOFError, OSError):
             pass
+        except RuntimeError:  # the event loop closed under us: the server is gone
+            return
         self._process.join()
         self._outbox.put(None)
-        self._loop.call_soon_threadsafe(self._on_exit, self._process.exitcode)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_exit, self._process.exitcode)
 
     # --- on the event loop --------------------------------------------------------------
 

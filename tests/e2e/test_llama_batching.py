@@ -1,0 +1,120 @@
+"""The llama.cpp engine's continuous batching and prefix reuse, on the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from warmserve.config import ModelSpec
+from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, TextDelta
+
+pytestmark = pytest.mark.e2e
+QUESTIONS = ["Name three colours of the rainbow.", "What is 2+2?", "Write a haiku about the sea.", "Who wrote Hamlet?"]
+
+
+def engine(**spec):
+    from warmserve.backends.llama_cpp import LlamaCppEngine
+
+    return LlamaCppEngine(ModelSpec(**{"threads": 1, "n_ctx": 512, "slots": 4, **spec}))
+
+
+def chat(*turns: str, max_tokens: int = 24, temperature: float = 0.0, seed: int | None = None):
+    roles = ["user", "assistant"]
+    messages = tuple(ChatMessage(roles[i % 2], text) for i, text in enumerate(turns))
+    return GenerationRequest(
+        messages=messages, sampling=SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    )
+
+
+def run(eng, requests: dict[str, GenerationRequest]) -> dict[str, tuple[str, Finished]]:
+    """Add the requests, step until the engine is idle; every request's text and Finished."""
+    for request_id, request in requests.items():
+        eng.add(request_id, request)
+    texts: dict[str, str] = collections.defaultdict(str)
+    finished: dict[str, Finished] = {}
+    while eng.running:
+        for request_id, event in eng.step():
+            if isinstance(event, TextDelta):
+                texts[request_id] += event.text
+            elif isinstance(event, Finished):
+                finished[request_id] = event
+    return {rid: (texts[rid], done) for rid, done in finished.items()}
+
+
+@pytest.fixture(scope="module")
+def solo_answers():
+    eng = engine(slots=1)
+    answers = {q: run(eng, {"solo": chat(q, max_tokens=40)})["solo"][0] for q in QUESTIONS}
+    eng.close()
+    return answers
+
+
+def test_each_sequence_in_a_batch_gets_exactly_its_solo_answer(solo_answers):
+    eng = engine()
+    together = run(eng, {q: chat(q, max_tokens=40) for q in QUESTIONS})
+    assert {q: text for q, (text, _) in together.items()} == solo_answers
+    eng.close()
+
+
+def test_a_long_prompt_prefilled_in_chunks_beside_running_decodes_changes_nothing(solo_answers):
+    eng = engine(n_batch=16)  # a 60-token prompt takes several steps next to the decoding sequences
+    long_question = "Please answer briefly. " * 10 + QUESTIONS[3]
+    eng.add("first", chat(QUESTIONS[0], max_tokens=40))
+    eng.step()
+    results = run(eng, {"long": chat(long_question, max_tokens=20), "second": chat(QUESTIONS[1], max_tokens=40)})
+    assert results["first"][0] == solo_answers[QUESTIONS[0]]
+    assert results["second"][0] == solo_answers[QUESTIONS[1]]
+    alone = engine(slots=1, n_batch=16)  # the same chunking, without neighbours
+    assert results["long"][0] == run(alone, {"x": chat(long_question, max_tokens=20)})["x"][0]
+    alone.close()
+    eng.close()
+
+
+def system_chat(system: str, question: str) -> GenerationRequest:
+    messages = (ChatMessage("system", system), ChatMessage("user", question))
+    return GenerationRequest(messages=messages, sampling=SamplingParams(temperature=0, max_tokens=24))
+
+
+def test_a_shared_system_prompt_is_computed_once_and_the_answer_equals_a_cold_run():
+    system = "You are a patient teacher. Answer in one short sentence, then stop. " * 3
+    warm = engine()
+    first = run(warm, {"a": system_chat(system, QUESTIONS[0])})["a"][1]
+    text, reused = run(warm, {"b": system_chat(system, QUESTIONS[3])})["b"]
+    assert first.cached_tokens == 0
+    assert reused.cached_tokens > 40  # the system prompt's tokens
+    cold = engine()
+    cold_text, cold_finish = run(cold, {"b": system_chat(system, QUESTIONS[3])})["b"]
+    assert (cold_finish.cached_tokens, cold_text) == (0, text)
+    assert cold_finish.prompt_tokens == reused.prompt_tokens
+    warm.close()
+    cold.close()
+
+
+def test_the_next_chat_turn_reuses_the_conversation_so_far_and_answers_as_a_cold_run():
+    warm = engine()
+    first_answer, first = run(warm, {"turn1": chat(QUESTIONS[0])})["turn1"]
+    second = chat(QUESTIONS[0], first_answer, "And three more?")
+    reused_text, reused = run(warm, {"turn2": second})["turn2"]
+    assert reused.cached_tokens > first.prompt_tokens  # the question and the answer
+    cold = engine()
+    cold_text, cold_finish = run(cold, {"turn2": second})["turn2"]
+    assert cold_finish.cached_tokens == 0
+    assert reused_text == cold_text
+    warm.close()
+    cold.close()
+
+
+def test_a_seeded_sample_does_not_depend_on_its_neighbours():
+    eng = engine()
+    alone = run(eng, {"a": chat(QUESTIONS[2], temperature=0.9, seed=42)})["a"][0]
+    crowded = run(
+        eng,
+        {
+            "x": chat(QUESTIONS[0], temperature=0.9, seed=1),
+            "a": chat(QUESTIONS[2], temperature=0.9, seed=42),
+            "y": chat(QUESTIONS[1], temperature=0.9),
+        },
+    )
+    assert crowded["a"][0] == alone
+    eng.close()
