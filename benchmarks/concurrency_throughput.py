@@ -37,6 +37,8 @@ def serve(args: argparse.Namespace, workdir: Path) -> subprocess.Popen[bytes]:
     model = {"name": "bench", "backend": args.backend, "workers": args.workers, "threads": args.threads}
     if args.backend == "transformers":
         model["max_batch_size"] = 8
+    else:
+        model["flash_attn"] = args.flash_attn
     config = workdir / "bench.yaml"
     config.write_text(yaml.safe_dump({"port": args.port, "models": [model]}))
     log = (workdir / "server.log").open("wb")
@@ -54,9 +56,9 @@ def serve(args: argparse.Namespace, workdir: Path) -> subprocess.Popen[bytes]:
     raise TimeoutError((workdir / "server.log").read_text())
 
 
-def one_request(client: httpx.Client, index: int, max_tokens: int) -> int:
+def one_request(client: httpx.Client, index: int, max_tokens: int, model: str) -> int:
     body = {
-        "model": "bench",
+        "model": model,
         "messages": [{"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]}],
         "max_tokens": max_tokens,
         "temperature": 0,
@@ -67,13 +69,13 @@ def one_request(client: httpx.Client, index: int, max_tokens: int) -> int:
     return tokens
 
 
-def level(base_url: str, concurrency: int, requests: int, max_tokens: int) -> dict[str, float]:
+def level(base_url: str, concurrency: int, requests: int, max_tokens: int, model: str) -> dict[str, float]:
     with (
         httpx.Client(base_url=base_url, timeout=600) as client,
         concurrent.futures.ThreadPoolExecutor(concurrency) as pool,
     ):
         started = time.perf_counter()
-        tokens = sum(pool.map(lambda i: one_request(client, i, max_tokens), range(requests)))
+        tokens = sum(pool.map(lambda i: one_request(client, i, max_tokens, model), range(requests)))
         elapsed = time.perf_counter() - started
     return {
         "concurrency": concurrency,
@@ -90,26 +92,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--concurrency", default="1,4,8")
+    parser.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--requests", type=int, default=8, help="requests per level (bounded)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--base-url", help="measure a server already running there instead (any OpenAI server)")
+    parser.add_argument("--model", default="bench", help="model name to ask for with --base-url")
+    parser.add_argument("--label", help="name of the measured server, for the output file")
     args = parser.parse_args()
-    out = args.out or Path(__file__).parent / "results" / (
-        f"concurrency-{args.backend}-{args.workers}w{args.threads}t.json"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        process = serve(args, Path(tmp))
-        try:
-            base_url = f"http://127.0.0.1:{args.port}"
-            level(base_url, 1, 1, 4)  # warm-up
-            levels = [
-                level(base_url, int(c), max(args.requests, int(c)), args.max_tokens)
-                for c in args.concurrency.split(",")
-            ]
-        finally:
-            process.terminate()
-            process.wait(60)
+    label = args.label or f"{args.backend}-{args.workers}w{args.threads}t"
+    out = args.out or Path(__file__).parent / "results" / f"concurrency-{label}.json"
+
+    def measure(base_url: str) -> list[dict[str, float]]:
+        level(base_url, 1, 1, 4, args.model)  # warm-up
+        return [
+            level(base_url, int(c), max(args.requests, int(c)), args.max_tokens, args.model)
+            for c in args.concurrency.split(",")
+        ]
+
+    if args.base_url:
+        levels = measure(args.base_url)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            process = serve(args, Path(tmp))
+            try:
+                levels = measure(f"http://127.0.0.1:{args.port}")
+            finally:
+                process.terminate()
+                process.wait(60)
     result = {
         "what": "aggregate completion tokens/s, chat, temperature 0, embedded SmolLM2-135M-Instruct",
         "machine": {"cpu_count": len(os.sched_getaffinity(0)), "platform": platform.platform()},
@@ -117,6 +128,7 @@ def main() -> None:
             "python": platform.python_version(),
             **{name: version(name) for name in ("torch", "transformers", "llama-cpp-python")},
         },
+        "server": label,
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "levels": levels,
     }
