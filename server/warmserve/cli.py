@@ -1,8 +1,8 @@
-"""`warmserve serve | models`: argument parsing only.
+"""`warmserve serve | models | bench`: argument parsing only.
 
-Flags are generated from the settings models (ServerSettings and ModelSpec), so
-each flag has the same description, type and bounds as its config-file key and
-`WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
+Flags are generated from the settings models (ServerSettings and ModelSpec; BenchSettings
+for `bench`), so each flag has the same description, type and bounds as its config-file
+key and `WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from warmserve import __version__
+from warmserve.bench.settings import BenchSettings
 from warmserve.config import ModelSpec, ServerSettings, load_settings
 
 # Flags whose names users know from other servers rather than from our field names.
@@ -39,7 +40,19 @@ def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
         return type(choices[0]), choices
+    if typing.get_origin(annotation) is list:
+        [item] = typing.get_args(annotation)
+        item_type = typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
+        return _comma_list(item_type), None
     return annotation, None
+
+
+def _comma_list(item_type: Any) -> Any:
+    def parse(text: str) -> list[Any]:
+        return [item_type(part) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = f"comma-separated {item_type.__name__}"  # argparse names it in errors
+    return parse
 
 
 def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_prefix: str) -> None:
@@ -47,39 +60,26 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
         if name in _NOT_FLAGS:
             continue
         flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        common: dict[str, Any] = {
+            "dest": dest_prefix + name,
+            "default": argparse.SUPPRESS,
+            "help": _help(field),
+        }
         flag_type, choices = _flag_type(field.annotation)
-        if typing.get_origin(flag_type) is list:
-            parser.add_argument(
-                flag,
-                dest=dest_prefix + name,
-                action="append",
-                default=argparse.SUPPRESS,
-                metavar=name.upper().removesuffix("S"),
-                help=_help(field) + " Repeat the flag for several.",
-            )
-            continue
         if flag_type is bool:
-            parser.add_argument(
-                flag,
-                dest=dest_prefix + name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=_help(field),
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
             continue
-        parser.add_argument(
-            flag,
-            dest=dest_prefix + name,
-            type=flag_type,
-            choices=choices,
-            default=argparse.SUPPRESS,
-            metavar=None if choices else name.upper(),
-            help=_help(field),
-        )
+        if typing.get_origin(field.annotation) is list:  # comma-separated, and the flag may repeat
+            common["help"] += " Comma-separated; the flag may repeat."
+            parser.add_argument(flag, type=flag_type, action="extend", metavar=name.upper(), **common)
+            continue
+        parser.add_argument(flag, type=flag_type, choices=choices, metavar=None if choices else name.upper(), **common)
 
 
 def _help(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
+    if isinstance(default, list):
+        default = ",".join(str(item) for item in default)
     suffix = f" (default: {default})" if default not in (None, "") else ""
     return (field.description or "") + suffix
 
@@ -100,13 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         _add_flags(server, ServerSettings, "server.")
         model = sub.add_argument_group("model (one model; replaces the config file's list)")
         _add_flags(model, ModelSpec, "model.")
+    bench_help = "Measure an OpenAI-compatible server under rising concurrency (exit 1 if a request failed)."
+    bench = commands.add_parser("bench", help=bench_help, description=bench_help)
+    _add_flags(bench, BenchSettings, "bench.")
     return parser
 
 
+def _prefixed(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    return {k.removeprefix(prefix): v for k, v in vars(args).items() if k.startswith(prefix)}
+
+
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    values = vars(args)
-    server = {k.removeprefix("server."): v for k, v in values.items() if k.startswith("server.")}
-    model = {k.removeprefix("model."): v for k, v in values.items() if k.startswith("model.")}
+    server = _prefixed(args, "server.")
+    model = _prefixed(args, "model.")
     if model:
         server["models"] = [ModelSpec(**model)]
     return load_settings(args.config, **server)
@@ -144,9 +150,23 @@ def _serve(settings: ServerSettings) -> None:
     run(settings)
 
 
+def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from warmserve.bench.runner import run_bench
+
+    try:
+        settings = BenchSettings(**_prefixed(args, "bench."))
+    except ValidationError as exc:
+        parser.exit(2, f"warmserve bench: invalid settings:\n{exc}\n")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("warmserve").setLevel(logging.INFO)  # progress per level, not httpx per request
+    return run_bench(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench(parser, args)
     try:
         settings = settings_from_args(args)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
