@@ -46,6 +46,7 @@ class GenerationRequest:
     prompt: str | None = None
     messages: tuple[ChatMessage, ...] | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    stream: bool = True  # False: the worker sends the text once, at the end, not per token
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -213,3 +214,35 @@ def test_a_repeated_prompt_reports_its_reused_prefix_as_cached_tokens(server, cl
     assert max(cached) >= first.usage.prompt_tokens - 1
     assert again.choices[0].message.content == first.choices[0].message.content
     assert metric(server, counter) >= before + max(cached)
+
+
+def test_a_worker_killed_mid_stream_fails_only_its_request_and_is_replaced(server, client):
+    """Runs last in this module: it kills one of the two llama.cpp workers."""
+    import os
+    import signal
+
+    body = {"model": MODEL, "prompt": PROMPT, "max_tokens": 600, "temperature": 0, "stream": True}
+    tasks = Path(f"/proc/{server.process.pid}/task").iterdir()
+    workers = [int(pid) for task in tasks for pid in (task / "children").read_text().split()]
+    workers = [pid for pid in workers if "libllama" in Path(f"/proc/{pid}/maps").read_text()]
+    assert len(workers) == 2
+    with (
+        httpx.Client(base_url=server.base_url, timeout=120) as http,
+        http.stream("POST", "/v1/completions", json=body) as first,
+        http.stream("POST", "/v1/completions", json=body) as second,
+    ):
+        streams = [first.iter_lines(), second.iter_lines()]
+        for lines in streams:  # both running, one on each worker (least-loaded dispatch)
+            assert next(line for line in lines if line.startswith("data: {"))
+        os.kill(workers[0], signal.SIGKILL)
+        endings = []
+        for lines in streams:
+            data = [line for line in lines if line.startswith("data: ")]
+            endings.append(data[-1] if data[-1] == "data: [DONE]" else json.loads(data[-1][6:])["error"]["code"])
+    assert sorted(endings) == ["data: [DONE]", "worker_died"]
+    for _ in range(600):
+        if httpx.get(f"{server.base_url}/ready").json()["status"] == "ready":
+            break
+        time.sleep(0.1)
+    assert httpx.get(f"{server.base_url}/v1/models").json()["data"][0]["ready_workers"] == 2
+    assert client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=3).usage.completion_tokens == 3

@@ -19,6 +19,7 @@ from warmserve.api.streaming import (
     sse_data,
     sse_error,
     sse_response,
+    text_chunk_renderer,
     until_disconnected,
 )
 from warmserve.errors import WarmServeError
@@ -73,11 +74,12 @@ async def _chunks(
         body = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice])
         return sse_data(body.model_dump(mode="json"))
 
+    content_chunk = text_chunk_renderer(lambda text: chunk(ChatDelta(content=text)))
     try:
         yield chunk(ChatDelta(role="assistant", content=""))
         async for event in stream:
             if isinstance(event, TextDelta):
-                yield chunk(ChatDelta(content=event.text))
+                yield content_chunk(event.text)
             elif isinstance(event, Finished):
                 yield chunk(ChatDelta(), event)
                 if include_usage:

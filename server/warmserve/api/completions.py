@@ -20,6 +20,7 @@ from warmserve.api.streaming import (
     sse_data,
     sse_error,
     sse_response,
+    text_chunk_renderer,
     until_disconnected,
 )
 from warmserve.errors import WarmServeError
@@ -68,11 +69,15 @@ async def _chunks(
         body = Completion(id=completion_id, created=created, model=model, choices=choices, usage=usage)
         return sse_data(body.model_dump(mode="json"))
 
+    text_chunks = [
+        text_chunk_renderer(lambda text, i=i: chunk([CompletionChoice(index=i, text=text)]))  # type: ignore[misc]
+        for i in range(len(streams))
+    ]
     finished: list[Finished] = []
     try:
         async for index, event in merged(streams):
             if isinstance(event, TextDelta):
-                yield chunk([CompletionChoice(index=index, text=event.text)])
+                yield text_chunks[index](event.text)
             elif isinstance(event, Finished):
                 finished.append(event)
                 yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])

@@ -56,7 +56,7 @@ def chat_request(body: ChatCompletionRequest, max_messages: int) -> GenerationRe
     messages = tuple(
         ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
     )
-    return GenerationRequest(messages=messages, sampling=sampling(body, body.output_limit()))
+    return GenerationRequest(messages=messages, sampling=sampling(body, body.output_limit()), stream=body.stream)
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
@@ -66,7 +66,7 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
         raise InvalidRequest("The 'prompt' list is empty.", param="prompt")
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
     params = sampling(body, limit)
-    return [GenerationRequest(prompt=prompt, sampling=params) for prompt in prompts]
+    return [GenerationRequest(prompt=prompt, sampling=params, stream=body.stream) for prompt in prompts]
 
 
 def usage_of(finished: Sequence[Finished]) -> Usage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from fastapi import Request
@@ -121,6 +121,18 @@ def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
 def sse_data(payload: dict[str, object] | str) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
     return f"data: {data}\n\n"
+
+
+def text_chunk_renderer(render: Callable[[str], str]) -> Callable[[str], str]:
+    """A fast path for the one chunk sent per token: the JSON around the text never changes.
+
+    `render(text)` is the full (pydantic) rendering of a chunk carrying `text`; we render it
+    once with a marker and splice each token's JSON-encoded text into that frame, so the
+    wire format is exactly the model's, built with one json.dumps instead of a model per token.
+    """
+    marker = "\u0000warmserve\u0000"
+    head, tail = render(marker).split(json.dumps(marker))
+    return lambda text: head + json.dumps(text) + tail
 
 
 def sse_error(error: Exception) -> str:

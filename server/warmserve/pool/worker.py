@@ -18,7 +18,7 @@ from warmserve.backends import Engine, load_engine
 from warmserve.backends.base import StepEvents as Events
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, WarmServeError
-from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, Tokenized
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, TextDelta, Tokenized
 from warmserve.pool.messages import (
     Cancel,
     RequestEvents,
@@ -63,6 +63,7 @@ def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -
 def _serve(engine: Engine, conn: Connection) -> None:
     waiting: OrderedDict[str, GenerationRequest] = OrderedDict()
     running: set[str] = set()
+    held = _HeldText()
     while True:
         idle = not running and not waiting
         # Block while idle; otherwise only drain what has already arrived.
@@ -73,17 +74,22 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 return
             if isinstance(message, Submit):
                 waiting[message.request_id] = message.request
+                if not message.request.stream:
+                    held.hold(message.request_id)
             elif isinstance(message, Tokenize):
                 conn.send(RequestEvents((_tokenize(engine, message),)))
-            elif isinstance(message, Cancel) and waiting.pop(message.request_id, None) is None:
-                engine.cancel(message.request_id)
-                running.discard(message.request_id)
+            elif isinstance(message, Cancel):
+                held.drop(message.request_id)
+                if waiting.pop(message.request_id, None) is None:
+                    engine.cancel(message.request_id)
+                    running.discard(message.request_id)
         events = _admit(engine, waiting, running)
         if running:
             events.extend(_step(engine, running))
         for request_id, event in events:
             if isinstance(event, Finished | Failed):
                 running.discard(request_id)
+        events = held.filter(events)
         if events:
             conn.send(RequestEvents(tuple(events)))
 
@@ -123,3 +129,39 @@ def _step(engine: Engine, running: set[str]) -> Events:
         for request_id in running:
             engine.cancel(request_id)
         return [(request_id, failed) for request_id in running]
+
+
+class _HeldText:
+    """Text of non-streaming requests, kept here and sent once with the Finished event.
+
+    A client that waits for the whole answer gains nothing from a message per token, and
+    the API process then spends no CPU per token on it (on a small CPU box it shares the
+    cores with the engine's threads).
+    """
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[str]] = {}
+
+    def hold(self, request_id: str) -> None:
+        self._parts[request_id] = []
+
+    def drop(self, request_id: str) -> None:
+        self._parts.pop(request_id, None)
+
+    def filter(self, events: Events) -> Events:
+        if not self._parts:
+            return events
+        kept: Events = []
+        for request_id, event in events:
+            parts = self._parts.get(request_id)
+            if parts is None:
+                kept.append((request_id, event))
+            elif isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                if isinstance(event, Finished) and parts:
+                    kept.append((request_id, TextDelta("".join(parts))))
+                if isinstance(event, Finished | Failed):
+                    del self._parts[request_id]
+                kept.append((request_id, event))
+        return kept
