@@ -16,7 +16,6 @@ MAX_TOKENS_LIMIT = 10_000_000
 
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 NEUTRAL_VALUES: dict[str, Any] = {
-    "n": 1,
     "best_of": 1,
     "logprobs": False,
     "echo": False,
@@ -89,6 +88,9 @@ class SamplingFields(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    n: int = Field(
+        1, ge=1, le=16, description="Choices to generate for each prompt; with a seed, choice i uses seed + i."
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     # OpenAI's hints and bookkeeping: accepted, and rightly without effect on generation here.

@@ -61,7 +61,7 @@ async def test_validation_failures_are_400_naming_the_parameter(client, body, pa
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
+        ({"logit_bias": {"5": 1}}, "logit_bias"),
         ({"logprobs": True}, "logprobs"),
         ({"tools": [{"type": "function"}]}, "tools"),
         ({"x": 1}, "x"),

@@ -135,3 +135,50 @@ async def test_tokenize_needs_exactly_one_input_and_a_known_model(client):
     assert (await client.post("/v1/tokenize", json={"model": "fake"})).status_code == 400
     assert (await client.post("/v1/tokenize", json={"model": "nope", "prompt": "a"})).status_code == 404
     assert (await client.post("/v1/tokenize", json={"model": "fake", "prompt": " "})).status_code == 400
+
+
+async def test_n_gives_several_choices_and_a_seed_makes_each_repeatable(sdk, client):
+    question = [{"role": "user", "content": "one two three four five six"}]
+    answer = await sdk.chat.completions.create(model="fake", messages=question, n=3, seed=10, max_tokens=6)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    for i, choice in enumerate(answer.choices):  # choice i is what seed 10 + i gives alone
+        alone = await sdk.chat.completions.create(model="fake", messages=question, seed=10 + i, max_tokens=6)
+        assert choice.message.content == alone.choices[0].message.content
+    assert len({c.message.content for c in answer.choices}) > 1
+    assert answer.usage.prompt_tokens == 7  # counted once, as OpenAI does
+    assert answer.usage.completion_tokens == 18
+    too_many = await client.post("/v1/chat/completions", json={"model": "fake", "messages": question, "n": 17})
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["param"] == "n"
+
+
+async def test_n_streams_every_choice_with_its_index(sdk):
+    stream = await sdk.chat.completions.create(
+        model="fake",
+        messages=MESSAGES,
+        n=2,
+        max_tokens=3,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    texts: dict[int, str] = {0: "", 1: ""}
+    roles, finishes = set(), {}
+    for chunk in chunks[:-1]:
+        [choice] = chunk.choices
+        roles.add((choice.index, choice.delta.role))
+        texts[choice.index] += choice.delta.content or ""
+        if choice.finish_reason:
+            finishes[choice.index] = choice.finish_reason
+    assert {(0, "assistant"), (1, "assistant")} <= roles
+    assert texts == {0: "world hello say", 1: "world hello say"}
+    assert finishes == {0: "length", 1: "length"}
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (7, 6)
+
+
+async def test_completions_with_n_order_choices_by_prompt_then_choice(sdk):
+    answer = await sdk.completions.create(model="fake", prompt=["a b", "c d"], n=2, max_tokens=2, temperature=0)
+    assert [(c.index, c.text) for c in answer.choices] == [(0, "b a"), (1, "b a"), (2, "d c"), (3, "d c")]
+    assert answer.usage.prompt_tokens == 4
+    assert answer.usage.completion_tokens == 8

@@ -216,6 +216,15 @@ def test_a_repeated_prompt_reports_its_reused_prefix_as_cached_tokens(server, cl
     assert metric(server, counter) >= before + max(cached)
 
 
+def test_n_choices_are_batched_and_each_seeded_choice_repeats_alone(client):
+    ask = {"model": MODEL, "messages": QUESTION, "max_tokens": 12, "temperature": 0.9}
+    together = client.chat.completions.create(**ask, n=3, seed=5)
+    assert [c.index for c in together.choices] == [0, 1, 2]
+    for i, choice in enumerate(together.choices):
+        alone = client.chat.completions.create(**ask, seed=5 + i)
+        assert choice.message.content == alone.choices[0].message.content
+
+
 def test_a_worker_killed_mid_stream_fails_only_its_request_and_is_replaced(server, client):
     """Runs last in this module: it kills one of the two llama.cpp workers."""
     import os

@@ -43,9 +43,9 @@ def test_stop_accepts_a_string_or_a_list():
 
 
 def test_unsupported_parameters_are_listed_but_hints_and_neutral_values_are_not():
-    body = chat(n=2, logprobs=True, user="u", metadata={"a": "b"}, service_tier="auto", tools=None)
-    assert body.unsupported_parameters() == ["n", "logprobs"]
-    assert chat(n=1, logprobs=False, response_format={"type": "text"}).unsupported_parameters() == []
+    body = chat(best_of=2, logprobs=True, user="u", metadata={"a": "b"}, service_tier="auto", tools=None)
+    assert body.unsupported_parameters() == ["best_of", "logprobs"]
+    assert chat(n=2, logprobs=False, response_format={"type": "text"}).unsupported_parameters() == []
     assert chat(frobnicate=3).unsupported_parameters() == ["frobnicate"]
 
 

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import chat_request, usage_of
+from warmserve.api.params import chat_requests, usage_of
 from warmserve.api.streaming import (
-    collect,
+    collect_all,
+    merged,
     open_streams,
     sse_data,
     sse_error,
@@ -45,52 +46,62 @@ log = logging.getLogger(__name__)
     responses=success_response(ChatCompletion, "The completion, or an SSE stream of chunks."),
 )
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
-    generation = chat_request(body, request.app.state.settings.max_messages)
+    generations = chat_requests(body, request.app.state.settings.max_messages)
     pool = pools.get(body.model)
-    [stream] = await until_disconnected(request, open_streams(pool, [generation]))
+    streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        chunks = _chunks(stream, completion_id, created, body.model, body.include_usage())
-        return sse_response(chunks)
+        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()))
     try:
-        text, finished = await until_disconnected(request, collect(stream))
+        results = await until_disconnected(request, collect_all(streams))
     finally:
-        stream.close()
+        for stream in streams:
+            stream.close()
     completion = ChatCompletion(
         id=completion_id,
         created=created,
         model=body.model,
-        choices=[ChatChoice(index=0, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)],
-        usage=usage_of([finished]),
+        choices=[
+            ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)
+            for i, (text, finished) in enumerate(results)
+        ],
+        usage=usage_of([finished for _, finished in results], choices_per_prompt=len(results)),
     )
     return JSONResponse(completion.model_dump(mode="json"))
 
 
 async def _chunks(
-    stream: RequestStream, completion_id: str, created: int, model: str, include_usage: bool
+    streams: list[RequestStream], completion_id: str, created: int, model: str, include_usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(delta: ChatDelta, finish: Finished | None = None) -> str:
-        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=finish.finish_reason if finish else None)
+    def chunk(index: int, delta: ChatDelta, finish: Finished | None = None) -> str:
+        reason = finish.finish_reason if finish else None
+        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)
         body = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice])
         return sse_data(body.model_dump(mode="json"))
 
-    content_chunk = text_chunk_renderer(lambda text: chunk(ChatDelta(content=text)))
+    content_chunks = [
+        text_chunk_renderer(lambda text, i=i: chunk(i, ChatDelta(content=text)))  # type: ignore[misc]
+        for i in range(len(streams))
+    ]
+    finished: dict[int, Finished] = {}
     try:
-        yield chunk(ChatDelta(role="assistant", content=""))
-        async for event in stream:
+        for index in range(len(streams)):
+            yield chunk(index, ChatDelta(role="assistant", content=""))
+        async for index, event in merged(streams):
             if isinstance(event, TextDelta):
-                yield content_chunk(event.text)
+                yield content_chunks[index](event.text)
             elif isinstance(event, Finished):
-                yield chunk(ChatDelta(), event)
-                if include_usage:
-                    usage = ChatCompletionChunk(
-                        id=completion_id, created=created, model=model, choices=[], usage=usage_of([event])
-                    )
-                    yield sse_data(usage.model_dump(mode="json"))
+                finished[index] = event
+                yield chunk(index, ChatDelta(), event)
+        if include_usage:
+            totals = usage_of([finished[i] for i in sorted(finished)], choices_per_prompt=len(streams))
+            last = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=totals)
+            yield sse_data(last.model_dump(mode="json"))
         yield sse_data("[DONE]")
     except Exception as exc:  # after the 200 has gone out, an error event is all we can send
         if not isinstance(exc, WarmServeError):
             log.exception("stream failed")
         yield sse_error(exc)
     finally:
-        stream.close()
+        for stream in streams:
+            stream.close()

@@ -43,7 +43,8 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()))
+        chunks = _chunks(streams, completion_id, created, body.model, body.include_usage(), body.n)
+        return sse_response(chunks)
     try:
         results = await until_disconnected(request, collect_all(streams))
     finally:
@@ -57,13 +58,18 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
             CompletionChoice(index=i, text=text, finish_reason=finished.finish_reason)
             for i, (text, finished) in enumerate(results)
         ],
-        usage=usage_of([finished for _, finished in results]),
+        usage=usage_of([finished for _, finished in results], choices_per_prompt=body.n),
     )
     return JSONResponse(completion.model_dump(mode="json"))
 
 
 async def _chunks(
-    streams: list[RequestStream], completion_id: str, created: int, model: str, include_usage: bool
+    streams: list[RequestStream],
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    choices_per_prompt: int,
 ) -> AsyncIterator[str]:
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
         body = Completion(id=completion_id, created=created, model=model, choices=choices, usage=usage)
@@ -73,16 +79,16 @@ async def _chunks(
         text_chunk_renderer(lambda text, i=i: chunk([CompletionChoice(index=i, text=text)]))  # type: ignore[misc]
         for i in range(len(streams))
     ]
-    finished: list[Finished] = []
+    finished: dict[int, Finished] = {}
     try:
         async for index, event in merged(streams):
             if isinstance(event, TextDelta):
                 yield text_chunks[index](event.text)
             elif isinstance(event, Finished):
-                finished.append(event)
+                finished[index] = event
                 yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
         if include_usage:
-            yield chunk([], usage_of(finished))
+            yield chunk([], usage_of([finished[i] for i in sorted(finished)], choices_per_prompt))
         yield sse_data("[DONE]")
     except Exception as exc:  # after the 200 has gone out, an error event is all we can send
         if not isinstance(exc, WarmServeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from warmserve.errors import InvalidRequest, UnsupportedParameter
@@ -46,7 +47,8 @@ def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
     )
 
 
-def chat_request(body: ChatCompletionRequest, max_messages: int) -> GenerationRequest:
+def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[GenerationRequest]:
+    """One generation per choice (`n`)."""
     reject_unsupported(body)
     if len(body.messages) > max_messages:
         raise InvalidRequest(
@@ -56,7 +58,10 @@ def chat_request(body: ChatCompletionRequest, max_messages: int) -> GenerationRe
     messages = tuple(
         ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
     )
-    return GenerationRequest(messages=messages, sampling=sampling(body, body.output_limit()), stream=body.stream)
+    return [
+        GenerationRequest(messages=messages, sampling=choice, stream=body.stream)
+        for choice in _per_choice(sampling(body, body.output_limit()), body.n)
+    ]
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
@@ -66,14 +71,29 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
         raise InvalidRequest("The 'prompt' list is empty.", param="prompt")
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
     params = sampling(body, limit)
-    return [GenerationRequest(prompt=prompt, sampling=params, stream=body.stream) for prompt in prompts]
+    return [
+        GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream)
+        for prompt in prompts
+        for choice in _per_choice(params, body.n)
+    ]
 
 
-def usage_of(finished: Sequence[Finished]) -> Usage:
-    """Token counts of one or several generations (a completion's choices), OpenAI-shaped."""
-    prompt = sum(f.prompt_tokens for f in finished)
+def _per_choice(params: SamplingParams, n: int) -> list[SamplingParams]:
+    """`n` copies; a seeded request seeds choice i with seed + i, so choices differ yet repeat."""
+    if params.seed is None:
+        return [params] * n
+    return [dataclasses.replace(params, seed=params.seed + i) for i in range(n)]
+
+
+def usage_of(finished: Sequence[Finished], choices_per_prompt: int = 1) -> Usage:
+    """Token counts of the generations of a request, in choice order, OpenAI-shaped.
+
+    As OpenAI counts it, a prompt answered with n choices counts its prompt tokens once.
+    """
+    firsts = finished[::choices_per_prompt]
+    prompt = sum(f.prompt_tokens for f in firsts)
+    cached = sum(f.cached_tokens for f in firsts)
     completion = sum(f.completion_tokens for f in finished)
-    cached = sum(f.cached_tokens for f in finished)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
