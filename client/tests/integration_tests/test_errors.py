@@ -48,8 +48,8 @@ def test_a_prompt_over_the_context_is_context_overflow_with_the_numbers():
 
 
 def test_a_parameter_the_server_lacks_is_an_invalid_request_naming_it():
-    with pytest.raises(ModelInvalidRequestError, match=r"'n' is not supported.*unsupported_parameter"):
-        ChatWarmServe(n=2, max_retries=0).invoke("Hi")
+    with pytest.raises(ModelInvalidRequestError, match=r"'logit_bias' is not supported.*unsupported_param"):
+        ChatWarmServe(logit_bias={5: 1}, max_retries=0).invoke("Hi")
 
 
 def test_tools_are_refused_by_the_server_until_it_supports_them():
