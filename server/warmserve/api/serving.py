@@ -18,6 +18,18 @@ from fastapi import FastAPI
 
 from warmserve.api.app import create_app, drain
 from warmserve.config import ServerSettings
+from warmserve.pool import STOP_BOUND_S
+
+GRACEFUL_SHUTDOWN_S = 5  # after the drain, how long uvicorn waits for open connections to close
+
+
+def exit_bound_s(settings: ServerSettings) -> float:
+    """The longest a server takes to exit after SIGTERM: drain, close connections, stop the workers.
+
+    A grace period around it (compose's stop_grace_period; Kubernetes' terminationGracePeriodSeconds,
+    which also covers preStop) must be longer, or requests still draining are killed with the server.
+    """
+    return settings.drain_timeout_s + GRACEFUL_SHUTDOWN_S + STOP_BOUND_S
 
 
 class DrainingServer(uvicorn.Server):
@@ -58,6 +70,6 @@ def run(settings: ServerSettings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     DrainingServer(config, app, settings.drain_timeout_s).run()

