@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,11 @@ def test_sigterm_drains_in_flight_requests_then_exits_zero_without_orphans(tmp_p
         assert rest[-1] == "data: [DONE]"
         assert json.loads(rest[-2].removeprefix("data: "))["choices"][0]["finish_reason"] == "length"
         assert server.process.wait(60) == 0
+        # Children notice their parent's exit through their pipes; give them a moment to go.
+        for _ in range(100):
+            if not [pid for pid in workers if alive(pid)]:
+                break
+            time.sleep(0.1)
         assert not [pid for pid in workers if alive(pid)]
     finally:
         server.stop()
