@@ -1,6 +1,6 @@
 """Checks run on a local 2-node Ray cluster, inside a network namespace with only loopback.
 
-Not collected by the suite (its name has no test_ prefix): test_ray_serve.py runs it with
+Not collected by the suite (its name has no test_ prefix): test_cluster.py runs it with
 `ip netns exec`, because Ray binds every interface unless confined. The cluster is a head
 and a worker node of one CPU each; `warmserve serve --ray` deploys the real default model with
 two replicas (one CPU each, so one per node) and two slots each, so four concurrent requests
@@ -9,16 +9,13 @@ occupy both replicas.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import ray
@@ -27,12 +24,11 @@ from ray import serve
 from ray._private.state import actors
 from ray.cluster_utils import Cluster
 
+from tests.ray_serve.helpers import BASE_URL, PORT, ready, serving, wait_for
 from warmserve.config import EMBEDDED_MODEL_NAME, ModelSpec
 from warmserve.ray_serve import APP_NAME
 from warmserve.ray_serve.app import deployment_name
 
-PORT = 8000
-BASE_URL = f"http://127.0.0.1:{PORT}"
 MODEL = EMBEDDED_MODEL_NAME
 DEPLOYMENT = deployment_name(ModelSpec())
 
@@ -62,23 +58,6 @@ def replicas_running() -> int:
     return sum(n for state, n in status.deployments[DEPLOYMENT].replica_states.items() if state == "RUNNING")
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"not {what} after {timeout} s")
-
-
-def ready() -> bool:
-    """Every replica of every model holds its model (200 and `degraded` would mean some do)."""
-    try:
-        return httpx.get(f"{BASE_URL}/ready", timeout=2).json()["status"] == "ready"
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
@@ -98,23 +77,10 @@ def server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     config = tmp / "warmserve.yaml"
     model = {"name": MODEL, "workers": 2, "threads": 1, "slots": 2, "n_ctx": 1024}
     config.write_text(yaml.safe_dump({"drain_timeout_s": 10, "models": [model]}))
-    log = (tmp / "serve.log").open("wb")
     command = [sys.executable, "-m", "warmserve", "serve", "--ray", cluster.address, "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(PORT)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: process.poll() is not None or ready(), 240, "ready")
-        assert process.poll() is None, (tmp / "serve.log").read_text()
+    with serving(command, tmp / "serve.log", signal.SIGTERM) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)  # removes the application from the cluster
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        log.close()
 
 
 @pytest.fixture
