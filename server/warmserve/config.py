@@ -207,6 +207,11 @@ class ServerSettings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long in-flight requests may finish before exit."
     )
+    ray_address: str | None = Field(
+        None,
+        description="Serve on this Ray cluster (auto, HOST:PORT of its head) with each model's workers as "
+        "Ray Serve replicas; needs warmserve[ray].",
+    )
     models: list[ModelSpec] = Field(
         default_factory=list, description="Served models; empty serves the embedded default."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from importlib.metadata import metadata
 
 import yaml
 
@@ -61,13 +62,21 @@ def test_readme_shows_every_kind_of_deploy_command():
         ("docker", "compose"),
         ("kubectl", "apply"),
         ("helm", "install"),
+        (".venv/bin/warmserve", "serve"),
+        ("serve", "run"),
     }
 
 
 def test_docker_builds_use_build_arguments_the_dockerfile_declares():
     declared = dockerfile_args()
     builds = docker_builds()
-    assert builds == {"warmserve:cpu": {}, "warmserve:cuda": {"VARIANT": "cuda"}}
+    assert builds == {
+        "warmserve:cpu": {},
+        "warmserve:cuda": {"VARIANT": "cuda"},
+        "warmserve:ray": {"EXTRAS": "llama,ray"},
+    }
+    extras = set(metadata("warmserve").get_all("Provides-Extra") or [])
+    assert set(builds["warmserve:ray"]["EXTRAS"].split(",")) <= extras
     for arguments in builds.values():
         assert set(arguments) <= set(declared)
     documented = re.findall(r"`([A-Z_]+)=", deploy_section()) + re.findall(r"`([A-Z_]+_IMAGE)`", deploy_section())
@@ -103,9 +112,23 @@ def test_compose_commands_use_its_profiles_and_the_image_readme_builds():
     assert compose_config()["services"]["warmserve"]["image"] in docker_builds()
 
 
-def test_kubectl_applies_the_overlays_the_tests_validate():
-    applied = [options(words, "-k")[0] for words in deploy_commands() if words[:2] == ["kubectl", "apply"]]
-    assert sorted(ROOT / path for path in applied) == OVERLAYS
+def test_kubectl_applies_the_overlays_and_the_rayservice_the_tests_validate():
+    applied = [words for words in deploy_commands() if words[:2] == ["kubectl", "apply"]]
+    assert sorted(ROOT / path for words in applied for path in options(words, "-k")) == OVERLAYS
+    [rayservice] = [ROOT / path for words in applied for path in options(words, "-f")]
+    assert rayservice == ROOT / "deploy" / "ray" / "rayservice.yaml"
+    [container] = yaml.safe_load(rayservice.read_text())["spec"]["rayClusterConfig"]["headGroupSpec"]["template"][
+        "spec"
+    ]["containers"]
+    assert container["image"] in docker_builds()
+
+
+def test_ray_commands_use_the_serve_config_and_flags_warmserve_accepts():
+    [serve_run] = [words for words in deploy_commands() if words[:2] == ["serve", "run"]]
+    assert (ROOT / serve_run[2]).is_file()
+    [warmserve] = [words for words in deploy_commands() if words[0].endswith("warmserve")]
+    args = build_parser().parse_args(warmserve[1:])
+    assert getattr(args, "server.ray_address") == "auto"
 
 
 def test_helm_values_files_exist():

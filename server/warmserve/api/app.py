@@ -23,7 +23,7 @@ from warmserve.api.limits import BodySizeLimit
 from warmserve.api.security import ApiKeys, install_cors, require_api_key
 from warmserve.config import ServerSettings
 from warmserve.metrics import Metrics
-from warmserve.pool import PoolManager
+from warmserve.pool import PoolFactory, PoolManager
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ class Lifecycle:
     draining: bool = False
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
+def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None) -> FastAPI:
+    """The app; `make_pool` replaces local worker processes (Ray Serve hands in its replicas)."""
     registry = Metrics()
-    pools = PoolManager(settings, registry)
+    pools = PoolManager(settings, registry, make_pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

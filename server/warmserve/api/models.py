@@ -6,13 +6,13 @@ from fastapi import APIRouter
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
-from warmserve.pool import ModelPool
+from warmserve.pool import Pool
 from warmserve.protocol import ModelCard, ModelList
 
 router = APIRouter()
 
 
-def _card(pool: ModelPool, created: int) -> ModelCard:
+def _card(pool: Pool, created: int) -> ModelCard:
     return ModelCard(
         id=pool.spec.name,
         created=created,

@@ -18,12 +18,12 @@ from fastapi.responses import StreamingResponse
 from warmserve.api.errors import ClientDisconnected, error_body
 from warmserve.errors import WarmServeError
 from warmserve.generation import Finished, GenerationRequest, TextDelta
-from warmserve.pool import ModelPool, RequestStream
+from warmserve.pool import Pool, RequestStream
 
 T = TypeVar("T")
 
 
-async def open_streams(pool: ModelPool, requests: Sequence[GenerationRequest]) -> list[RequestStream]:
+async def open_streams(pool: Pool, requests: Sequence[GenerationRequest]) -> list[RequestStream]:
     """Submit every request and wait until each is admitted; on any failure cancel them all."""
     streams: list[RequestStream] = []
     try:

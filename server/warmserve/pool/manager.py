@@ -1,4 +1,8 @@
-"""All served models: one ModelPool per name, started and stopped together."""
+"""All served models: one pool per name, started and stopped together.
+
+By default each pool is a `ModelPool` of local worker processes; `make_pool` builds another
+kind (Ray Serve replicas) behind the same interface.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,25 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-from warmserve.config import ServerSettings
+from warmserve.config import ModelSpec, ServerSettings
 from warmserve.errors import ModelNotFound
 from warmserve.metrics import Metrics
+from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.supervisor import ModelPool
 
 
 class PoolManager:
-    def __init__(self, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(self, settings: ServerSettings, metrics: Metrics, make_pool: PoolFactory | None = None) -> None:
         self.created = int(time.time())
-        self.pools: dict[str, ModelPool] = {
-            spec.name: ModelPool(spec, settings.log_level, metrics) for spec in settings.models
-        }
+        if make_pool is None:
+
+            def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
+                return ModelPool(spec, settings.log_level, metrics)
+
+        self.pools: dict[str, Pool] = {spec.name: make_pool(spec, metrics) for spec in settings.models}
         metrics.watch_pools(self._gauges)
 
-    def get(self, model: str) -> ModelPool:
+    def get(self, model: str) -> Pool:
         pool = self.pools.get(model)
         if pool is None:
             available = ", ".join(sorted(self.pools))

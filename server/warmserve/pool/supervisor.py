@@ -16,20 +16,18 @@ import itertools
 import logging
 import time
 import uuid
-from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
+from warmserve.pool.base import ModelState
 from warmserve.pool.messages import Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
 
 log = logging.getLogger(__name__)
-
-ModelState = Literal["loading", "ready", "degraded", "unhealthy", "stopping"]
 
 _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 120.0

@@ -1,0 +1,47 @@
+"""What the API needs from one served model, whoever runs its workers.
+
+`ModelPool` runs them as local processes; `warmserve.ray_serve` as Ray Serve replicas on
+other machines. The routes only see this interface, so the same app serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from warmserve.config import ModelSpec
+from warmserve.generation import GenerationRequest
+from warmserve.metrics import Metrics
+from warmserve.pool.stream import RequestStream
+
+ModelState = Literal["loading", "ready", "degraded", "unhealthy", "stopping"]
+
+
+class Pool(Protocol):
+    spec: ModelSpec
+
+    @property
+    def state(self) -> ModelState: ...
+
+    @property
+    def ready_workers(self) -> int: ...
+
+    @property
+    def running(self) -> int: ...
+
+    @property
+    def waiting(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, request: GenerationRequest) -> RequestStream:
+        """Admit a request (or raise a typed error); its events come on the returned stream."""
+        ...
+
+    async def tokenize(self, request: GenerationRequest) -> list[int]: ...
+
+
+# Builds the pool of one model; the pool counts its requests and tokens in the app's metrics.
+PoolFactory = Callable[[ModelSpec, Metrics], Pool]

@@ -1,0 +1,215 @@
+"""The ingress side: a Pool whose workers are the replicas of a model's Ray Serve deployment.
+
+`RayPool` sends each request through the deployment's handle as a stream and feeds the
+events into the same RequestStream the routes read from a local pool. Ray's own failures
+become our typed errors here: a full queue (BackPressureError) is 429 `overloaded`, a replica
+that dies mid-request (its actor gone) is 503 `worker_died` for that request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from warmserve.api.app import create_app
+from warmserve.config import ModelSpec, ServerSettings
+from warmserve.errors import (
+    BackendError,
+    ModelUnavailable,
+    Overloaded,
+    ShuttingDown,
+    WarmServeError,
+    WorkerDied,
+    error_from_info,
+)
+from warmserve.generation import Failed, Finished, GenerationRequest, Started, Tokenized
+from warmserve.metrics import Metrics
+from warmserve.pool import ModelState, Pool, RequestStream
+
+log = logging.getLogger(__name__)
+
+_STATUS_EVERY_S = 1.0
+_REPLICA_GONE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
+
+
+class RayPool:
+    """One model served by the replicas of its deployment (see the module docstring)."""
+
+    def __init__(
+        self, spec: ModelSpec, handle: DeploymentHandle[Any], app_name: str, deployment: str, metrics: Metrics
+    ) -> None:
+        self.spec = spec
+        self._handle = handle
+        self._app_name = app_name
+        self._deployment = deployment
+        self._metrics = metrics
+        self._pumps: dict[str, tuple[asyncio.Task[None], DeploymentResponseGenerator[Any]]] = {}
+        self._started: set[str] = set()
+        self._ids = itertools.count()
+        self._replicas_running = 0
+        self._deployment_status = "UPDATING"
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    # --- state: from Serve's view of the deployment --------------------------------------
+
+    @property
+    def ready_workers(self) -> int:
+        return self._replicas_running
+
+    @property
+    def running(self) -> int:
+        return len(self._started)
+
+    @property
+    def waiting(self) -> int:
+        """Sent to Serve and not yet admitted by a replica's engine (queued in the handle or replica)."""
+        return len(self._pumps) - len(self._started)
+
+    @property
+    def state(self) -> ModelState:
+        if self._stopping:
+            return "stopping"
+        if self._replicas_running and self._deployment_status == "HEALTHY":
+            return "ready"
+        if self._replicas_running:
+            return "degraded"
+        if self._deployment_status in ("UNHEALTHY", "DEPLOY_FAILED"):
+            return "unhealthy"
+        return "loading"
+
+    async def start(self) -> None:
+        self._watch = asyncio.get_running_loop().create_task(self._watch_status())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+        for task, response in list(self._pumps.values()):
+            response.cancel()
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in self._pumps.values()), return_exceptions=True)
+
+    async def _watch_status(self) -> None:
+        while True:
+            try:
+                await self._refresh_status()
+            except Exception:  # the controller restarting is no reason to stop watching
+                log.warning("could not read the status of %s", self._deployment, exc_info=True)
+            await asyncio.sleep(_STATUS_EVERY_S)
+
+    async def _refresh_status(self) -> None:
+        status = await asyncio.to_thread(serve.status)
+        application = status.applications.get(self._app_name)
+        deployment = application.deployments.get(self._deployment) if application else None
+        if deployment is None:
+            self._replicas_running, self._deployment_status = 0, "UPDATING"
+            return
+        self._replicas_running = sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
+        self._deployment_status = str(getattr(deployment.status, "value", deployment.status))
+
+    # --- requests ----------------------------------------------------------------------
+
+    async def submit(self, request: GenerationRequest) -> RequestStream:
+        self._check_admissible()
+        request_id = f"{self.spec.name}-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s, self._timed_out)
+        response = self._handle.options(stream=True).generate.remote(request)
+        assert isinstance(response, DeploymentResponseGenerator)
+        task = asyncio.get_running_loop().create_task(self._pump(request_id, stream, response))
+        self._pumps[request_id] = (task, response)
+        return stream
+
+    async def tokenize(self, request: GenerationRequest) -> list[int]:
+        self._check_admissible()
+        try:
+            answer = await self._handle.tokenize.remote(request)
+        except Exception as exc:
+            raise _as_warmserve_error(exc, self.spec.name) from exc
+        if isinstance(answer, Failed):
+            raise error_from_info(answer.error)
+        assert isinstance(answer, Tokenized)
+        return list(answer.tokens)
+
+    def _check_admissible(self) -> None:
+        if self._stopping:
+            raise ShuttingDown(f"Model '{self.spec.name}' is shutting down.")
+        if self.state == "unhealthy":
+            raise ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: its replicas fail to start.")
+
+    async def _pump(self, request_id: str, stream: RequestStream, response: DeploymentResponseGenerator[Any]) -> None:
+        admitted = time.monotonic()
+        try:
+            async for event in response:
+                if isinstance(event, Started):
+                    self._started.add(request_id)
+                elif isinstance(event, Finished):
+                    self._count(event, admitted)
+                stream.push(event)
+        except Exception as exc:
+            error = _as_warmserve_error(exc, self.spec.name)
+            if isinstance(error, Overloaded):
+                self._metrics.rejected.labels(self.spec.name, "overloaded").inc()
+            stream.push(Failed(error.info()))
+        finally:
+            self._pumps.pop(request_id, None)
+            self._started.discard(request_id)
+
+    def _count(self, event: Finished, admitted: float) -> None:
+        name = self.spec.name
+        self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
+        self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
+        self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
+        self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
+
+    def _cancel(self, request_id: str) -> None:
+        pump = self._pumps.pop(request_id, None)
+        self._started.discard(request_id)
+        if pump is not None:
+            task, response = pump
+            response.cancel()  # reaches the replica, whose stream close cancels the worker's request
+            task.cancel()
+            self._metrics.cancelled.labels(self.spec.name).inc()
+
+    def _timed_out(self, request_id: str) -> None:
+        self._metrics.timed_out.labels(self.spec.name).inc()
+
+
+def _as_warmserve_error(exc: Exception, model: str) -> WarmServeError:
+    if isinstance(exc, WarmServeError):
+        return exc
+    if isinstance(exc, BackPressureError):
+        return Overloaded(f"Model '{model}' is at capacity: its replicas' queue is full. Retry after a moment.")
+    if isinstance(exc, _REPLICA_GONE):
+        return WorkerDied(f"The replica of '{model}' running this request died; retry it.")
+    log.error("request to %s failed", model, exc_info=exc)
+    return BackendError(f"The request to '{model}' failed in Ray Serve: {type(exc).__name__}")
+
+
+class Ingress:
+    """The ingress deployment: builds warmserve's app, with RayPools, inside its replica."""
+
+    def __init__(
+        self, settings: dict[str, Any], models: dict[str, DeploymentHandle[Any]], deployments: dict[str, str]
+    ) -> None:
+        self._settings = ServerSettings.model_validate(settings)
+        self._models = models
+        self._deployments = deployments
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        app_name = serve.get_replica_context().app_name
+
+        def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
+            return RayPool(spec, self._models[spec.name], app_name, self._deployments[spec.name], metrics)
+
+        return create_app(self._settings, make_pool)
