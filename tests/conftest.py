@@ -99,6 +99,15 @@ def write_config(path: Path, settings: dict[str, Any]) -> Path:
     return path
 
 
+def start_fake_server(
+    tmp: Path, fake: dict[str, Any], workers: int = 1, n_ctx: int = 1024, **server: Any
+) -> ServerProcess:
+    """A real `warmserve serve` process serving one fake model named "fake", from a config file."""
+    model = {"name": "fake", "backend": "fake", "workers": workers, "n_ctx": n_ctx, "fake": fake}
+    config = write_config(tmp / "warmserve.yaml", {**server, "models": [model]})
+    return start_server(["--config", str(config)], tmp)
+
+
 @pytest.fixture(scope="session")
 def hf_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One conversion of the embedded GGUF to safetensors, shared by the transformers tests."""
@@ -108,12 +117,7 @@ def hf_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def fake_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real HTTP server process with two slow fake workers, for disconnect and crash tests."""
-    tmp = tmp_path_factory.mktemp("fake-server")
     fake = {"token_delay_s": 0.02, "capacity": 2, "crash_on": "CRASH"}
-    config = write_config(
-        tmp / "warmserve.yaml",
-        {"models": [{"name": "fake", "backend": "fake", "workers": 2, "n_ctx": 100000, "fake": fake}]},
-    )
-    server = start_server(["--config", str(config)], tmp)
+    server = start_fake_server(tmp_path_factory.mktemp("fake-server"), fake, workers=2, n_ctx=100_000)
     yield server
     server.stop()

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ServerProcess, start_server, write_config
+from tests.conftest import ServerProcess, start_fake_server
 from warmserve.bench.runner import run_sweep
 from warmserve.bench.settings import BenchSettings
 from warmserve.cli import main
@@ -15,13 +15,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("bench-server")
     fake = {"token_delay_s": 0.002, "capacity": 4}
-    config = write_config(
-        tmp / "warmserve.yaml",
-        {"models": [{"name": "fake", "backend": "fake", "workers": 1, "n_ctx": 1024, "fake": fake}]},
-    )
-    server = start_server(["--config", str(config)], tmp)
+    server = start_fake_server(tmp_path_factory.mktemp("bench-server"), fake)
     yield server
     server.stop()
 

@@ -11,16 +11,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import ServerProcess, start_server, write_config
+from tests.conftest import ServerProcess, start_fake_server
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    model = {"name": "fake", "backend": "fake", "n_ctx": 512, "fake": {"capacity": 8}}
-    server = start_server(["--config", str(write_config(tmp / "c.yaml", {"models": [model]}))], tmp)
+    server = start_fake_server(tmp_path_factory.mktemp("fuzz"), {"capacity": 8}, n_ctx=512)
     yield server
     server.stop()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server, write_config
+from tests.conftest import start_fake_server
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +29,7 @@ def alive(pid: int) -> bool:
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero_without_orphans(tmp_path):
-    model = {"name": "fake", "backend": "fake", "workers": 2, "n_ctx": 10_000, "fake": {"token_delay_s": 0.02}}
-    config = write_config(tmp_path / "c.yaml", {"drain_timeout_s": 60, "models": [model]})
-    server = start_server(["--config", str(config)], tmp_path)
+    server = start_fake_server(tmp_path, {"token_delay_s": 0.02}, workers=2, n_ctx=10_000, drain_timeout_s=60)
     try:
         workers = children(server.process.pid)
         assert len(workers) >= 2

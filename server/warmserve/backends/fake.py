@@ -28,6 +28,14 @@ def render_prompt(request: GenerationRequest) -> str:
     return "\n".join(f"{m.role}: {m.content}" for m in request.messages)
 
 
+def _words(request: GenerationRequest, prompt: str | None = None) -> list[str]:
+    """The fake's tokens: the prompt's words; an empty prompt is the request's fault."""
+    words = (render_prompt(request) if prompt is None else prompt).split()
+    if not words:
+        raise InvalidRequest("The prompt is empty.", param=request.input_param)
+    return words
+
+
 @dataclass
 class _Sequence:
     words: list[str]
@@ -51,15 +59,12 @@ class FakeEngine(Engine):
         return len(self._running)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
-        words = render_prompt(request).split()
-        if not words:
-            raise InvalidRequest("The prompt is empty.", param=request.input_param)
-        return [zlib.crc32(word.encode()) % 50_000 for word in words]
+        return [zlib.crc32(word.encode()) % 50_000 for word in _words(request)]
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         prompt = render_prompt(request)
-        prompt_words = prompt.split()
-        prompt_tokens = len(self.tokenize(request))
+        prompt_words = _words(request, prompt)
+        prompt_tokens = len(prompt_words)
         budget = output_budget(prompt_tokens, request.sampling.max_tokens, self._n_ctx, request.input_param)
         words = list(reversed(prompt_words))
         if request.sampling.temperature > 0:

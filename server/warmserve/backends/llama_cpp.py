@@ -188,8 +188,7 @@ class LlamaCppEngine(Engine):
         """Free the slot for the next request; its KV cells stay for prefix reuse."""
         if slot.sampler is not None:
             llama_cpp.llama_sampler_free(slot.sampler)
-        if slot.pending:  # cancelled mid-prompt: what is cached is still exact
-            slot.pending = []
+        slot.pending = []  # cancelled mid-prompt: the cached part is still exact
         slot.request_id = None
         slot.sampler = None
         slot.tracker = None
