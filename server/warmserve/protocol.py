@@ -17,10 +17,6 @@ MAX_TOKENS_LIMIT = 10_000_000
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 NEUTRAL_VALUES: dict[str, Any] = {
     "best_of": 1,
-    "logprobs": False,
-    "echo": False,
-    "suffix": "",
-    "logit_bias": {},
     "tools": [],
     "response_format": {"type": "text"},
 }
@@ -67,6 +63,17 @@ class StreamOptions(WireModel):
     include_usage: bool = False
 
 
+def _token_bias(bias: dict[str, float]) -> dict[str, float]:
+    for key in bias:
+        if not key.isdigit():
+            raise ValueError(f"logit_bias keys are token ids (strings of digits); got {key!r}")
+    return bias
+
+
+LogitBias = Annotated[
+    dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]], Field(max_length=1024), AfterValidator(_token_bias)
+]
+
 StopParam = (
     Annotated[Text, Field(min_length=1)] | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
 )
@@ -93,6 +100,9 @@ class SamplingFields(BaseModel):
     )
     stream: bool = False
     stream_options: StreamOptions | None = None
+    logit_bias: LogitBias | None = Field(
+        None, description="Token id (as a string) -> bias from -100 to 100 added to its logit before sampling."
+    )
     # OpenAI's hints and bookkeeping: accepted, and rightly without effect on generation here.
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -109,6 +119,9 @@ class SamplingFields(BaseModel):
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
 
+    def token_bias(self) -> tuple[tuple[int, float], ...]:
+        return tuple((int(token), bias) for token, bias in (self.logit_bias or {}).items())
+
     def unsupported_parameters(self) -> list[str]:
         """Fields the client sent that this server would otherwise silently ignore."""
         extra = self.model_extra or {}
@@ -123,6 +136,10 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    logprobs: bool | None = Field(None, description="Return the log probability of each output token.")
+    top_logprobs: int | None = Field(
+        None, ge=0, le=20, description="With logprobs: also the most likely alternatives at each position."
+    )
 
     def output_limit(self) -> int | None:
         """`max_completion_tokens` is the current name; `max_tokens` the deprecated one."""
@@ -134,6 +151,13 @@ class CompletionRequest(SamplingFields):
         description="One prompt, or a list (at most 64) answered as one choice each."
     )
     max_tokens: int | None = Field(16, ge=1, le=MAX_TOKENS_LIMIT, description="OpenAI's default for completions is 16.")
+    logprobs: int | None = Field(
+        None, ge=0, le=5, description="Log probabilities of each output token and of this many alternatives."
+    )
+    echo: bool = Field(False, description="Return the prompt before the completion.")
+    suffix: Text | None = Field(
+        None, description="Text after the completion: the model fills in the middle (needs a model with FIM tokens)."
+    )
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
@@ -164,6 +188,35 @@ class Usage(WireModel):
 FinishReasonOut = Literal["stop", "length"]
 
 
+class TopLogprob(WireModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprobOut(WireModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(WireModel):
+    """Chat: one entry per output token."""
+
+    content: list[TokenLogprobOut] | None
+    refusal: list[TokenLogprobOut] | None = None
+
+
+class CompletionLogprobs(WireModel):
+    """Completions (the legacy shape): parallel lists, and each token's offset in the choice's text."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+
 class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -173,7 +226,7 @@ class ChatChoice(WireModel):
     index: int
     message: AssistantMessage
     finish_reason: FinishReasonOut
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(WireModel):
@@ -200,7 +253,7 @@ class ChatChunkChoice(WireModel):
     index: int
     delta: ChatDelta
     finish_reason: FinishReasonOut | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(WireModel):
@@ -217,7 +270,7 @@ class CompletionChoice(WireModel):
     index: int
     text: str
     finish_reason: FinishReasonOut | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(WireModel):
@@ -232,11 +285,30 @@ class Completion(WireModel):
     system_fingerprint: str | None = None
 
 
+class ModelCapabilities(WireModel):
+    """What a client may ask of the model here; anything else is a 400 naming the parameter."""
+
+    chat: bool = Field(description="POST /v1/chat/completions")
+    completions: bool = Field(description="POST /v1/completions")
+    embeddings: bool = Field(description="POST /v1/embeddings")
+    tools: bool = Field(description="tools and tool_choice in chat")
+    json_schema: bool = Field(description="response_format json_object and json_schema")
+    logprobs: bool = Field(description="logprobs and top_logprobs")
+    logit_bias: bool
+    echo: bool = Field(description="completions: echo")
+    suffix: bool | None = Field(description="completions: suffix (fill in the middle); null until a worker has loaded")
+
+
 class ModelCard(WireModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "warmserve"
+    backend: str = Field(description="The engine: llama_cpp, transformers or fake.")
+    context_length: int | None = Field(
+        description="Tokens per request (prompt + output) as the loaded engine reports; null until loaded."
+    )
+    capabilities: ModelCapabilities
     state: Literal["loading", "ready", "degraded", "unhealthy", "stopping"] = Field(
         description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing."
     )
@@ -253,6 +325,16 @@ class TokenizeResponse(WireModel):
     model: str
     tokens: list[int]
     count: int
+
+
+class DetokenizeRequest(WireModel):
+    model: str = Field(min_length=1)
+    tokens: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(max_length=1_000_000)
+
+
+class DetokenizeResponse(WireModel):
+    model: str
+    text: str
 
 
 class ErrorDetail(WireModel):

@@ -51,6 +51,9 @@ async def test_malformed_json_is_400(client):
         ({**OK_CHAT, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({**OK_CHAT, "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         ({**OK_CHAT, "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({**OK_CHAT, "logit_bias": {"x": 1}}, "logit_bias"),
+        ({**OK_CHAT, "logit_bias": {"5": 101}}, "logit_bias"),
+        ({**OK_CHAT, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"messages": OK_CHAT["messages"]}, "model"),
     ],
 )
@@ -61,8 +64,8 @@ async def test_validation_failures_are_400_naming_the_parameter(client, body, pa
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"logit_bias": {"5": 1}}, "logit_bias"),
-        ({"logprobs": True}, "logprobs"),
+        ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
         ({"tools": [{"type": "function"}]}, "tools"),
         ({"x": 1}, "x"),
     ],

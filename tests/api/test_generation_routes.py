@@ -14,7 +14,11 @@ async def test_models_list_shows_the_served_model_and_its_workers(sdk):
     models = await sdk.models.list()
     [card] = models.data
     assert card.id == "fake"
-    assert card.model_extra == {"state": "ready", "ready_workers": 1, "workers": 1}
+    extra = card.model_extra
+    assert (extra["state"], extra["ready_workers"], extra["workers"]) == ("ready", 1, 1)
+    assert (extra["backend"], extra["context_length"]) == ("fake", 256)
+    assert extra["capabilities"]["logprobs"] is True
+    assert extra["capabilities"]["suffix"] is True  # the fake reports fill-in-the-middle tokens
     assert (await sdk.models.retrieve("fake")).id == "fake"
 
 

@@ -49,7 +49,30 @@ def local_llama() -> llama_cpp.Llama:
 def test_models_list_shows_the_embedded_model_with_its_workers_ready(client):
     [model] = client.models.list().data
     assert model.id == MODEL
-    assert model.model_extra == {"state": "ready", "ready_workers": 2, "workers": 2}
+    extra = model.model_extra
+    assert (extra["state"], extra["ready_workers"], extra["workers"]) == ("ready", 2, 2)
+    assert (extra["backend"], extra["context_length"]) == ("llama_cpp", 1024)
+    assert extra["capabilities"]["suffix"] is False  # SmolLM2 has no fill-in-the-middle tokens
+
+
+def test_completion_logprobs_equal_llama_cpp_python_in_process(client):
+    answer = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=8, temperature=0, logprobs=3)
+    local = llama_cpp.Llama(
+        model_path=str(embedded_model_path()), n_ctx=1024, n_threads=1, flash_attn=False, logits_all=True, verbose=False
+    )
+    expected = local.create_completion(PROMPT, max_tokens=8, temperature=0, logprobs=3)
+    ours, theirs = answer.choices[0].logprobs, expected["choices"][0]["logprobs"]
+    assert ours.tokens == theirs["tokens"]
+    assert ours.token_logprobs == pytest.approx(theirs["token_logprobs"], abs=1e-3)
+    for our_top, their_top in zip(ours.top_logprobs, theirs["top_logprobs"], strict=True):
+        assert set(our_top) == set(their_top)
+        assert [our_top[t] for t in their_top] == pytest.approx(list(their_top.values()), abs=1e-3)
+
+
+def test_suffix_on_a_model_without_fill_in_the_middle_tokens_is_400(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model=MODEL, prompt="def add(a, b):", suffix="    return c", max_tokens=4)
+    assert caught.value.body["param"] == "suffix"
 
 
 def test_chat_at_temperature_zero_matches_llama_cpp_python_in_process(client, local_llama):

@@ -8,8 +8,10 @@ safetensors by the server (the hub is out of reach here).
 from __future__ import annotations
 
 import concurrent.futures
+import math
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -102,3 +104,49 @@ def test_a_concurrent_batch_gives_each_request_its_solo_answer(client):
     with concurrent.futures.ThreadPoolExecutor(len(QUESTIONS)) as pool:
         together = list(pool.map(lambda q: ask(client, q, max_tokens=24).choices[0].message.content, QUESTIONS))
     assert together == alone
+
+
+BOTH = pytest.mark.parametrize("model", [EMBEDDED_MODEL_NAME, HF])
+
+
+def token_ids(server: ServerProcess, model: str, text: str) -> list[int]:
+    answer = httpx.post(f"{server.base_url}/v1/tokenize", json={"model": model, "prompt": text}, timeout=60)
+    return list(answer.json()["tokens"])
+
+
+@BOTH
+def test_greedy_logprobs_name_the_likeliest_token_and_rank_the_alternatives(client, model):
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": QUESTIONS[0]}], temperature=0, max_tokens=12,
+        logprobs=True, top_logprobs=4,
+    )  # fmt: skip
+    content = answer.choices[0].logprobs.content
+    assert len(content) == 12
+    assert "".join(entry.token for entry in content) == answer.choices[0].message.content
+    for entry in content:
+        alternatives = [top.logprob for top in entry.top_logprobs]
+        assert entry.top_logprobs[0].token == entry.token  # greedy picks the likeliest
+        assert entry.logprob == pytest.approx(alternatives[0])
+        assert alternatives == sorted(alternatives, reverse=True)
+        assert sum(math.exp(lp) for lp in alternatives) <= 1.0 + 1e-6
+
+
+@BOTH
+def test_logit_bias_forces_and_forbids_tokens(server, client, model):
+    [blue] = token_ids(server, model, " blue")
+    params = {"model": model, "prompt": "The sky is", "max_tokens": 3, "temperature": 0}
+    forced = client.completions.create(**params, logit_bias={str(blue): 100})
+    assert forced.choices[0].text == " blue" * 3
+    plain = client.completions.create(**params, logprobs=0)
+    first = plain.choices[0].logprobs.tokens[0]
+    [first_id] = token_ids(server, model, first)
+    banned = client.completions.create(**params, logprobs=0, logit_bias={str(first_id): -100})
+    assert banned.choices[0].logprobs.tokens[0] != first
+
+
+@BOTH
+def test_detokenize_inverts_tokenize(server, model):
+    text = "Warm models answer fast, even in Ελληνικά."
+    ids = token_ids(server, model, text)
+    answer = httpx.post(f"{server.base_url}/v1/detokenize", json={"model": model, "tokens": ids}, timeout=60)
+    assert answer.json()["text"] == text

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import chat_requests, usage_of
+from warmserve.api.logprobs import chat_logprobs
+from warmserve.api.params import chat_requests, ignored_header, unsupported, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -34,6 +35,7 @@ from warmserve.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatDelta,
+    ChoiceLogprobs,
 )
 
 router = APIRouter()
@@ -46,12 +48,14 @@ log = logging.getLogger(__name__)
     responses=success_response(ChatCompletion, "The completion, or an SSE stream of chunks."),
 )
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
-    generations = chat_requests(body, request.app.state.settings.max_messages)
+    settings = request.app.state.settings
+    headers = ignored_header(unsupported(body, settings.unsupported_parameters))
+    generations = chat_requests(body, settings.max_messages)
     pool = pools.get(body.model)
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
-        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()))
+        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()), headers)
     try:
         results = await until_disconnected(request, collect_all(streams))
     finally:
@@ -62,20 +66,27 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         created=created,
         model=body.model,
         choices=[
-            ChatChoice(index=i, message=AssistantMessage(content=text), finish_reason=finished.finish_reason)
-            for i, (text, finished) in enumerate(results)
+            ChatChoice(
+                index=i,
+                message=AssistantMessage(content=result.text),
+                finish_reason=result.finished.finish_reason,
+                logprobs=chat_logprobs(result.logprobs) if body.logprobs else None,
+            )
+            for i, result in enumerate(results)
         ],
-        usage=usage_of([finished for _, finished in results], choices_per_prompt=len(results)),
+        usage=usage_of([result.finished for result in results], choices_per_prompt=len(results)),
     )
-    return JSONResponse(completion.model_dump(mode="json"))
+    return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
 
 async def _chunks(
     streams: list[RequestStream], completion_id: str, created: int, model: str, include_usage: bool
 ) -> AsyncIterator[str]:
-    def chunk(index: int, delta: ChatDelta, finish: Finished | None = None) -> str:
+    def chunk(
+        index: int, delta: ChatDelta, finish: Finished | None = None, logprobs: ChoiceLogprobs | None = None
+    ) -> str:
         reason = finish.finish_reason if finish else None
-        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason)
+        choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason, logprobs=logprobs)
         body = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice])
         return sse_data(body.model_dump(mode="json"))
 
@@ -88,7 +99,9 @@ async def _chunks(
         for index in range(len(streams)):
             yield chunk(index, ChatDelta(role="assistant", content=""))
         async for index, event in merged(streams):
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta) and event.logprobs:
+                yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
+            elif isinstance(event, TextDelta):
                 yield content_chunks[index](event.text)
             elif isinstance(event, Finished):
                 finished[index] = event

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import completion_requests, usage_of
+from warmserve.api.logprobs import completion_logprobs
+from warmserve.api.params import completion_requests, ignored_header, unsupported, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -38,13 +39,16 @@ log = logging.getLogger(__name__)
     responses=success_response(Completion, "The completion, or an SSE stream of chunks."),
 )
 async def create_completion(body: CompletionRequest, request: Request, pools: Pools) -> Response:
+    headers = ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters))
     generations = completion_requests(body)
     pool = pools.get(body.model)
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    # `echo`: each choice's text starts with its own prompt.
+    echoes = [generation.prompt or "" if body.echo else "" for generation in generations]
     if body.stream:
-        chunks = _chunks(streams, completion_id, created, body.model, body.include_usage(), body.n)
-        return sse_response(chunks)
+        chunks = _chunks(streams, completion_id, created, body, echoes)
+        return sse_response(chunks, headers)
     try:
         results = await until_disconnected(request, collect_all(streams))
     finally:
@@ -55,40 +59,48 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
         created=created,
         model=body.model,
         choices=[
-            CompletionChoice(index=i, text=text, finish_reason=finished.finish_reason)
-            for i, (text, finished) in enumerate(results)
+            CompletionChoice(
+                index=i,
+                text=echoes[i] + result.text,
+                finish_reason=result.finished.finish_reason,
+                logprobs=None if body.logprobs is None else completion_logprobs(result.logprobs, len(echoes[i])),
+            )
+            for i, result in enumerate(results)
         ],
-        usage=usage_of([finished for _, finished in results], choices_per_prompt=body.n),
+        usage=usage_of([result.finished for result in results], choices_per_prompt=body.n),
     )
-    return JSONResponse(completion.model_dump(mode="json"))
+    return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
 
 async def _chunks(
-    streams: list[RequestStream],
-    completion_id: str,
-    created: int,
-    model: str,
-    include_usage: bool,
-    choices_per_prompt: int,
+    streams: list[RequestStream], completion_id: str, created: int, request: CompletionRequest, echoes: list[str]
 ) -> AsyncIterator[str]:
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
-        body = Completion(id=completion_id, created=created, model=model, choices=choices, usage=usage)
+        body = Completion(id=completion_id, created=created, model=request.model, choices=choices, usage=usage)
         return sse_data(body.model_dump(mode="json"))
 
     text_chunks = [
         text_chunk_renderer(lambda text, i=i: chunk([CompletionChoice(index=i, text=text)]))  # type: ignore[misc]
         for i in range(len(streams))
     ]
+    offsets = [len(echo) for echo in echoes]  # characters of each choice's text sent so far
     finished: dict[int, Finished] = {}
     try:
+        for index, echo in enumerate(echoes):
+            if echo:
+                yield text_chunks[index](echo)
         async for index, event in merged(streams):
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta) and request.logprobs is not None:
+                logprobs = completion_logprobs(event.logprobs, offsets[index])
+                yield chunk([CompletionChoice(index=index, text=event.text, logprobs=logprobs)])
+                offsets[index] += len(event.text)
+            elif isinstance(event, TextDelta):
                 yield text_chunks[index](event.text)
             elif isinstance(event, Finished):
                 finished[index] = event
                 yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
-        if include_usage:
-            yield chunk([], usage_of([finished[i] for i in sorted(finished)], choices_per_prompt))
+        if request.include_usage():
+            yield chunk([], usage_of([finished[i] for i in sorted(finished)], request.n))
         yield sse_data("[DONE]")
     except Exception as exc:  # after the 200 has gone out, an error event is all we can send
         if not isinstance(exc, WarmServeError):

@@ -1,4 +1,4 @@
-"""GET /v1/models: what is served, and how many workers hold each model now."""
+"""GET /v1/models: what is served, what each model can do, and how many workers hold it now."""
 
 from __future__ import annotations
 
@@ -7,15 +7,34 @@ from fastapi import APIRouter
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.pool import Pool
-from warmserve.protocol import ModelCard, ModelList
+from warmserve.protocol import ModelCapabilities, ModelCard, ModelList
 
 router = APIRouter()
 
 
+def capabilities(pool: Pool) -> ModelCapabilities:
+    facts = pool.facts
+    return ModelCapabilities(
+        chat=True,
+        completions=True,
+        embeddings=False,
+        tools=False,
+        json_schema=False,
+        logprobs=True,
+        logit_bias=True,
+        echo=True,
+        suffix=None if facts is None else facts.fill_in_middle,
+    )
+
+
 def _card(pool: Pool, created: int) -> ModelCard:
+    facts = pool.facts
     return ModelCard(
         id=pool.spec.name,
         created=created,
+        backend=pool.spec.backend,
+        context_length=None if facts is None else facts.context_length,
+        capabilities=capabilities(pool),
         state=pool.state,
         ready_workers=pool.ready_workers,
         workers=pool.spec.workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from warmserve.config import UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
 from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
 from warmserve.protocol import (
@@ -19,23 +20,34 @@ from warmserve.protocol import (
 OPENAI_COMPLETION_DEFAULT = 16
 
 
-def reject_unsupported(body: SamplingFields) -> None:
-    """A parameter we would otherwise ignore is a 400 that names it, never silently dropped."""
-    unsupported = body.unsupported_parameters()
-    if unsupported:
-        name = unsupported[0]
+IGNORED_HEADER = "X-Warmserve-Ignored-Parameters"
+
+
+def unsupported(body: SamplingFields, policy: UnsupportedPolicy) -> list[str]:
+    """Parameters this server does not support: a 400 naming them, or (policy "ignore") their names.
+
+    Never silently dropped: ignored names go back to the client in IGNORED_HEADER.
+    """
+    names = body.unsupported_parameters()
+    if names and policy == "reject":
         raise UnsupportedParameter(
-            f"The parameter '{name}' is not supported by this server"
-            + (f" (also unsupported here: {', '.join(unsupported[1:])})." if len(unsupported) > 1 else "."),
-            param=name,
+            f"The parameter '{names[0]}' is not supported by this server"
+            + (f" (also unsupported here: {', '.join(names[1:])})." if len(names) > 1 else ".")
+            + " A server started with --unsupported-parameters ignore drops such parameters instead.",
+            param=names[0],
         )
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest(
             "The 'stream_options' parameter is only allowed when 'stream' is true.", param="stream_options"
         )
+    return names
 
 
-def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
+def ignored_header(names: list[str]) -> dict[str, str]:
+    return {IGNORED_HEADER: ", ".join(names)} if names else {}
+
+
+def sampling(body: SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
     return SamplingParams(
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
@@ -44,12 +56,20 @@ def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
         seed=body.seed,
         presence_penalty=body.presence_penalty or 0.0,
         frequency_penalty=body.frequency_penalty or 0.0,
+        logprobs=logprobs,
+        logit_bias=body.token_bias(),
     )
+
+
+def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
+    """How many alternatives per token the engine reports; None: no logprobs at all."""
+    if body.top_logprobs is not None and not body.logprobs:
+        raise InvalidRequest("'top_logprobs' needs 'logprobs' set to true.", param="top_logprobs")
+    return (body.top_logprobs or 0) if body.logprobs else None
 
 
 def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
-    reject_unsupported(body)
     if len(body.messages) > max_messages:
         raise InvalidRequest(
             f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
@@ -58,21 +78,28 @@ def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[Genera
     messages = tuple(
         ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
     )
+    params = sampling(body, body.output_limit(), chat_logprobs_count(body))
     return [
         GenerationRequest(messages=messages, sampling=choice, stream=body.stream)
-        for choice in _per_choice(sampling(body, body.output_limit()), body.n)
+        for choice in _per_choice(params, body.n)
     ]
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
-    reject_unsupported(body)
     prompts = body.prompts()
     if not prompts:
         raise InvalidRequest("The 'prompt' list is empty.", param="prompt")
+    if body.echo and body.logprobs is not None:
+        raise InvalidRequest(
+            "'echo' together with 'logprobs' would need the prompt's logprobs, which this server does not "
+            "compute; send one of them.",
+            param="echo",
+        )
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
-    params = sampling(body, limit)
+    params = sampling(body, limit, body.logprobs)
+    suffix = body.suffix or None  # "" is OpenAI's "no suffix"
     return [
-        GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream)
+        GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream, suffix=suffix)
         for prompt in prompts
         for choice in _per_choice(params, body.n)
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from fastapi import Request
@@ -17,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from warmserve.api.errors import ClientDisconnected, error_body
 from warmserve.errors import WarmServeError
-from warmserve.generation import Finished, GenerationRequest, TextDelta
+from warmserve.generation import Finished, GenerationRequest, TextDelta, TokenLogprob
 from warmserve.pool import Pool, RequestStream
 
 T = TypeVar("T")
@@ -37,18 +38,28 @@ async def open_streams(pool: Pool, requests: Sequence[GenerationRequest]) -> lis
     return streams
 
 
-async def collect(stream: RequestStream) -> tuple[str, Finished]:
-    """The whole text of a request and its Finished event."""
+@dataclass(frozen=True)
+class Collected:
+    """A whole generation: its text, its tokens' logprobs (when asked for) and how it ended."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...]
+    finished: Finished
+
+
+async def collect(stream: RequestStream) -> Collected:
     parts: list[str] = []
+    logprobs: list[TokenLogprob] = []
     async for event in stream:
         if isinstance(event, TextDelta):
             parts.append(event.text)
+            logprobs.extend(event.logprobs)
         elif isinstance(event, Finished):
-            return "".join(parts), event
+            return Collected("".join(parts), tuple(logprobs), event)
     raise WarmServeError("The generation ended without a finish event.")
 
 
-async def collect_all(streams: Sequence[RequestStream]) -> list[tuple[str, Finished]]:
+async def collect_all(streams: Sequence[RequestStream]) -> list[Collected]:
     """Every stream's text, in order; the first failure cancels the others and is raised."""
     tasks = [asyncio.ensure_future(collect(s)) for s in streams]
     try:
@@ -110,11 +121,11 @@ async def _wait_for_disconnect(request: Request) -> None:
         pass
 
 
-def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
+def sse_response(events: AsyncIterator[str], headers: dict[str, str] | None = None) -> StreamingResponse:
     return StreamingResponse(
         events,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
     )
 
 

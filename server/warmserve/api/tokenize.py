@@ -1,4 +1,4 @@
-"""POST /v1/tokenize: token counts from the model's own tokenizer, for clients like LangChain."""
+"""POST /v1/tokenize and /v1/detokenize: the model's own tokenizer, for clients like LangChain."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage, GenerationRequest
-from warmserve.protocol import TokenizeRequest, TokenizeResponse
+from warmserve.protocol import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
 
 router = APIRouter()
 
@@ -28,3 +28,10 @@ async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
         request = GenerationRequest(prompt=body.prompt)
     tokens = await pool.tokenize(request)
     return TokenizeResponse(model=body.model, tokens=tokens, count=len(tokens))
+
+
+@router.post("/v1/detokenize", responses=ERROR_RESPONSES)
+async def detokenize(body: DetokenizeRequest, pools: Pools) -> DetokenizeResponse:
+    """Token ids back to text, special tokens written out; an id the model lacks is a 400."""
+    text = await pools.get(body.model).detokenize(body.tokens)
+    return DetokenizeResponse(model=body.model, text=text)

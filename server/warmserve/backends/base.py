@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from warmserve.errors import ContextLengthExceeded
-from warmserve.generation import GenerationEvent, GenerationRequest, Started
+from warmserve.errors import ContextLengthExceeded, InvalidRequest
+from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts, Started
 
 StepEvents = list[tuple[str, GenerationEvent]]
 
@@ -30,6 +30,10 @@ class Engine(ABC):
         """The prompt's tokens exactly as `add` would feed them to the model."""
 
     @abstractmethod
+    def detokenize(self, tokens: list[int]) -> str:
+        """The text of token ids (special tokens written out); unknown ids are an InvalidRequest."""
+
+    @abstractmethod
     def step(self) -> StepEvents:
         """Advance every running request by one token; return their events in order."""
 
@@ -41,6 +45,11 @@ class Engine(ABC):
     @abstractmethod
     def running(self) -> int:
         """Requests currently admitted."""
+
+    @property
+    @abstractmethod
+    def facts(self) -> ModelFacts:
+        """What the loaded model is: reported to the API process once, when the worker is ready."""
 
     def close(self) -> None:  # noqa: B027 - most engines free their memory with the process
         """Release the model before the worker exits."""
@@ -60,3 +69,23 @@ def output_budget(prompt_tokens: int, max_tokens: int | None, n_ctx: int, param:
             param=param,
         )
     return max_tokens
+
+
+def check_token_ids(tokens: list[int], vocab_size: int, param: str = "tokens") -> None:
+    unknown = next((token for token in tokens if not 0 <= token < vocab_size), None)
+    if unknown is not None:
+        raise InvalidRequest(
+            f"Token {unknown} does not exist in this model's vocabulary ({vocab_size} tokens, 0 to {vocab_size - 1}).",
+            param=param,
+        )
+
+
+def check_logit_bias(request: GenerationRequest, vocab_size: int) -> None:
+    """Token ids in `logit_bias` must exist in this model's vocabulary."""
+    unknown = [token for token, _ in request.sampling.logit_bias if not 0 <= token < vocab_size]
+    if unknown:
+        raise InvalidRequest(
+            f"logit_bias names token {unknown[0]}, which this model does not have (its vocabulary has "
+            f"{vocab_size} tokens, 0 to {vocab_size - 1}).",
+            param="logit_bias",
+        )

@@ -14,16 +14,18 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from warmserve.backends.base import Engine, StepEvents, output_budget
+from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, InvalidRequest
-from warmserve.generation import Failed, Finished, GenerationRequest, Started
+from warmserve.generation import Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
+
+FAKE_VOCAB_SIZE = 50_000
 
 
 def render_prompt(request: GenerationRequest) -> str:
     if request.prompt is not None:
-        return request.prompt
+        return request.prompt if request.suffix is None else f"{request.prompt} {request.suffix}"
     assert request.messages is not None
     return "\n".join(f"{m.role}: {m.content}" for m in request.messages)
 
@@ -42,6 +44,14 @@ class _Sequence:
     tracker: OutputTracker
     fail: bool
     crash: bool
+    logprobs: int | None
+
+
+def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> TokenLogprob:
+    """A made-up but consistent distribution: the emitted word is the likeliest of `top`."""
+    alternatives = [piece, *(f" {w}".encode() for w in words if f" {w}".encode() != piece)][: max(top, 1)]
+    logprob = -0.1 * (1 + produced % 3)
+    return TokenLogprob(piece, logprob, tuple((alt, logprob - i) for i, alt in enumerate(alternatives[:top])))
 
 
 class FakeEngine(Engine):
@@ -58,10 +68,20 @@ class FakeEngine(Engine):
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
+
     def tokenize(self, request: GenerationRequest) -> list[int]:
-        return [zlib.crc32(word.encode()) % 50_000 for word in _words(request)]
+        return [zlib.crc32(word.encode()) % FAKE_VOCAB_SIZE for word in _words(request)]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """The fake's token ids are word hashes: it can only name them."""
+        check_token_ids(tokens, FAKE_VOCAB_SIZE)
+        return " ".join(f"<{token}>" for token in tokens)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
+        check_logit_bias(request, FAKE_VOCAB_SIZE)
         prompt = render_prompt(request)
         prompt_words = _words(request, prompt)
         prompt_tokens = len(prompt_words)
@@ -72,9 +92,12 @@ class FakeEngine(Engine):
         options = self._options
         self._running[request_id] = _Sequence(
             words=words,
-            tracker=OutputTracker(prompt_tokens, budget, request.sampling.stop),
+            tracker=OutputTracker(
+                prompt_tokens, budget, request.sampling.stop, with_logprobs=request.sampling.logprobs is not None
+            ),
             fail=bool(options.fail_on and options.fail_on in prompt),
             crash=bool(options.crash_on and options.crash_on in prompt),
+            logprobs=request.sampling.logprobs,
         )
         return Started(prompt_tokens=prompt_tokens)
 
@@ -92,7 +115,8 @@ class FakeEngine(Engine):
                 continue
             word = seq.words[produced % len(seq.words)]
             piece = (word if produced == 0 else " " + word).encode()
-            new = seq.tracker.push(piece)
+            logprob = None if seq.logprobs is None else fake_logprob(piece, seq.words, produced, seq.logprobs)
+            new = seq.tracker.push(piece, logprob)
             events.extend((request_id, event) for event in new)
             if new and isinstance(new[-1], Finished):
                 del self._running[request_id]

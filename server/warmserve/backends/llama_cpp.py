@@ -24,12 +24,12 @@ from typing import Any
 import llama_cpp
 
 from warmserve.backends import llama_native as native
-from warmserve.backends.base import Engine, StepEvents, output_budget
+from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest
-from warmserve.generation import Finished, GenerationEvent, GenerationRequest, Started
+from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class _Slot:
     next_token: int | None = None  # sampled, to be evaluated by the next step
     sampler: Any = None
     tracker: OutputTracker | None = None
+    logprobs: int | None = None  # alternatives to report per token; None: no logprobs
 
     @property
     def busy(self) -> bool:
@@ -71,10 +72,17 @@ class LlamaCppEngine(Engine):
         bos = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
         eos = self._special_text(llama_cpp.llama_vocab_eos(self._vocab))
         self._template = ChatTemplate(native.chat_template(self._native.model), bos, eos)
+        self._fim = native.fim_tokens(self._vocab)
 
     @property
     def running(self) -> int:
         return sum(slot.busy for slot in self._slots)
+
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts(
+            context_length=self._n_ctx, vocab_size=self._native.n_vocab, fill_in_middle=self._fim is not None
+        )
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
         if request.messages is not None:
@@ -82,6 +90,8 @@ class LlamaCppEngine(Engine):
             # A template that writes the BOS token itself must not get a second one.
             has_bos = bool(self._template.bos_token) and text.startswith(self._template.bos_token)
             tokens = native.tokenize(self._vocab, text, add_special=not has_bos)
+        elif request.suffix is not None:
+            tokens = self._fill_in_middle(request)
         else:
             assert request.prompt is not None
             tokens = native.tokenize(self._vocab, request.prompt, add_special=True)
@@ -89,7 +99,14 @@ class LlamaCppEngine(Engine):
             raise InvalidRequest("The prompt is empty.", param=request.input_param)
         return tokens
 
+    def detokenize(self, tokens: list[int]) -> str:
+        check_token_ids(tokens, self._native.n_vocab)
+        return b"".join(native.piece(self._vocab, token, special=True) for token in tokens).decode(
+            "utf-8", errors="replace"
+        )
+
     def add(self, request_id: str, request: GenerationRequest) -> Started:
+        check_logit_bias(request, self._native.n_vocab)
         tokens = self.tokenize(request)
         budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
         slot, reused = self._choose_slot(tokens)
@@ -102,7 +119,14 @@ class LlamaCppEngine(Engine):
         slot.next_token = None
         slot.request_id = request_id
         slot.sampler = native.sampler_chain(request.sampling, self._native.n_vocab)
-        slot.tracker = OutputTracker(len(tokens), budget, request.sampling.stop, cached_tokens=reused)
+        slot.tracker = OutputTracker(
+            len(tokens),
+            budget,
+            request.sampling.stop,
+            cached_tokens=reused,
+            with_logprobs=request.sampling.logprobs is not None,
+        )
+        slot.logprobs = request.sampling.logprobs
         return Started(prompt_tokens=len(tokens))
 
     def step(self) -> StepEvents:
@@ -173,11 +197,15 @@ class LlamaCppEngine(Engine):
 
     def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
         assert slot.tracker is not None
-        token = llama_cpp.llama_sampler_sample(slot.sampler, self._native.context, row)
+        context = self._native.context
+        token = llama_cpp.llama_sampler_sample(slot.sampler, context, row)
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             events = slot.tracker.end_of_generation()
-        else:
+        elif slot.logprobs is None:
             events = slot.tracker.push(native.piece(self._vocab, token))
+        else:
+            logprob = native.logprob_of(context, self._vocab, row, token, slot.logprobs)
+            events = slot.tracker.push(logprob.token, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
         else:
@@ -193,6 +221,25 @@ class LlamaCppEngine(Engine):
         slot.sampler = None
         slot.tracker = None
         slot.next_token = None
+
+    def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
+        """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`."""
+        if self._fim is None:
+            raise InvalidRequest(
+                "This model has no fill-in-the-middle tokens, so 'suffix' is not supported for it.", param="suffix"
+            )
+        assert request.prompt is not None
+        assert request.suffix is not None
+        prefix, suffix, middle = self._fim
+        head = [llama_cpp.llama_vocab_bos(self._vocab)] if self._add_bos else []
+        return [
+            *head,
+            prefix,
+            *native.tokenize(self._vocab, request.prompt, add_special=False),
+            suffix,
+            *native.tokenize(self._vocab, request.suffix, add_special=False),
+            middle,
+        ]
 
     def _special_text(self, token: int) -> str:
         return native.piece(self._vocab, token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""

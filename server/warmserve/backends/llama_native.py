@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
+from warmserve.backends.logprobs import top_logprobs
 from warmserve.errors import BackendError
-from warmserve.generation import SamplingParams
+from warmserve.generation import SamplingParams, TokenLogprob
 
 # llama.cpp treats this seed as "pick one at random".
 RANDOM_SEED = 0xFFFFFFFF
@@ -109,6 +111,10 @@ def sampler_chain(params: SamplingParams, n_vocab: int) -> Any:
     """OpenAI's order: penalties, temperature, then nucleus over the tempered distribution."""
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = llama_cpp.llama_sampler_chain_add
+    if params.logit_bias:
+        entries = [llama_cpp.llama_logit_bias(token, bias) for token, bias in params.logit_bias]
+        biases = (llama_cpp.llama_logit_bias * len(entries))(*entries)
+        add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
     if params.presence_penalty or params.frequency_penalty:
         add(
             chain,
@@ -123,6 +129,27 @@ def sampler_chain(params: SamplingParams, n_vocab: int) -> Any:
     seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
     add(chain, llama_cpp.llama_sampler_init_dist(seed))
     return chain
+
+
+def logprob_of(context: Any, vocab: Any, row: int, token: int, top: int) -> TokenLogprob:
+    """The model's log probability of `token` at batch row `row`, and its `top` best alternatives.
+
+    From the raw logits (before temperature, penalties or bias), as OpenAI reports them; valid
+    only until the next decode.
+    """
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(context, row), shape=(n_vocab,))
+    return top_logprobs(logits, token, top, lambda t: piece(vocab, t))
+
+
+def fim_tokens(vocab: Any) -> tuple[int, int, int] | None:
+    """The fill-in-the-middle prefix, suffix and middle tokens, if the model has them."""
+    tokens = (
+        llama_cpp.llama_vocab_fim_pre(vocab),
+        llama_cpp.llama_vocab_fim_suf(vocab),
+        llama_cpp.llama_vocab_fim_mid(vocab),
+    )
+    return tokens if all(t >= 0 for t in tokens) else None
 
 
 class Batch:

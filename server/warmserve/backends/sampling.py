@@ -1,6 +1,6 @@
 """OpenAI sampling for one sequence over a logits row, in torch.
 
-Temperature 0 is greedy; otherwise temperature, then top_p (nucleus), then a draw
+Logit bias is added first; temperature 0 is then greedy; otherwise temperature, then top_p (nucleus), then a draw
 from a generator seeded per request, so the same seed gives the same sample
 whichever other requests share the batch. Presence and frequency penalties follow
 OpenAI's formula over the tokens generated so far.
@@ -23,11 +23,17 @@ class TorchSampler:
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(seed % (2**63))
         self._counts: Counter[int] = Counter()
+        self._bias: tuple[torch.Tensor, torch.Tensor] | None = None
+        if params.logit_bias:
+            ids, values = zip(*params.logit_bias, strict=True)
+            self._bias = torch.tensor(ids, dtype=torch.long), torch.tensor(values, dtype=torch.float32)
 
     def sample(self, logits: torch.Tensor) -> int:
         """Pick the next token from one row of logits (any device)."""
         params = self._params
-        scores = logits.detach().to("cpu", torch.float32)
+        scores = logits.detach().to("cpu", torch.float32, copy=True)
+        if self._bias is not None:
+            scores[self._bias[0]] += self._bias[1]
         if self._counts and (params.presence_penalty or params.frequency_penalty):
             ids = torch.tensor(list(self._counts), dtype=torch.long)
             counts = torch.tensor(list(self._counts.values()), dtype=torch.float32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from warmserve.generation import Finished, FinishReason, GenerationEvent, TextDelta
+from warmserve.generation import Finished, FinishReason, GenerationEvent, TextDelta, TokenLogprob
 
 
 class StopMatcher:
@@ -48,34 +48,47 @@ class StopMatcher:
 
 @dataclass
 class OutputTracker:
-    """Per-request output state: UTF-8 decoding, stop strings and the token budget."""
+    """Per-request output state: UTF-8 decoding, stop strings, the token budget and logprobs.
+
+    With `with_logprobs`, each token's logprob leaves with the text delta that first shows
+    any of its characters; tokens wholly inside a stop string, or cut off unshown, are dropped
+    with their text, so the logprobs always describe the text the client got.
+    """
 
     prompt_tokens: int
     max_tokens: int
     stop: tuple[str, ...]
     cached_tokens: int = 0
+    with_logprobs: bool = False
     completion_tokens: int = 0
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
     _matcher: StopMatcher = field(init=False)
+    _pending: list[tuple[int, TokenLogprob]] = field(default_factory=list)  # (first char offset, logprob)
+    _decoded_chars: int = 0
+    _shown_chars: int = 0
 
     def __post_init__(self) -> None:
         self._matcher = StopMatcher(self.stop)
 
-    def push(self, piece: bytes) -> list[GenerationEvent]:
+    def push(self, piece: bytes, logprob: TokenLogprob | None = None) -> list[GenerationEvent]:
         """Account one generated token; events end with Finished when the request is done."""
         self.completion_tokens += 1
-        text, stopped = self._matcher.feed(self._decoder.decode(piece))
+        decoded = self._decoder.decode(piece)
+        if logprob is not None:
+            self._pending.append((self._decoded_chars, logprob))
+        self._decoded_chars += len(decoded)
+        text, stopped = self._matcher.feed(decoded)
         if stopped:
             return self._events(text, "stop")
         if self.completion_tokens >= self.max_tokens:
-            return self._events(text + self._drain(), "length")
-        return [TextDelta(text)] if text else []
+            return self._events(text + self._drain(), "length", everything=True)
+        return self._delta(text)
 
     def end_of_generation(self) -> list[GenerationEvent]:
         """The model emitted an end-of-generation token (not counted as output)."""
-        return self._events(self._drain(), "stop")
+        return self._events(self._drain(), "stop", everything=True)
 
     def _drain(self) -> str:
         # Bytes of a character the output was cut off in the middle of are dropped, not shown as U+FFFD.
@@ -83,6 +96,19 @@ class OutputTracker:
         tail, stopped = self._matcher.feed("")
         return tail if stopped else tail + self._matcher.flush()
 
-    def _events(self, text: str, reason: FinishReason) -> list[GenerationEvent]:
+    def _delta(self, text: str, everything: bool = False) -> list[GenerationEvent]:
+        if not self.with_logprobs:
+            return [TextDelta(text)] if text else []
+        self._shown_chars += len(text)
+        if everything:
+            released, self._pending = self._pending, []
+        else:
+            cut = next((i for i, (start, _) in enumerate(self._pending) if start >= self._shown_chars), None)
+            cut = len(self._pending) if cut is None else cut
+            released, self._pending = self._pending[:cut], self._pending[cut:]
+        logprobs = tuple(logprob for _, logprob in released)
+        return [TextDelta(text, logprobs)] if text or logprobs else []
+
+    def _events(self, text: str, reason: FinishReason, everything: bool = False) -> list[GenerationEvent]:
         done = Finished(reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens)
-        return [TextDelta(text), done] if text else [done]
+        return [*self._delta(text, everything), done]

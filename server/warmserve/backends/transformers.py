@@ -17,17 +17,25 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from warmserve.backends.base import Engine, StepEvents, output_budget
+from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.hf_source import model_directory
 from warmserve.backends.kv_batch import KVBatch, supports_batching
+from warmserve.backends.logprobs import top_logprobs
 from warmserve.backends.sampling import TorchSampler
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest
-from warmserve.generation import Finished, GenerationEvent, GenerationRequest, Started
+from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
+
+# Prefix, suffix and middle tokens, as StarCoder / Qwen-style and Code Llama-style vocabularies name them.
+_FIM_NAMES = (
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    ("<PRE>", "<SUF>", "<MID>"),
+)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -82,6 +90,7 @@ class _Sequence:
     sampler: TorchSampler
     tracker: OutputTracker
     detokenizer: Detokenizer
+    logprobs: int | None = None  # alternatives to report per token; None: no logprobs
     length: int = 0  # tokens in the KV cache
     last_token: int = -1
     events: list[GenerationEvent] = field(default_factory=list)
@@ -106,6 +115,8 @@ class TransformersEngine(Engine):
         limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
         self._n_ctx = min(spec.n_ctx, limit)
         self._eos = self._eos_ids()
+        self._vocab_size = int(self._model.config.vocab_size)
+        self._fim = self._find_fim_tokens()
         self._fallback_template = None if self._tokenizer.chat_template else ChatTemplate(None, "", "")
         self.capacity = spec.max_batch_size
         self._batch = KVBatch()
@@ -117,16 +128,27 @@ class TransformersEngine(Engine):
     def running(self) -> int:
         return len(self._rows) + len(self._new)
 
+    @property
+    def facts(self) -> ModelFacts:
+        return ModelFacts(context_length=self._n_ctx, vocab_size=self._vocab_size, fill_in_middle=self._fim is not None)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        check_token_ids(tokens, self._vocab_size)
+        return str(self._tokenizer.decode(tokens, skip_special_tokens=False))
+
     def add(self, request_id: str, request: GenerationRequest) -> Started:
+        check_logit_bias(request, self._vocab_size)
         prompt = self.tokenize(request)
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
+        with_logprobs = request.sampling.logprobs is not None
         self._new.append(
             _Sequence(
                 request_id=request_id,
                 prompt=prompt,
                 sampler=TorchSampler(request.sampling),
-                tracker=OutputTracker(len(prompt), budget, request.sampling.stop),
+                tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
                 detokenizer=Detokenizer(self._tokenizer),
+                logprobs=request.sampling.logprobs,
             )
         )
         return Started(prompt_tokens=len(prompt))
@@ -169,7 +191,7 @@ class TransformersEngine(Engine):
         logits = out.logits[:, -1, :]
         for i, seq in enumerate(rows):
             seq.length += 1
-            self._accept(seq, seq.sampler.sample(logits[i]))
+            self._accept(seq, logits[i])
 
     def _prefill(self, seq: _Sequence) -> None:
         input_ids = torch.tensor([seq.prompt], device=self._device)
@@ -180,11 +202,19 @@ class TransformersEngine(Engine):
         seq.length = len(seq.prompt)
         self._batch.append(cache, seq.length)
         self._rows.append(seq)
-        self._accept(seq, seq.sampler.sample(out.logits[0, -1, :]))
+        self._accept(seq, out.logits[0, -1, :])
 
-    def _accept(self, seq: _Sequence, token: int) -> None:
+    def _accept(self, seq: _Sequence, logits: torch.Tensor) -> None:
+        token = seq.sampler.sample(logits)
         seq.last_token = token
-        new = seq.tracker.end_of_generation() if token in self._eos else seq.tracker.push(seq.detokenizer.push(token))
+        if token in self._eos:
+            new = seq.tracker.end_of_generation()
+        elif seq.logprobs is None:
+            new = seq.tracker.push(seq.detokenizer.push(token))
+        else:
+            row = logits.detach().to("cpu", torch.float32).numpy()
+            logprob = top_logprobs(row, token, seq.logprobs, self._piece)
+            new = seq.tracker.push(seq.detokenizer.push(token), logprob)
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 
@@ -200,12 +230,44 @@ class TransformersEngine(Engine):
                 except Exception as exc:  # template errors are the request's fault
                     raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
             ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        elif request.suffix is not None:
+            ids = self._fill_in_middle(request)
         else:
             assert request.prompt is not None
             ids = tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
         if not ids:
             raise InvalidRequest("The prompt is empty.", param=request.input_param)
         return ids
+
+    def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
+        """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`."""
+        if self._fim is None:
+            raise InvalidRequest(
+                "This model has no fill-in-the-middle tokens, so 'suffix' is not supported for it.", param="suffix"
+            )
+        assert request.prompt is not None
+        assert request.suffix is not None
+        prefix, suffix, middle = self._fim
+        encode = self._tokenizer.encode
+        return [
+            prefix,
+            *encode(request.prompt, add_special_tokens=False),
+            suffix,
+            *encode(request.suffix, add_special_tokens=False),
+            middle,
+        ]
+
+    def _find_fim_tokens(self) -> tuple[int, int, int] | None:
+        """The first naming convention for fill-in-the-middle tokens this vocabulary has."""
+        vocab = self._tokenizer.get_vocab()
+        for names in _FIM_NAMES:
+            ids = [vocab.get(name) for name in names]
+            if all(i is not None for i in ids):
+                return ids[0], ids[1], ids[2]  # type: ignore[return-value]
+        return None
+
+    def _piece(self, token: int) -> bytes:
+        return str(self._tokenizer.decode([token])).encode()
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()

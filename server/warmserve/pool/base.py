@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from warmserve.config import ModelSpec
-from warmserve.generation import GenerationRequest
+from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.stream import RequestStream
 
@@ -32,6 +32,11 @@ class Pool(Protocol):
     @property
     def waiting(self) -> int: ...
 
+    @property
+    def facts(self) -> ModelFacts | None:
+        """What a loaded worker reported about the model; None until one has."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -41,6 +46,8 @@ class Pool(Protocol):
         ...
 
     async def tokenize(self, request: GenerationRequest) -> list[int]: ...
+
+    async def detokenize(self, tokens: list[int]) -> str: ...
 
 
 # Builds the pool of one model; the pool counts its requests and tokens in the app's metrics.

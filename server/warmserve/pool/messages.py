@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from warmserve.errors import ErrorInfo
-from warmserve.generation import GenerationEvent, GenerationRequest
+from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
 
 # supervisor -> worker
 
@@ -30,6 +30,14 @@ class Tokenize:
 
 
 @dataclass(frozen=True)
+class Detokenize:
+    """Answered at once with a Detokenized (or Failed) event."""
+
+    request_id: str
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Cancel:
     request_id: str
 
@@ -39,7 +47,7 @@ class Shutdown:
     pass
 
 
-ToWorker = Submit | Tokenize | Cancel | Shutdown
+ToWorker = Submit | Tokenize | Detokenize | Cancel | Shutdown
 
 # worker -> supervisor
 
@@ -48,6 +56,7 @@ ToWorker = Submit | Tokenize | Cancel | Shutdown
 class WorkerReady:
     load_seconds: float
     capacity: int
+    facts: ModelFacts
 
 
 @dataclass(frozen=True)

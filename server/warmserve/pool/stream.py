@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from warmserve.errors import RequestTimeout, error_from_info
-from warmserve.generation import Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
+from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
 
 
 class RequestStream:
@@ -39,14 +39,14 @@ class RequestStream:
     def __aiter__(self) -> RequestStream:
         return self
 
-    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized:
+    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized | Detokenized:
         if self.done:
             raise StopAsyncIteration
         event = await self._queue.get()
         if isinstance(event, Failed):
             self._end()
             raise error_from_info(event.error)
-        if isinstance(event, Finished | Tokenized):
+        if isinstance(event, Finished | Tokenized | Detokenized):
             self._end()
         return event
 
@@ -63,6 +63,13 @@ class RequestStream:
         if not isinstance(event, Tokenized):
             raise RuntimeError(f"expected Tokenized, got {event!r}")
         return list(event.tokens)
+
+    async def text(self) -> str:
+        """The answer to a detokenize request."""
+        event = await self.__anext__()
+        if not isinstance(event, Detokenized):
+            raise RuntimeError(f"expected Detokenized, got {event!r}")
+        return event.text
 
     def close(self) -> None:
         """Cancel the request unless it already ended; safe to call twice."""

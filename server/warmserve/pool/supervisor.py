@@ -16,14 +16,15 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
-from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.base import ModelState
-from warmserve.pool.messages import Submit, Tokenize
+from warmserve.pool.messages import Detokenize, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
 
@@ -69,6 +70,11 @@ class ModelPool:
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+    @property
+    def facts(self) -> ModelFacts | None:
+        """What the engine reported about the model, once a worker has loaded it."""
+        return next((w.facts for w in self._workers if w.facts is not None), None)
 
     @property
     def fully_ready(self) -> bool:
@@ -126,6 +132,21 @@ class ModelPool:
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
         """The prompt's tokens, counted by a worker's own tokenizer; never queued behind generations."""
+        stream = self._ask_worker(lambda request_id: Tokenize(request_id, request))
+        try:
+            return await stream.tokens()
+        finally:
+            stream.close()
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        stream = self._ask_worker(lambda request_id: Detokenize(request_id, tuple(tokens)))
+        try:
+            return await stream.text()
+        finally:
+            stream.close()
+
+    def _ask_worker(self, message: Callable[[str], Tokenize | Detokenize]) -> RequestStream:
+        """Send a quick question to the least busy ready worker, which answers between steps."""
         self._check_admissible()
         ready = [w for w in self._workers if w.state == "ready"]
         if not ready:
@@ -133,11 +154,8 @@ class ModelPool:
         worker = min(ready, key=lambda w: len(w.inflight))
         request_id = f"{self.spec.name}-tok-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s)
-        worker.submit(stream, Tokenize(request_id, request))
-        try:
-            return await stream.tokens()
-        finally:
-            stream.close()
+        worker.submit(stream, message(request_id))
+        return stream
 
     def _check_admissible(self) -> None:
         if self._stopping:

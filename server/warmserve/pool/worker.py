@@ -18,9 +18,18 @@ from warmserve.backends import Engine, load_engine
 from warmserve.backends.base import StepEvents as Events
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, WarmServeError
-from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, TextDelta, Tokenized
+from warmserve.generation import (
+    Detokenized,
+    Failed,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    TextDelta,
+    Tokenized,
+)
 from warmserve.pool.messages import (
     Cancel,
+    Detokenize,
     RequestEvents,
     Shutdown,
     Submit,
@@ -51,7 +60,7 @@ def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -
         return
     load_seconds = time.perf_counter() - started
     log.info("model loaded in %.2f s; ready (capacity %d)", load_seconds, engine.capacity)
-    conn.send(WorkerReady(load_seconds=load_seconds, capacity=engine.capacity))
+    conn.send(WorkerReady(load_seconds=load_seconds, capacity=engine.capacity, facts=engine.facts))
     try:
         _serve(engine, conn)
     except (EOFError, OSError):
@@ -76,7 +85,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 waiting[message.request_id] = message.request
                 if not message.request.stream:
                     held.hold(message.request_id)
-            elif isinstance(message, Tokenize):
+            elif isinstance(message, Tokenize | Detokenize):
                 conn.send(RequestEvents((_tokenize(engine, message),)))
             elif isinstance(message, Cancel):
                 held.drop(message.request_id)
@@ -94,8 +103,10 @@ def _serve(engine: Engine, conn: Connection) -> None:
             conn.send(RequestEvents(tuple(events)))
 
 
-def _tokenize(engine: Engine, message: Tokenize) -> tuple[str, GenerationEvent]:
+def _tokenize(engine: Engine, message: Tokenize | Detokenize) -> tuple[str, GenerationEvent]:
     try:
+        if isinstance(message, Detokenize):
+            return message.request_id, Detokenized(engine.detokenize(list(message.tokens)))
         return message.request_id, Tokenized(tuple(engine.tokenize(message.request)))
     except WarmServeError as exc:
         return message.request_id, Failed(exc.info())
@@ -140,7 +151,7 @@ class _HeldText:
     """
 
     def __init__(self) -> None:
-        self._parts: dict[str, list[str]] = {}
+        self._parts: dict[str, list[TextDelta]] = {}
 
     def hold(self, request_id: str) -> None:
         self._parts[request_id] = []
@@ -157,10 +168,11 @@ class _HeldText:
             if parts is None:
                 kept.append((request_id, event))
             elif isinstance(event, TextDelta):
-                parts.append(event.text)
+                parts.append(event)
             else:
                 if isinstance(event, Finished) and parts:
-                    kept.append((request_id, TextDelta("".join(parts))))
+                    whole = TextDelta("".join(p.text for p in parts), tuple(lp for p in parts for lp in p.logprobs))
+                    kept.append((request_id, whole))
                 if isinstance(event, Finished | Failed):
                     del self._parts[request_id]
                 kept.append((request_id, event))

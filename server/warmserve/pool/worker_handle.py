@@ -20,9 +20,10 @@ from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ErrorInfo, WorkerDied
-from warmserve.generation import Failed, Finished, GenerationEvent, Tokenized
+from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
 from warmserve.pool.messages import (
     Cancel,
+    Detokenize,
     FromWorker,
     RequestEvents,
     Shutdown,
@@ -58,6 +59,7 @@ class WorkerHandle:
         self.load_error: ErrorInfo | None = None
         self.exitcode: int | None = None
         self.capacity = 0  # requests the engine runs at once; known when ready
+        self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
         self.inflight: dict[str, RequestStream] = {}
         self._on_change = on_change
         self._on_done = on_done
@@ -93,7 +95,7 @@ class WorkerHandle:
         self._conn, self._process = parent_conn, process
         log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
 
-    def submit(self, stream: RequestStream, message: Submit | Tokenize) -> None:
+    def submit(self, stream: RequestStream, message: Submit | Tokenize | Detokenize) -> None:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
 
@@ -157,12 +159,13 @@ class WorkerHandle:
                 if stream is None:
                     continue  # cancelled while the event was on its way
                 stream.push(event)
-                if isinstance(event, Finished | Failed | Tokenized):
+                if isinstance(event, Finished | Failed | Tokenized | Detokenized):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
         elif isinstance(message, WorkerReady):
             self.state = "ready"
             self.capacity = message.capacity
+            self.facts = message.facts
             self._on_change(self)
         elif isinstance(message, WorkerLoadFailed):
             self.state = "failed"

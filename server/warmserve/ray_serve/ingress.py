@@ -32,7 +32,7 @@ from warmserve.errors import (
     WorkerDied,
     error_from_info,
 )
-from warmserve.generation import Failed, Finished, GenerationRequest, Started, Tokenized
+from warmserve.generation import Detokenized, Failed, Finished, GenerationRequest, ModelFacts, Started, Tokenized
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelState, Pool, RequestStream
 
@@ -60,6 +60,7 @@ class RayPool:
         self._deployment_status = "UPDATING"
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
+        self._facts: ModelFacts | None = None
 
     # --- state: from Serve's view of the deployment --------------------------------------
 
@@ -75,6 +76,10 @@ class RayPool:
     def waiting(self) -> int:
         """Sent to Serve and not yet admitted by a replica's engine (queued in the handle or replica)."""
         return len(self._pumps) - len(self._started)
+
+    @property
+    def facts(self) -> ModelFacts | None:
+        return self._facts
 
     @property
     def state(self) -> ModelState:
@@ -117,6 +122,8 @@ class RayPool:
             return
         self._replicas_running = sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
         self._deployment_status = str(getattr(deployment.status, "value", deployment.status))
+        if self._facts is None and self._replicas_running:
+            self._facts = await self._handle.facts.remote()
 
     # --- requests ----------------------------------------------------------------------
 
@@ -140,6 +147,17 @@ class RayPool:
             raise error_from_info(answer.error)
         assert isinstance(answer, Tokenized)
         return list(answer.tokens)
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        self._check_admissible()
+        try:
+            answer = await self._handle.detokenize.remote(tokens)
+        except Exception as exc:
+            raise _as_warmserve_error(exc, self.spec.name) from exc
+        if isinstance(answer, Failed):
+            raise error_from_info(answer.error)
+        assert isinstance(answer, Detokenized)
+        return answer.text
 
     def _check_admissible(self) -> None:
         if self._stopping:

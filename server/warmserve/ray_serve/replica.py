@@ -15,7 +15,7 @@ from typing import Any
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ModelUnavailable, WarmServeError
-from warmserve.generation import Failed, GenerationEvent, GenerationRequest, Tokenized
+from warmserve.generation import Detokenized, Failed, GenerationEvent, GenerationRequest, ModelFacts, Tokenized
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool
 
@@ -55,6 +55,15 @@ class ModelReplica:
             return Tokenized(tuple(await self._pool.tokenize(request)))
         except WarmServeError as exc:
             return Failed(exc.info())
+
+    async def detokenize(self, tokens: list[int]) -> Detokenized | Failed:
+        try:
+            return Detokenized(await self._pool.detokenize(tokens))
+        except WarmServeError as exc:
+            return Failed(exc.info())
+
+    def facts(self) -> ModelFacts | None:
+        return self._pool.facts
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose worker keeps failing to load is replaced."""

@@ -1,0 +1,162 @@
+"""logprobs, logit_bias, echo, suffix, detokenize and the lenient parameter policy, over the fake backend.
+
+The fake answers with the prompt's words reversed and reports made-up but consistent logprobs,
+so every shape and every join between chunks can be checked exactly.
+"""
+
+import json
+
+import httpx
+import pytest
+from openai.types import Completion
+from openai.types.chat import ChatCompletion
+
+from tests.api.conftest import serve_in_process
+from tests.conftest import fake_settings
+
+PROMPT = "one two three four"
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+def sse_payloads(text: str) -> list[dict]:
+    lines = [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+async def test_chat_logprobs_describe_every_output_token_with_its_alternatives(sdk):
+    answer = await sdk.chat.completions.create(
+        model="fake", messages=MESSAGES, temperature=0, max_tokens=4, logprobs=True, top_logprobs=2
+    )
+    [choice] = answer.choices
+    content = choice.logprobs.content
+    assert "".join(entry.token for entry in content) == choice.message.content
+    assert len(content) == answer.usage.completion_tokens == 4
+    for entry in content:
+        assert entry.logprob < 0
+        assert bytes(entry.bytes).decode() == entry.token
+        assert len(entry.top_logprobs) == 2
+        assert entry.top_logprobs[0].token == entry.token  # the fake's choice is its likeliest token
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+
+
+async def test_chat_without_logprobs_has_null_logprobs(sdk):
+    answer = await sdk.chat.completions.create(model="fake", messages=MESSAGES, max_tokens=2)
+    assert answer.choices[0].logprobs is None
+
+
+async def test_streamed_chat_logprobs_join_to_the_streamed_text(client):
+    body = {"model": "fake", "messages": MESSAGES, "max_tokens": 5, "logprobs": True, "stream": True, "n": 2}
+    response = await client.post("/v1/chat/completions", json=body)
+    texts, tokens = ["", ""], ["", ""]
+    for payload in sse_payloads(response.text):
+        for choice in payload["choices"]:
+            texts[choice["index"]] += choice["delta"].get("content") or ""
+            if choice["logprobs"]:
+                tokens[choice["index"]] += "".join(entry["token"] for entry in choice["logprobs"]["content"])
+    assert texts == tokens
+    assert all(texts)
+
+
+async def test_after_a_stop_string_only_tokens_with_shown_text_keep_their_logprobs(sdk):
+    answer = await sdk.chat.completions.create(
+        model="fake", messages=MESSAGES, max_tokens=8, logprobs=True, temperature=0, stop=["three"]
+    )
+    [choice] = answer.choices
+    tokens = [entry.token for entry in choice.logprobs.content]
+    assert (choice.finish_reason, choice.message.content) == ("stop", "four ")
+    assert tokens == ["four", " three"]  # " three" shows its space; "two", "one" after it are dropped
+
+
+async def test_top_logprobs_without_logprobs_is_400(client):
+    body = {"model": "fake", "messages": MESSAGES, "top_logprobs": 2}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "top_logprobs"
+
+
+async def test_completion_logprobs_use_the_legacy_parallel_lists_with_text_offsets(client):
+    body = {"model": "fake", "prompt": PROMPT, "max_tokens": 3, "logprobs": 2, "temperature": 0}
+    completion = Completion.model_validate((await client.post("/v1/completions", json=body)).json())
+    [choice] = completion.choices
+    logprobs = choice.logprobs
+    assert "".join(logprobs.tokens) == choice.text
+    assert len(logprobs.token_logprobs) == len(logprobs.top_logprobs) == len(logprobs.text_offset) == 3
+    pairs = zip(logprobs.tokens, logprobs.text_offset, strict=True)
+    assert logprobs.text_offset == [choice.text.index(token, offset) for token, offset in pairs]
+    assert all(len(top) <= 2 for top in logprobs.top_logprobs)
+
+
+async def test_streamed_completion_logprob_offsets_continue_across_chunks(client):
+    body = {"model": "fake", "prompt": PROMPT, "max_tokens": 4, "logprobs": 0, "stream": True}
+    response = await client.post("/v1/completions", json=body)
+    text, offsets, tokens = "", [], []
+    for payload in sse_payloads(response.text):
+        for choice in payload["choices"]:
+            text += choice["text"]
+            if choice["logprobs"]:
+                offsets += choice["logprobs"]["text_offset"]
+                tokens += choice["logprobs"]["tokens"]
+    assert "".join(tokens) == text
+    assert [text[o : o + len(t)] for o, t in zip(offsets, tokens, strict=True)] == tokens
+
+
+async def test_echo_puts_each_prompt_before_its_completion(client):
+    body = {"model": "fake", "prompt": ["a b", "c d e"], "max_tokens": 2, "echo": True, "temperature": 0}
+    completion = Completion.model_validate((await client.post("/v1/completions", json=body)).json())
+    assert [c.text for c in completion.choices] == ["a bb a", "c d ee d"]
+    streamed = await client.post("/v1/completions", json={**body, "stream": True})
+    texts = ["", ""]
+    for payload in sse_payloads(streamed.text):
+        for choice in payload["choices"]:
+            texts[choice["index"]] += choice["text"]
+    assert texts == ["a bb a", "c d ee d"]
+
+
+async def test_echo_with_logprobs_is_400_naming_echo(client):
+    body = {"model": "fake", "prompt": PROMPT, "echo": True, "logprobs": 1}
+    response = await client.post("/v1/completions", json=body)
+    assert (response.status_code, response.json()["error"]["param"]) == (400, "echo")
+
+
+async def test_suffix_reaches_the_engine(client):
+    # The fake fills in the middle by reading prompt and suffix as one text.
+    body = {"model": "fake", "prompt": "a b", "suffix": "c", "max_tokens": 3, "temperature": 0}
+    completion = Completion.model_validate((await client.post("/v1/completions", json=body)).json())
+    assert completion.choices[0].text == "c b a"
+
+
+async def test_logit_bias_naming_a_token_outside_the_vocabulary_is_400(client):
+    body = {"model": "fake", "messages": MESSAGES, "logit_bias": {"9999999": 5}}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert (response.status_code, response.json()["error"]["param"]) == (400, "logit_bias")
+    ok = await client.post("/v1/chat/completions", json={**body, "logit_bias": {"17": -100}})
+    assert ok.status_code == 200
+
+
+async def test_detokenize_names_tokens_and_rejects_unknown_ids(client):
+    answer = await client.post("/v1/detokenize", json={"model": "fake", "tokens": [5, 7]})
+    assert answer.json() == {"model": "fake", "text": "<5> <7>"}
+    unknown = await client.post("/v1/detokenize", json={"model": "fake", "tokens": [5, 10**8]})
+    assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "tokens")
+
+
+async def test_strict_policy_rejects_and_lenient_policy_drops_and_names_unsupported_parameters():
+    body = {"model": "fake", "messages": MESSAGES, "max_tokens": 2, "modalities": ["audio"], "prediction": {}}
+    async with serve_in_process(fake_settings(server={"unsupported_parameters": "ignore"})) as lenient:
+        response = await lenient.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        assert response.headers["x-warmserve-ignored-parameters"] == "modalities, prediction"
+        ChatCompletion.model_validate(response.json())
+        streamed = await lenient.post("/v1/completions", json={**body, "prompt": "a", "stream": True})
+        assert streamed.headers["x-warmserve-ignored-parameters"] == "messages, modalities, prediction"
+        plain = await lenient.post("/v1/chat/completions", json={**body, "modalities": None, "prediction": None})
+        assert "x-warmserve-ignored-parameters" not in plain.headers
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions"])
+async def test_strict_policy_is_the_default(client: httpx.AsyncClient, route: str):
+    body = {"model": "fake", "messages": MESSAGES, "prompt": "a", "prediction": {}}
+    error = (await client.post(route, json=body)).json()["error"]
+    assert error["code"] == "unsupported_parameter"
+    assert "--unsupported-parameters ignore" in error["message"]
