@@ -28,6 +28,7 @@ _FLAG_NAMES = {
     "path": "--model",
     "name": "--served-model-name",
     "api_keys": "--api-key",
+    "admin_api_keys": "--admin-api-key",
     "cors_origins": "--cors-origin",
     "ray_address": "--ray",
 }

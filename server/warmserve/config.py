@@ -133,6 +133,18 @@ class ModelSpec(BaseModel):
     request_timeout_s: float = Field(
         600.0, gt=0, le=86_400, description="A request running longer than this is cancelled (504)."
     )
+    lazy: bool = Field(
+        False,
+        description="Start the workers on the model's first request (which waits for the load, up to "
+        "queue_timeout_s) instead of at server start.",
+    )
+    idle_unload_s: float | None = Field(
+        None,
+        gt=0,
+        le=30 * 86_400,
+        description="Stop the model's workers after this long without a request; the next request loads "
+        "it again. None = keep it loaded.",
+    )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
 
     @model_validator(mode="after")
@@ -198,6 +210,10 @@ class ServerSettings(BaseSettings):
         default_factory=list, description="Accepted API keys (Authorization: Bearer); none = no auth."
     )
     api_key_file: str | None = Field(None, description="File with more accepted API keys, one per line.")
+    admin_api_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys accepted by the /admin routes (load and unload models); none = the API keys.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. https://app.example); none by default."
     )
@@ -211,7 +227,11 @@ class ServerSettings(BaseSettings):
         "and name it in the X-Warmserve-Ignored-Parameters response header.",
     )
     drain_timeout_s: float = Field(
-        30.0, ge=0, le=3600, description="On SIGTERM, how long in-flight requests may finish before exit."
+        30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long in-flight requests may finish before exit; also the default "
+        "for unloading a model through /admin.",
     )
     ray_address: str | None = Field(
         None,
@@ -232,6 +252,13 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _no_lazy_models_on_ray(self) -> ServerSettings:
+        lazy = [m.name for m in self.models if m.lazy or m.idle_unload_s is not None]
+        if self.ray_address and lazy:
+            raise ValueError(f"lazy and idle_unload_s are not supported with Ray Serve (models: {', '.join(lazy)})")
+        return self
+
     def accepted_api_keys(self) -> list[str]:
         """Keys from the settings and the key file; read at app start, not per request."""
         keys = list(self.api_keys)
@@ -239,6 +266,10 @@ class ServerSettings(BaseSettings):
             lines = Path(self.api_key_file).expanduser().read_text().splitlines()
             keys.extend(line.strip() for line in lines if line.strip() and not line.startswith("#"))
         return keys
+
+    def accepted_admin_keys(self) -> list[str]:
+        """Keys for /admin: its own when set, else the same keys as the API."""
+        return list(self.admin_api_keys) or self.accepted_api_keys()
 
     @classmethod
     def settings_customise_sources(

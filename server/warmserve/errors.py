@@ -11,11 +11,15 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   └── ContextLengthExceeded   400 (code context_length_exceeded)
     ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
+    ├── ModelExists                 409 (code model_exists)
     ├── PayloadTooLarge             413 (code payload_too_large)
     ├── Overloaded                  429 (code overloaded), Retry-After
     ├── ModelUnavailable            503 (code model_unavailable), Retry-After
     │   ├── QueueTimeout            503 (code queue_timeout)
-    │   └── ShuttingDown            503 (code shutting_down)
+    │   ├── ShuttingDown            503 (code shutting_down)
+    │   ├── ModelNotLoaded          503 (code model_not_loaded)
+    │   └── ModelUnloading          503 (code model_unloading)
+    ├── NotSupported                501 (code not_supported)
     ├── WorkerDied                  503 (code worker_died)
     ├── RequestTimeout              504 (code request_timeout)
     └── BackendError                500 (code backend_error)
@@ -91,6 +95,12 @@ class ModelNotFound(WarmServeError):
     code = "model_not_found"
 
 
+class ModelExists(WarmServeError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "model_exists"
+
+
 class ModelUnavailable(WarmServeError):
     status_code = 503
     code = "model_unavailable"
@@ -104,6 +114,23 @@ class QueueTimeout(ModelUnavailable):
 
 class ShuttingDown(ModelUnavailable):
     code = "shutting_down"
+
+
+class ModelNotLoaded(ModelUnavailable):
+    """Registered but without workers (unloaded by an admin, and not lazy)."""
+
+    code = "model_not_loaded"
+
+
+class ModelUnloading(ModelUnavailable):
+    """Being unloaded: its requests in flight finish, new ones are turned away."""
+
+    code = "model_unloading"
+
+
+class NotSupported(WarmServeError):
+    status_code = 501
+    code = "not_supported"
 
 
 class RequestTimeout(WarmServeError):
@@ -131,9 +158,13 @@ _BY_CODE: dict[str, type[WarmServeError]] = {
         PayloadTooLarge,
         Overloaded,
         ModelNotFound,
+        ModelExists,
         ModelUnavailable,
         QueueTimeout,
         ShuttingDown,
+        ModelNotLoaded,
+        ModelUnloading,
+        NotSupported,
         WorkerDied,
         RequestTimeout,
         BackendError,

@@ -35,6 +35,7 @@ _GAUGE_HELP = {
     "warmserve_requests_waiting": "Requests queued for a free slot.",
     "warmserve_workers_ready": "Worker processes holding their model.",
     "warmserve_model_healthy": "1 unless every worker of the model keeps failing to load.",
+    "warmserve_model_loaded": "1 while the model has workers; 0 while unloaded (lazy, idle or by an admin).",
 }
 
 

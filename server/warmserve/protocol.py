@@ -309,8 +309,9 @@ class ModelCard(WireModel):
         description="Tokens per request (prompt + output) as the loaded engine reports; null until loaded."
     )
     capabilities: ModelCapabilities
-    state: Literal["loading", "ready", "degraded", "unhealthy", "stopping"] = Field(
-        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing."
+    state: Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"] = Field(
+        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing; "
+        "unloaded: no workers now (a lazy model loads on its first request); draining: being unloaded."
     )
     ready_workers: int = Field(description="Workers holding the model now.")
     workers: int = Field(description="Workers configured for the model.")

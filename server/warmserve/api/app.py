@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI
 
 from warmserve import __version__
-from warmserve.api import chat, completions, health, metrics, models, tokenize
+from warmserve.api import admin, chat, completions, health, metrics, models, tokenize
 from warmserve.api.errors import install_error_handlers
 from warmserve.api.limits import BodySizeLimit
-from warmserve.api.security import ApiKeys, install_cors, require_api_key
+from warmserve.api.security import ApiKeys, install_cors, require_admin_key, require_api_key
 from warmserve.config import ServerSettings
 from warmserve.metrics import Metrics
 from warmserve.pool import PoolFactory, PoolManager
@@ -54,9 +54,11 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None) -
     app.state.metrics = registry
     app.state.lifecycle = Lifecycle()
     app.state.api_keys = ApiKeys(settings.accepted_api_keys())
+    app.state.admin_keys = ApiKeys(settings.accepted_admin_keys())
     install_error_handlers(app)
     for module in (chat, completions, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    app.include_router(admin.router, dependencies=[Depends(require_admin_key)])
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_cors(app, settings)

@@ -42,6 +42,12 @@ def require_api_key(request: Request) -> None:
     keys.check(request.headers.get("authorization"))
 
 
+def require_admin_key(request: Request) -> None:
+    """Dependency of every /admin route: the admin keys when set, else the API keys."""
+    keys: ApiKeys = request.app.state.admin_keys
+    keys.check(request.headers.get("authorization"))
+
+
 def install_cors(app: FastAPI, settings: ServerSettings) -> None:
     if settings.cors_origins:
         app.add_middleware(

@@ -1,8 +1,18 @@
 """The worker pool: supervisors, worker processes and the messages between them."""
 
 from warmserve.pool.base import ModelState, Pool, PoolFactory
+from warmserve.pool.managed import ManagedModel
 from warmserve.pool.manager import PoolManager
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.supervisor import STOP_BOUND_S, ModelPool
 
-__all__ = ["STOP_BOUND_S", "ModelPool", "ModelState", "Pool", "PoolFactory", "PoolManager", "RequestStream"]
+__all__ = [
+    "STOP_BOUND_S",
+    "ManagedModel",
+    "ModelPool",
+    "ModelState",
+    "Pool",
+    "PoolFactory",
+    "PoolManager",
+    "RequestStream",
+]

@@ -14,7 +14,9 @@ from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.stream import RequestStream
 
-ModelState = Literal["loading", "ready", "degraded", "unhealthy", "stopping"]
+# unloaded: no workers (lazy, idle, or unloaded by an admin); draining: being unloaded, requests in
+# flight finish and new ones are turned away.
+ModelState = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
 
 
 class Pool(Protocol):

@@ -1,7 +1,8 @@
-"""All served models: one pool per name, started and stopped together.
+"""All served models: one `ManagedModel` per name, loaded, unloaded, added and removed at run time.
 
-By default each pool is a `ModelPool` of local worker processes; `make_pool` builds another
-kind (Ray Serve replicas) behind the same interface.
+By default each model's pool is a `ModelPool` of local worker processes; `make_pool` builds another
+kind (Ray Serve replicas) behind the same interface, and then the set of models is fixed: Serve
+owns the deployments, so run-time changes are refused (`manageable` is False).
 """
 
 from __future__ import annotations
@@ -11,54 +12,131 @@ import time
 from collections.abc import Iterator
 
 from warmserve.config import ModelSpec, ServerSettings
-from warmserve.errors import ModelNotFound
+from warmserve.errors import ModelExists, ModelNotFound, NotSupported
 from warmserve.metrics import Metrics
 from warmserve.pool.base import Pool, PoolFactory
+from warmserve.pool.managed import ManagedModel
 from warmserve.pool.supervisor import ModelPool
+
+# A model counts as serving when it is loaded with a ready worker, or deliberately has none.
+_SERVING = ("ready", "degraded", "unloaded", "draining", "stopping")
 
 
 class PoolManager:
     def __init__(self, settings: ServerSettings, metrics: Metrics, make_pool: PoolFactory | None = None) -> None:
         self.created = int(time.time())
+        self.manageable = make_pool is None
         if make_pool is None:
 
             def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
                 return ModelPool(spec, settings.log_level, metrics)
 
-        self.pools: dict[str, Pool] = {spec.name: make_pool(spec, metrics) for spec in settings.models}
+        self._make_pool = make_pool
+        self._metrics = metrics
+        # Mutated only on the event loop; readers that may run elsewhere (metrics) take a snapshot.
+        self.pools: dict[str, ManagedModel] = {
+            spec.name: ManagedModel(spec, make_pool, metrics) for spec in settings.models
+        }
+        self._background: set[asyncio.Task[None]] = set()
         metrics.watch_pools(self._gauges)
 
-    def get(self, model: str) -> Pool:
+    def get(self, model: str) -> ManagedModel:
         pool = self.pools.get(model)
         if pool is None:
-            available = ", ".join(sorted(self.pools))
+            available = ", ".join(sorted(self.pools)) or "none"
             raise ModelNotFound(f"The model '{model}' does not exist. Models served here: {available}.", param="model")
         return pool
 
     @property
     def ready(self) -> bool:
-        """True when every worker of every model holds its model."""
-        return all(pool.state == "ready" for pool in self.pools.values())
+        """True when every worker of every loaded model holds its model."""
+        return all(pool.state in ("ready", "unloaded") for pool in list(self.pools.values()))
 
     @property
     def serving(self) -> bool:
-        """True when every model has at least one ready worker (the readiness probe)."""
-        return all(pool.state in ("ready", "degraded") for pool in self.pools.values())
+        """True when every loaded model has at least one ready worker (the readiness probe)."""
+        return all(pool.state in _SERVING for pool in list(self.pools.values()))
 
     @property
     def running(self) -> int:
-        return sum(pool.running for pool in self.pools.values())
+        return sum(pool.running for pool in list(self.pools.values()))
 
     async def start(self) -> None:
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
 
     async def stop(self) -> None:
-        await asyncio.gather(*(pool.stop() for pool in self.pools.values()))
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*(pool.stop() for pool in list(self.pools.values())))
+
+    # --- run-time changes -----------------------------------------------------------------
+
+    def _check_manageable(self) -> None:
+        if not self.manageable:
+            raise NotSupported(
+                "Loading and unloading models at run time is not supported with --ray: Ray Serve owns the "
+                "deployments. Change the Serve application's config instead."
+            )
+
+    async def add(self, spec: ModelSpec) -> ManagedModel:
+        """Serve a new model; its workers start now unless it is lazy (spawned, not yet loaded)."""
+        self._check_manageable()
+        if spec.name in self.pools:
+            raise ModelExists(
+                f"A model named '{spec.name}' exists already ({self.pools[spec.name].state}); "
+                "unload it first or choose another name.",
+                param="name",
+            )
+        model = ManagedModel(spec, self._make_pool, self._metrics, source="admin")
+        self.pools[spec.name] = model  # before any await: a second add of the name gets 409
+        try:
+            await model.start()
+        except BaseException:
+            if self.pools.get(spec.name) is model:
+                del self.pools[spec.name]
+            await model.stop()
+            raise
+        return model
+
+    async def load(self, model: str) -> ManagedModel:
+        """Start the workers of a registered model that has none (lazy, idle or unloaded)."""
+        self._check_manageable()
+        managed = self.get(model)
+        await managed.load()
+        return managed
+
+    def unload(self, model: str, drain_timeout_s: float) -> asyncio.Task[None]:
+        """Drain the model, then stop its workers; it stays listed, `unloaded`."""
+        self._check_manageable()
+        return self._track(self.get(model).unload(drain_timeout_s))
+
+    def remove(self, model: str, drain_timeout_s: float) -> asyncio.Task[None]:
+        """Drain and unload the model, then forget its name (a new model may take it)."""
+        self._check_manageable()
+        managed = self.get(model)
+        unloading = managed.unload(drain_timeout_s, remove=True)
+
+        async def forget() -> None:
+            try:
+                await asyncio.shield(unloading)
+            finally:
+                if unloading.done() and self.pools.get(model) is managed:
+                    del self.pools[model]
+
+        return self._track(asyncio.get_running_loop().create_task(forget()))
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        """Keep a background task referenced until done, and cancel it when the server stops."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _gauges(self) -> Iterator[tuple[str, dict[str, str], float]]:
-        for name, pool in self.pools.items():
+        for name, pool in list(self.pools.items()):
             labels = {"model": name}
             yield "warmserve_requests_running", labels, pool.running
             yield "warmserve_requests_waiting", labels, pool.waiting
             yield "warmserve_workers_ready", labels, pool.ready_workers
             yield "warmserve_model_healthy", labels, 0.0 if pool.state == "unhealthy" else 1.0
+            yield "warmserve_model_loaded", labels, 0.0 if pool.pool is None else 1.0

@@ -71,6 +71,9 @@ def _model_deployment(spec: ModelSpec, log_level: str, drain_timeout_s: float) -
 
 def build_app(settings: ServerSettings) -> Application:
     """The Serve application: the ingress (warmserve's app) bound to one deployment per model."""
+    lazy = [spec.name for spec in settings.models if spec.lazy or spec.idle_unload_s is not None]
+    if lazy:
+        raise ValueError(f"lazy and idle_unload_s are not supported with Ray Serve (models: {', '.join(lazy)})")
     names = {spec.name: deployment_name(spec) for spec in settings.models}
     if len(set(names.values())) < len(names):
         raise ValueError(f"model names must stay distinct as deployment names: {sorted(names.values())}")

@@ -1,0 +1,53 @@
+"""The wire format of warmserve's own /admin routes (not part of OpenAI's API).
+
+Kept apart from protocol.py, which is OpenAI's schema and nothing else. The body that
+loads a model is the config file's `ModelSpec` itself, so a model entry can be moved
+between warmserve.yaml and the admin API unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from warmserve.config import ModelSpec
+from warmserve.protocol import WireModel
+
+ModelStateOut = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
+
+
+class WorkerInfo(WireModel):
+    index: int = Field(description="The worker's slot in the model's pool.")
+    pid: int | None = Field(description="Process id, once spawned.")
+    state: Literal["loading", "ready", "failed", "exited"]
+    running: int = Field(description="Requests this worker holds now.")
+
+
+class AdminModel(WireModel):
+    id: str
+    object: Literal["admin.model"] = "admin.model"
+    state: ModelStateOut = Field(
+        description="unloaded: no workers (a lazy model loads on its first request); draining: being "
+        "unloaded, requests in flight finish; then as in /v1/models."
+    )
+    source: Literal["config", "admin"] = Field(description="From the settings, or added through /admin.")
+    ready_workers: int
+    running: int = Field(description="Requests running on the model's workers.")
+    waiting: int = Field(description="Requests queued for a free slot (or for a lazy load).")
+    idle_s: float | None = Field(description="Seconds since the last request, while loaded.")
+    workers: list[WorkerInfo] = Field(description="The worker processes now (empty while unloaded, or with Ray).")
+    spec: ModelSpec
+
+
+class AdminModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[AdminModel]
+
+
+class ModelDeleted(WireModel):
+    """As OpenAI's answer to deleting a model."""
+
+    id: str
+    object: Literal["model"] = "model"
+    deleted: bool
