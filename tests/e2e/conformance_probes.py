@@ -1,0 +1,228 @@
+"""One probe per OpenAI parameter or endpoint: a request through the official `openai` client.
+
+A probe sends the parameter with a value that changes the answer and checks the change
+where that is cheap, so "supported" means honoured, not merely accepted. A parameter the
+server does not support must come back as a 400 that names it; anything else fails the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import openai
+from pydantic import BaseModel
+
+QUESTION = [{"role": "user", "content": "Name a colour."}]
+
+
+@dataclass(frozen=True)
+class Probe:
+    group: str  # the endpoint
+    name: str  # the parameter (or the endpoint itself)
+    call: Callable[[openai.OpenAI, str], None]  # raises AssertionError when a "supported" answer is wrong
+    param: str  # how the parameter a 400 names must begin when the server rejects it
+
+
+def chat(client: openai.OpenAI, model: str, **params: object) -> openai.types.chat.ChatCompletion:
+    return client.chat.completions.create(
+        model=model, messages=params.pop("messages", QUESTION), **{"max_tokens": 8, "temperature": 0, **params}
+    )  # type: ignore[call-overload]
+
+
+def complete(client: openai.OpenAI, model: str, **params: object) -> openai.types.Completion:
+    return client.completions.create(model=model, **{"prompt": "Colours:", "max_tokens": 8, "temperature": 0, **params})  # type: ignore[call-overload]
+
+
+def _n(client: openai.OpenAI, model: str) -> None:
+    answer = chat(client, model, n=3, temperature=1.0, seed=7)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+
+
+def _stream(client: openai.OpenAI, model: str) -> None:
+    chunks = list(chat(client, model, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == chat(client, model).choices[0].message.content
+    )
+
+
+def _stop(client: openai.OpenAI, model: str) -> None:
+    text = chat(client, model).choices[0].message.content or ""
+    cut = chat(client, model, stop=[text[2:5], "zzz", "yyy", "xxx"])
+    assert cut.choices[0].message.content == text[: text.index(text[2:5])]
+
+
+def _seed(client: openai.OpenAI, model: str) -> None:
+    first, again = (chat(client, model, temperature=1.0, seed=42).choices[0].message.content for _ in range(2))
+    assert first == again
+
+
+def _logprobs(client: openai.OpenAI, model: str) -> None:
+    answer = chat(client, model, logprobs=True, top_logprobs=2)
+    content = answer.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert content
+    assert len(content[0].top_logprobs) == 2
+
+
+def _logit_bias(client: openai.OpenAI, model: str) -> None:
+    [token] = client.post("/tokenize", cast_to=object, body={"model": model, "prompt": " blue"})["tokens"]  # type: ignore[index]
+    assert complete(client, model, max_tokens=2, logit_bias={str(token): 100}).choices[0].text == " blue blue"
+
+
+def _json_object(client: openai.OpenAI, model: str) -> None:
+    answer = chat(client, model, max_tokens=48, response_format={"type": "json_object"})
+    json.loads(answer.choices[0].message.content or "")
+
+
+class Colour(BaseModel):
+    name: str
+    warm: bool
+
+
+def _json_schema(client: openai.OpenAI, model: str) -> None:
+    parsed = client.chat.completions.parse(
+        model=model, messages=QUESTION, response_format=Colour, max_tokens=48, temperature=0
+    )
+    assert isinstance(parsed.choices[0].message.parsed, Colour)
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "paint",
+            "description": "Paint a wall.",
+            "parameters": {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]},
+        },
+    }
+]
+
+
+def _tools(client: openai.OpenAI, model: str) -> None:
+    answer = chat(client, model, max_tokens=48, tools=TOOLS, tool_choice="required")
+    [call] = answer.choices[0].message.tool_calls or []
+    assert call.function.name == "paint"
+    json.loads(call.function.arguments)
+
+
+def _named_tool(client: openai.OpenAI, model: str) -> None:
+    choice = {"type": "function", "function": {"name": "paint"}}
+    answer = chat(client, model, max_tokens=48, tools=TOOLS, tool_choice=choice)
+    assert (answer.choices[0].message.tool_calls or [])[0].function.name == "paint"
+
+
+def _tool_message(client: openai.OpenAI, model: str) -> None:
+    messages = [
+        *QUESTION,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "paint", "arguments": '{"colour":"red"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+    ]
+    assert chat(client, model, messages=messages, tools=TOOLS).choices[0].message is not None
+
+
+def _echo(client: openai.OpenAI, model: str) -> None:
+    assert complete(client, model, echo=True).choices[0].text.startswith("Colours:")
+
+
+def _suffix(client: openai.OpenAI, model: str) -> None:
+    assert complete(client, model, suffix=" are nice.").choices[0].text is not None
+
+
+def _completion_logprobs(client: openai.OpenAI, model: str) -> None:
+    logprobs = complete(client, model, logprobs=2).choices[0].logprobs
+    assert logprobs is not None
+    assert len(logprobs.tokens or []) == 8
+
+
+def _token_prompt(client: openai.OpenAI, model: str) -> None:
+    complete(client, model, prompt=[1, 2, 3])
+
+
+def _best_of(client: openai.OpenAI, model: str) -> None:
+    complete(client, model, best_of=2)
+
+
+def _embeddings(client: openai.OpenAI, model: str) -> None:
+    floats = client.embeddings.create(model=model, input=["red", "blue"]).data
+    assert len(floats) == 2
+    assert len(floats[0].embedding) > 0
+    raw = client.embeddings.with_raw_response.create(model=model, input="red", encoding_format="base64")
+    assert base64.b64decode(json.loads(raw.text)["data"][0]["embedding"])
+
+
+def _unsupported(**params: object) -> Callable[[openai.OpenAI, str], None]:
+    return lambda client, model: chat(client, model, **params) and None
+
+
+def _models(client: openai.OpenAI, model: str) -> None:
+    assert client.models.retrieve(model).id == model
+
+
+def _tokenize(client: openai.OpenAI, model: str) -> None:
+    answer = client.post("/tokenize", cast_to=object, body={"model": model, "messages": QUESTION})
+    assert answer["count"] > 0  # type: ignore[index]
+
+
+def _detokenize(client: openai.OpenAI, model: str) -> None:
+    tokens = client.post("/tokenize", cast_to=object, body={"model": model, "prompt": "red"})["tokens"]  # type: ignore[index]
+    assert client.post("/detokenize", cast_to=object, body={"model": model, "tokens": tokens})["text"] == "red"  # type: ignore[index]
+
+
+def _responses(client: openai.OpenAI, model: str) -> None:
+    client.responses.create(model=model, input="hi")
+
+
+PROBES = [
+    Probe("/v1/models", "retrieve", _models, "model"),
+    Probe("/v1/chat/completions", "n", _n, "n"),
+    Probe("/v1/chat/completions", "stream, stream_options", _stream, "stream"),
+    Probe("/v1/chat/completions", "stop (4 strings)", _stop, "stop"),
+    Probe("/v1/chat/completions", "seed", _seed, "seed"),
+    Probe("/v1/chat/completions", "logprobs, top_logprobs", _logprobs, "logprobs"),
+    Probe("/v1/chat/completions", "logit_bias", _logit_bias, "logit_bias"),
+    Probe("/v1/chat/completions", "response_format json_object", _json_object, "response_format"),
+    Probe("/v1/chat/completions", "response_format json_schema (parse)", _json_schema, "response_format"),
+    Probe("/v1/chat/completions", "tools, tool_choice required", _tools, "tool"),
+    Probe("/v1/chat/completions", "tool_choice named function", _named_tool, "tool"),
+    Probe("/v1/chat/completions", "tool role messages", _tool_message, "messages"),
+    Probe("/v1/chat/completions", "modalities (audio)", _unsupported(modalities=["text", "audio"]), "modalities"),
+    Probe(
+        "/v1/chat/completions", "prediction", _unsupported(prediction={"type": "content", "content": "x"}), "prediction"
+    ),
+    Probe("/v1/chat/completions", "reasoning_effort", _unsupported(reasoning_effort="low"), "reasoning_effort"),
+    Probe("/v1/chat/completions", "web_search_options", _unsupported(web_search_options={}), "web_search_options"),
+    Probe("/v1/completions", "logprobs", _completion_logprobs, "logprobs"),
+    Probe("/v1/completions", "echo", _echo, "echo"),
+    Probe("/v1/completions", "suffix", _suffix, "suffix"),
+    Probe("/v1/completions", "best_of", _best_of, "best_of"),
+    Probe("/v1/completions", "prompt as token ids", _token_prompt, "prompt"),
+    Probe("/v1/embeddings", "input, encoding_format", _embeddings, "model"),
+    Probe("/v1/tokenize", "chat token count", _tokenize, "model"),
+    Probe("/v1/detokenize", "tokens", _detokenize, "tokens"),
+    Probe("/v1/responses", "endpoint", _responses, "endpoint"),
+]
+
+
+def outcome(probe: Probe, client: openai.OpenAI, model: str) -> str:
+    """ "yes", or how it is refused: a 400 naming the parameter (another name fails the probe), or a 404."""
+    try:
+        probe.call(client, model)
+    except openai.NotFoundError as error:
+        assert error.body is None or "model" not in str(error.body), (probe.name, error.body)  # not a lost model
+        return "no: 404, no such endpoint"
+    except openai.BadRequestError as error:
+        body = error.body if isinstance(error.body, dict) else {}
+        named = str(body.get("param"))
+        assert named.startswith(probe.param), (probe.name, named, body)
+        return f"no: 400 naming `{named}`"
+    return "yes"
