@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
-from warmserve.api.params import chat_requests, usage_of
+from warmserve.api.params import chat_requests, require_task, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     generations = chat_requests(body, request.app.state.settings.max_messages)
     pool = pools.get(body.model)
+    require_task(pool.spec, "generate")
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:

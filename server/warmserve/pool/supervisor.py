@@ -18,12 +18,13 @@ import time
 import uuid
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.base import ModelState
-from warmserve.pool.messages import Submit, Tokenize
+from warmserve.pool.messages import Embed, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
 
@@ -126,11 +127,7 @@ class ModelPool:
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
         """The prompt's tokens, counted by a worker's own tokenizer; never queued behind generations."""
-        self._check_admissible()
-        ready = [w for w in self._workers if w.state == "ready"]
-        if not ready:
-            raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
-        worker = min(ready, key=lambda w: len(w.inflight))
+        worker = self._least_busy_worker()
         request_id = f"{self.spec.name}-tok-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s)
         worker.submit(stream, Tokenize(request_id, request))
@@ -138,6 +135,25 @@ class ModelPool:
             return await stream.tokens()
         finally:
             stream.close()
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """Vectors from the least-busy ready worker, which computes them between its generation steps."""
+        worker = self._least_busy_worker()
+        request_id = f"{self.spec.name}-emb-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s, self._timed_out)
+        worker.submit(stream, Embed(request_id, request))
+        try:
+            return await stream.embedded()
+        finally:
+            stream.close()
+
+    def _least_busy_worker(self) -> WorkerHandle:
+        """For work that skips the generation queue (tokenize, embed): any ready worker will do."""
+        self._check_admissible()
+        ready = [w for w in self._workers if w.state == "ready"]
+        if not ready:
+            raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
+        return min(ready, key=lambda w: len(w.inflight))
 
     def _check_admissible(self) -> None:
         if self._stopping:
@@ -182,6 +198,8 @@ class ModelPool:
 
     def _on_request_done(self, worker: WorkerHandle, request_id: str, event: GenerationEvent | None) -> None:
         admitted = self._admitted_at.pop(request_id, None)
+        if isinstance(event, Embedded):
+            self._metrics.prompt_tokens.labels(self.spec.name).inc(event.prompt_tokens)
         if isinstance(event, Finished):
             name = self.spec.name
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)

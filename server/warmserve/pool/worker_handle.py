@@ -19,10 +19,12 @@ from multiprocessing.connection import Connection
 from typing import Literal
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, WorkerDied
 from warmserve.generation import Failed, Finished, GenerationEvent, Tokenized
 from warmserve.pool.messages import (
     Cancel,
+    Embed,
     FromWorker,
     RequestEvents,
     Shutdown,
@@ -93,7 +95,7 @@ class WorkerHandle:
         self._conn, self._process = parent_conn, process
         log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
 
-    def submit(self, stream: RequestStream, message: Submit | Tokenize) -> None:
+    def submit(self, stream: RequestStream, message: Submit | Tokenize | Embed) -> None:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
 
@@ -157,7 +159,7 @@ class WorkerHandle:
                 if stream is None:
                     continue  # cancelled while the event was on its way
                 stream.push(event)
-                if isinstance(event, Finished | Failed | Tokenized):
+                if isinstance(event, Finished | Failed | Tokenized | Embedded):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
         elif isinstance(message, WorkerReady):

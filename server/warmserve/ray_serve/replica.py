@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelUnavailable, WarmServeError
 from warmserve.generation import Failed, GenerationEvent, GenerationRequest, Tokenized
 from warmserve.metrics import Metrics
@@ -53,6 +54,12 @@ class ModelReplica:
     async def tokenize(self, request: GenerationRequest) -> Tokenized | Failed:
         try:
             return Tokenized(tuple(await self._pool.tokenize(request)))
+        except WarmServeError as exc:
+            return Failed(exc.info())
+
+    async def embed(self, request: EmbedRequest) -> Embedded | Failed:
+        try:
+            return await self._pool.embed(request)
         except WarmServeError as exc:
             return Failed(exc.info())
 
