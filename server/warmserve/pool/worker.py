@@ -2,7 +2,9 @@
 
 The loop alternates between reading messages from the supervisor and advancing
 the engine by one step, so a Cancel takes effect before the next token. Requests
-beyond the engine's capacity wait here, in arrival order. When the supervisor's
+beyond the engine's capacity wait here, in arrival order. Embedding requests are
+queued in the engine and worked off one bounded batch per turn, after the generation
+step, so neither kind of work waits for the other to finish. When the supervisor's
 end of the pipe closes (the server died), the worker exits instead of lingering.
 """
 
