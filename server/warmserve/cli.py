@@ -35,16 +35,23 @@ _FLAG_NAMES = {
 _NOT_FLAGS = {"models", "fake"}
 
 
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
 def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
     """argparse `type` and `choices` for a simple field annotation."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    annotation = _without_none(annotation)
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
         return type(choices[0]), choices
     if typing.get_origin(annotation) is list:
         [item] = typing.get_args(annotation)
         item_type = typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
+        if typing.get_origin(item_type) is Literal:  # pydantic checks the values
+            item_type = type(typing.get_args(item_type)[0])
         return _comma_list(item_type), None
     return annotation, None
 
@@ -71,7 +78,7 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
         if flag_type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
             continue
-        if typing.get_origin(field.annotation) is list:  # comma-separated, and the flag may repeat
+        if typing.get_origin(_without_none(field.annotation)) is list:  # comma-separated, and the flag may repeat
             common["help"] += " Comma-separated; the flag may repeat."
             parser.add_argument(flag, type=flag_type, action="extend", metavar=name.upper(), **common)
             continue

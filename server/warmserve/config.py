@@ -9,6 +9,7 @@ Nothing else in warmserve reads `os.environ`.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BackendName = Literal["llama_cpp", "transformers", "fake"]
 UnsupportedPolicy = Literal["reject", "ignore"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
+Task = Literal["generate", "embed"]
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "warmserve"
 
 
@@ -61,6 +63,28 @@ def total_memory_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return 0
+
+
+# Heads that generate text; an architecture without one (BertModel, XLMRobertaModel) only encodes.
+_GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def is_generative_folder(folder: Path) -> bool:
+    """False for a folder holding an embedding model: a sentence-transformers folder (modules.json),
+    or an architecture without a generating head. True otherwise, including a GGUF file or a hub
+    id, which cannot be looked into cheaply and hold generative models in practice."""
+    if not folder.is_dir():
+        return True
+    if (folder / "modules.json").is_file():
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    if isinstance(architectures, list) and architectures:
+        return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in architectures)
+    return True
 
 
 class FakeOptions(BaseModel):
@@ -146,6 +170,14 @@ class ModelSpec(BaseModel):
         "it again. None = keep it loaded.",
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+    tasks: list[Task] | None = Field(
+        None,
+        min_length=1,
+        max_length=2,
+        description="What the model serves: generate (chat, completions), embed (embeddings) or both; "
+        "unset = auto: both, except embed only for a transformers folder holding an embedding model "
+        "(a sentence-transformers folder, or an encoder such as BertModel).",
+    )
 
     @model_validator(mode="after")
     def _default_workers(self) -> ModelSpec:
@@ -173,6 +205,17 @@ class ModelSpec(BaseModel):
         return max(1, min(os.cpu_count() or 1, fit))
 
     @model_validator(mode="after")
+    def _default_tasks(self) -> ModelSpec:
+        """Resolved once, here: llama.cpp embeds with any GGUF (mean pooling for a generative model),
+        and only a transformers folder can say its model does not generate."""
+        if self.tasks is None:
+            tasks: list[Task] = ["generate", "embed"]
+            if self.backend == "transformers" and self.path and not is_generative_folder(Path(self.path).expanduser()):
+                tasks = ["embed"]
+            object.__setattr__(self, "tasks", tasks)
+        return self
+
+    @model_validator(mode="after")
     def _default_name(self) -> ModelSpec:
         if not self.name:
             if self.backend == "fake":
@@ -192,6 +235,10 @@ class ModelSpec(BaseModel):
         if not path.is_file():
             raise FileNotFoundError(f"Model file not found: {path}")
         return path
+
+    def effective_tasks(self) -> tuple[Task, ...]:
+        """What the model serves, as set or as detected when the settings were read."""
+        return tuple(dict.fromkeys(self.tasks or ("generate", "embed")))
 
     def effective_threads(self) -> int:
         """Threads per worker: as set, or this machine's cores shared evenly by the workers."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo
 
 Role = Literal["system", "user", "assistant"]
@@ -121,4 +122,5 @@ class Detokenized:
     text: str
 
 
-GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized | Detokenized
+# Embedded (warmserve.embedding) answers an embedding request on the same streams.
+GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized | Detokenized | Embedded

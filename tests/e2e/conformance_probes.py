@@ -218,11 +218,15 @@ def outcome(probe: Probe, client: openai.OpenAI, model: str) -> str:
     try:
         probe.call(client, model)
     except openai.NotFoundError as error:
-        assert error.body is None or "model" not in str(error.body), (probe.name, error.body)  # not a lost model
-        return "no: 404, no such endpoint"
+        refusal, body = "404", error.body
     except openai.BadRequestError as error:
-        body = error.body if isinstance(error.body, dict) else {}
-        named = str(body.get("param"))
-        assert named.startswith(probe.param), (probe.name, named, body)
-        return f"no: 400 naming `{named}`"
-    return "yes"
+        refusal, body = "400", error.body
+    else:
+        return "yes"
+    details = body if isinstance(body, dict) else {}
+    if refusal == "404":
+        assert "model" not in str(details.get("message", "")), (probe.name, details)  # a lost model is no answer
+        return "no: 404, no such endpoint"
+    named = str(details.get("param"))
+    assert named.startswith(probe.param), (probe.name, details)
+    return f"no: 400 naming `{named}`"

@@ -48,3 +48,21 @@ def test_a_cancelled_sequence_leaves_the_batch_and_the_others_are_unchanged(engi
     assert {request_id for request_id, _ in after_cancel} == {"kept"}
     kept = [event for request_id, event in together + after_cancel if request_id == "kept"]
     assert kept == [event for _, event in alone]
+
+
+def test_a_generative_model_embeds_like_llama_cpp_with_the_same_weights(engine):
+    """Mean-pooled last hidden states; the weights are the GGUF's, dequantized, so close to llama.cpp's."""
+    import llama_cpp
+    import numpy as np
+
+    from warmserve.config import embedded_model_path
+    from warmserve.embedding import EmbedRequest, unpack_vector
+
+    texts = ("The cat sat on the mat.", "Quarterly revenue rose by ten percent.")
+    ours = np.array([unpack_vector(v) for v in engine.embed(EmbedRequest(texts)).vectors])
+    llama = llama_cpp.Llama(
+        model_path=str(embedded_model_path()), embedding=True, pooling_type=1, n_threads=1, verbose=False
+    )
+    expected = np.array(llama.embed(list(texts), normalize=True))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (ours * expected).sum(axis=1).min() > 0.99

@@ -126,6 +126,20 @@ def test_streamed_chat_through_the_openai_client(client):
     assert chunks[-1].usage.completion_tokens > 0
 
 
+def test_embeddings_through_the_replicas(client):
+    texts = ["The cat sat on the mat.", "A kitten rested on the rug.", "Quarterly revenue rose by ten percent."]
+    answer = client.embeddings.create(model=MODEL, input=texts, encoding_format="float")
+    vectors = [item.embedding for item in answer.data]
+    assert [len(v) for v in vectors] == [576] * 3
+    cosine = [sum(x * y for x, y in zip(vectors[0], other, strict=True)) for other in vectors]
+    assert abs(cosine[0] - 1) < 1e-5
+    assert cosine[1] > cosine[2]
+    assert answer.usage.prompt_tokens > 3
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model=MODEL, input="a", dimensions=3)
+    assert caught.value.body["param"] == "dimensions"
+
+
 def test_a_replica_killed_under_load_fails_only_its_requests_and_is_replaced(client):
     started = threading.Barrier(5)
     results: list[tuple[str, str]] = []

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
 from warmserve.api.logprobs import chat_logprobs
-from warmserve.api.params import chat_requests, ignored_header, unsupported, usage_of
+from warmserve.api.params import chat_requests, ignored_header, require_task, unsupported, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -52,6 +52,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
     generations = chat_requests(body, settings.max_messages)
     pool = pools.get(body.model)
+    require_task(pool.spec, "generate")
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:

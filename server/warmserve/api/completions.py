@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
 from warmserve.api.logprobs import completion_logprobs
-from warmserve.api.params import completion_requests, ignored_header, unsupported, usage_of
+from warmserve.api.params import completion_requests, ignored_header, require_task, unsupported, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -42,6 +42,7 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     headers = ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters))
     generations = completion_requests(body)
     pool = pools.get(body.model)
+    require_task(pool.spec, "generate")
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     # `echo`: each choice's text starts with its own prompt.

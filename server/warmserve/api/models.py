@@ -14,16 +14,18 @@ router = APIRouter()
 
 def capabilities(pool: Pool) -> ModelCapabilities:
     facts = pool.facts
+    tasks = pool.spec.effective_tasks()
+    generates = "generate" in tasks
     return ModelCapabilities(
-        chat=True,
-        completions=True,
-        embeddings=False,
+        chat=generates,
+        completions=generates,
+        embeddings="embed" in tasks,
         tools=False,
         json_schema=False,
-        logprobs=True,
-        logit_bias=True,
-        echo=True,
-        suffix=None if facts is None else facts.fill_in_middle,
+        logprobs=generates,
+        logit_bias=generates,
+        echo=generates,
+        suffix=None if facts is None or not generates else facts.fill_in_middle,
     )
 
 

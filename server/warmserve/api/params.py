@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from warmserve.config import UnsupportedPolicy
+from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
 from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
 from warmserve.protocol import (
@@ -127,3 +127,14 @@ def usage_of(finished: Sequence[Finished], choices_per_prompt: int = 1) -> Usage
         total_tokens=prompt + completion,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
     )
+
+
+def require_task(spec: ModelSpec, task: Task) -> None:
+    """A model asked for what it does not do (chat with an embedding model, or the reverse) is a 400."""
+    if task not in spec.effective_tasks():
+        does = " and ".join(spec.effective_tasks())
+        route = "/v1/embeddings" if task == "embed" else "/v1/chat/completions or /v1/completions"
+        raise InvalidRequest(
+            f"The model '{spec.name}' does not {task}: it serves only {does}, so it cannot answer {route}.",
+            param="model",
+        )

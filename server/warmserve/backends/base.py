@@ -4,14 +4,20 @@ A worker process owns one engine. It `add`s requests while the engine has free
 capacity, calls `step` to advance every running request by one token, and
 `cancel`s requests whose client went away. A batching engine runs up to `capacity`
 requests per step; a serial engine is the same interface with capacity 1.
+
+Embeddings ride the same loop: `add_embedding` checks and queues a request at once,
+`embed_step` computes one bounded batch of queued inputs (backends/embedding.py). An
+engine supplies the model side: `embed_tokens`, `embed_pieces` and `embed_size`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from warmserve.errors import ContextLengthExceeded, InvalidRequest
-from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_dimensions
+from warmserve.embedding import Embedded, EmbedRequest
+from warmserve.errors import ContextLengthExceeded, InvalidRequest, error_from_info
+from warmserve.generation import Failed, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 StepEvents = list[tuple[str, GenerationEvent]]
 
@@ -53,6 +59,60 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - most engines free their memory with the process
         """Release the model before the worker exits."""
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def embed_size(self) -> int:
+        """Dimensions of the model's embeddings."""
+
+    @abstractmethod
+    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
+        """Every input as the tokens the model reads (token ids as given); raises on an input it cannot read."""
+
+    @abstractmethod
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        """One vector per piece (see backends/embedding.py): computed together, in one batch."""
+
+    def embedding_jobs(self) -> EmbeddingJobs:
+        """How this engine batches embedding work; engines that can do better override it."""
+        return EmbeddingJobs(budget=512, max_pieces=64, split=False, padded=False)
+
+    @property
+    def embedding(self) -> int:
+        """Embedding requests admitted and not yet answered."""
+        return len(self._jobs())
+
+    def add_embedding(self, request_id: str, request: EmbedRequest) -> None:
+        """Check a request and queue it; raises a WarmServeError (naming the parameter) if it cannot run."""
+        check_dimensions(request.dimensions, self.embed_size)
+        self._jobs().add(request_id, self.embed_tokens(request))
+
+    def embed_step(self) -> StepEvents:
+        """Compute one bounded batch of queued embedding work; answers the requests it completed."""
+        return self._jobs().step(self.embed_pieces)
+
+    def cancel_embedding(self, request_id: str) -> None:
+        self._jobs().cancel(request_id)
+
+    def embed(self, request: EmbedRequest) -> Embedded:
+        """The whole answer to one request, at once (scripts and tests; workers use the steps)."""
+        self.add_embedding("embed", request)
+        while True:
+            for request_id, event in self.embed_step():
+                if request_id != "embed":
+                    continue
+                if isinstance(event, Failed):
+                    raise error_from_info(event.error)
+                if isinstance(event, Embedded):
+                    return event
+
+    def _jobs(self) -> EmbeddingJobs:
+        jobs: EmbeddingJobs | None = self.__dict__.get("_embedding_jobs")
+        if jobs is None:
+            jobs = self.__dict__["_embedding_jobs"] = self.embedding_jobs()
+        return jobs
 
 
 def output_budget(prompt_tokens: int, max_tokens: int | None, n_ctx: int, param: str) -> int:

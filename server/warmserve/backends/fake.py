@@ -4,6 +4,9 @@ Tokens are whitespace-separated words. The output repeats the prompt's words in
 reverse order (shuffled by the seed when temperature > 0), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
 hard crash of the worker process when the prompt contains a marker.
+
+Embeddings are the mean of a fixed pseudo-random vector per token (a text's tokens are
+its words), so texts that share words are closer than texts that do not.
 """
 
 from __future__ import annotations
@@ -14,13 +17,24 @@ import time
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
+
 from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
+from warmserve.backends.embedding import EmbedPiece, Vector, check_input_tokens
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
+from warmserve.embedding import EmbedRequest
 from warmserve.errors import BackendError, InvalidRequest
 from warmserve.generation import Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
 
 FAKE_VOCAB_SIZE = 50_000
+
+FAKE_EMBED_SIZE = 16
+FAKE_VOCAB = 50_000
+
+
+def _word_token(word: str) -> int:
+    return zlib.crc32(word.encode()) % FAKE_VOCAB
 
 
 def render_prompt(request: GenerationRequest) -> str:
@@ -73,12 +87,30 @@ class FakeEngine(Engine):
         return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
-        return [zlib.crc32(word.encode()) % FAKE_VOCAB_SIZE for word in _words(request)]
+        return [_word_token(word) for word in _words(request)]
 
     def detokenize(self, tokens: list[int]) -> str:
         """The fake's token ids are word hashes: it can only name them."""
         check_token_ids(tokens, FAKE_VOCAB_SIZE)
         return " ".join(f"<{token}>" for token in tokens)
+
+    @property
+    def embed_size(self) -> int:
+        return FAKE_EMBED_SIZE
+
+    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
+        inputs = [
+            [_word_token(word) for word in item.split()] if isinstance(item, str) else list(item)
+            for item in request.inputs
+        ]
+        for index, tokens in enumerate(inputs):
+            check_input_tokens(tokens, index, self._n_ctx, FAKE_VOCAB_SIZE)
+        return inputs
+
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        if self._options.token_delay_s:
+            time.sleep(self._options.token_delay_s)
+        return [np.mean([_token_vector(t) for t in piece.tokens], axis=0) for piece in pieces]
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         check_logit_bias(request, FAKE_VOCAB_SIZE)
@@ -124,3 +156,7 @@ class FakeEngine(Engine):
 
     def cancel(self, request_id: str) -> None:
         self._running.pop(request_id, None)
+
+
+def _token_vector(token: int) -> Vector:
+    return np.random.default_rng(token).standard_normal(FAKE_EMBED_SIZE).astype(np.float32)

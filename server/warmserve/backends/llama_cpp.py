@@ -26,8 +26,11 @@ import llama_cpp
 from warmserve.backends import llama_native as native
 from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
 from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
+from warmserve.backends.llama_embed import LlamaEmbedder
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
+from warmserve.embedding import EmbedRequest
 from warmserve.errors import InvalidRequest
 from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
@@ -73,6 +76,15 @@ class LlamaCppEngine(Engine):
         eos = self._special_text(llama_cpp.llama_vocab_eos(self._vocab))
         self._template = ChatTemplate(native.chat_template(self._native.model), bos, eos)
         self._fim = native.fim_tokens(self._vocab)
+        self._embedder = LlamaEmbedder(
+            self._native.model,
+            self._vocab,
+            self._native.n_vocab,
+            limit=min(spec.n_ctx, self._native.n_ctx_train),
+            budget=spec.n_batch,
+            threads=spec.effective_threads(),
+            flash_attn=native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
+        )
 
     @property
     def running(self) -> int:
@@ -179,9 +191,23 @@ class LlamaCppEngine(Engine):
             if slot.request_id == request_id:
                 self._release(slot)
 
+    @property
+    def embed_size(self) -> int:
+        return self._embedder.size
+
+    def embedding_jobs(self) -> EmbeddingJobs:
+        return self._embedder.jobs()
+
+    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
+        return self._embedder.tokens(request)
+
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        return self._embedder.pieces(pieces)
+
     def close(self) -> None:
         for slot in self._slots:
             self._release(slot)
+        self._embedder.close()
         self._batch.free()
         self._native.close()
 

@@ -45,6 +45,12 @@ class NativeModel:
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # llama_flash_attn_type
 
 
+def flash_attn_type(flash_attn: str, gpu_layers: int) -> int:
+    if flash_attn == "auto" and gpu_layers == 0:
+        flash_attn = "off"
+    return _FLASH_ATTN[flash_attn]
+
+
 def load(
     path: Path, n_ctx: int, n_batch: int, sequences: int, threads: int, gpu_layers: int, flash_attn: str
 ) -> NativeModel:
@@ -64,9 +70,7 @@ def load(
     params.n_threads_batch = threads
     # Separate KV streams per sequence: batched output then equals solo output exactly.
     params.kv_unified = False
-    if flash_attn == "auto" and gpu_layers == 0:
-        flash_attn = "off"
-    params.flash_attn_type = _FLASH_ATTN[flash_attn]
+    params.flash_attn_type = flash_attn_type(flash_attn, gpu_layers)
     context = llama_cpp.llama_init_from_model(model, params)
     if not context:
         llama_cpp.llama_model_free(model)
@@ -79,6 +83,38 @@ def load(
         n_vocab=llama_cpp.llama_vocab_n_tokens(vocab),
         n_ctx_train=llama_cpp.llama_model_n_ctx_train(model),
     )
+
+
+def embedding_context(
+    model: Any, n_ctx: int, n_batch: int, sequences: int, threads: int, pooling: int, flash_attn: int
+) -> Any:
+    """A second context on a loaded model that outputs embeddings, sharing its weights.
+
+    One unified KV cache for all its sequences (they are short-lived), and `n_batch` as the
+    micro-batch too: llama.cpp pools a sequence only within one micro-batch.
+    """
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = n_batch
+    params.n_ubatch = n_batch
+    params.n_seq_max = sequences
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    params.embeddings = True
+    params.pooling_type = pooling
+    params.kv_unified = True
+    params.flash_attn_type = flash_attn
+    context = llama_cpp.llama_init_from_model(model, params)
+    if not context:
+        raise BackendError(f"llama.cpp could not create an embedding context of {n_ctx} tokens")
+    return context
+
+
+def meta_value(model: Any, key: str) -> str | None:
+    """A GGUF metadata value as text, or None when the file does not have the key."""
+    buffer = ctypes.create_string_buffer(256)
+    size = llama_cpp.llama_model_meta_val_str(model, key.encode(), buffer, len(buffer))
+    return buffer.value.decode("utf-8", errors="replace") if size >= 0 else None
 
 
 def tokenize(vocab: Any, text: str, add_special: bool) -> list[int]:

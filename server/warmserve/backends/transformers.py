@@ -5,26 +5,35 @@ running sequence in one batched forward pass over a shared left-padded KV cache
 (kv_batch.py), then prefills the requests admitted since the last step, so new
 requests join between decode steps and a cancelled one leaves at the next step.
 Models whose cache cannot be merged (sliding-window layers) run one at a time.
+
+Embeddings are the last hidden states pooled as the model's sentence-transformers
+folder says (1_Pooling: mean, cls or last token; mean when it says nothing), then
+scaled to unit length. An embedding-only model (BertModel and the like) loads with
+AutoModel and answers no generation.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
 from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
 from warmserve.backends.hf_source import model_directory
 from warmserve.backends.kv_batch import KVBatch, supports_batching
 from warmserve.backends.logprobs import top_logprobs
 from warmserve.backends.sampling import TorchSampler
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
+from warmserve.embedding import EmbedRequest
 from warmserve.errors import InvalidRequest
 from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
@@ -105,18 +114,21 @@ class TransformersEngine(Engine):
         directory = model_directory(spec)
         log.info("loading %s on %s as %s", directory, self._device, dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=spec.trust_remote_code)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            directory, dtype=dtype, trust_remote_code=spec.trust_remote_code
-        )
+        self._generates = "generate" in spec.effective_tasks()
+        loader = AutoModelForCausalLM if self._generates else AutoModel
+        model: Any = loader.from_pretrained(directory, dtype=dtype, trust_remote_code=spec.trust_remote_code)
         self._model = model.to(self._device)
         self._model.eval()
         # transformers 5.x renamed `past_key_values` to `cache`; accept both generations.
         self._cache_arg = "cache" if "cache" in inspect.signature(self._model.forward).parameters else "past_key_values"
         limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
         self._n_ctx = min(spec.n_ctx, limit)
-        self._eos = self._eos_ids()
+        self._eos = self._eos_ids() if self._generates else set()
         self._vocab_size = int(self._model.config.vocab_size)
         self._fim = self._find_fim_tokens()
+        self._pooling, max_seq_length = _sentence_transformers_settings(directory)
+        self._embed_limit = min(self._n_ctx, max_seq_length or self._n_ctx)
+        self._embed_budget = spec.n_batch
         self._fallback_template = None if self._tokenizer.chat_template else ChatTemplate(None, "", "")
         self.capacity = spec.max_batch_size
         self._batch = KVBatch()
@@ -137,6 +149,8 @@ class TransformersEngine(Engine):
         return str(self._tokenizer.decode(tokens, skip_special_tokens=False))
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
+        if not self._generates:
+            raise InvalidRequest("This model only computes embeddings; it does not generate.", param="model")
         check_logit_bias(request, self._vocab_size)
         prompt = self.tokenize(request)
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
@@ -269,6 +283,42 @@ class TransformersEngine(Engine):
     def _piece(self, token: int) -> bytes:
         return str(self._tokenizer.decode([token])).encode()
 
+    # --- embeddings -----------------------------------------------------------------------
+
+    @property
+    def embed_size(self) -> int:
+        return int(self._model.config.hidden_size)
+
+    def embedding_jobs(self) -> EmbeddingJobs:
+        return EmbeddingJobs(budget=self._embed_budget, max_pieces=64, split=False, padded=True)
+
+    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
+        inputs = [
+            list(self._tokenizer(item, add_special_tokens=True)["input_ids"]) if isinstance(item, str) else list(item)
+            for item in request.inputs
+        ]
+        for index, tokens in enumerate(inputs):
+            check_input_tokens(tokens, index, self._embed_limit, len(self._tokenizer))
+        return inputs
+
+    @torch.inference_mode()
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        lengths = torch.tensor([len(piece.tokens) for piece in pieces])
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(pieces), int(lengths.max())), pad, dtype=torch.long)
+        for row, piece in enumerate(pieces):
+            input_ids[row, : len(piece.tokens)] = torch.tensor(piece.tokens)
+        mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
+        out = self._model.base_model(input_ids=input_ids.to(self._device), attention_mask=mask.to(self._device))
+        hidden = out.last_hidden_state.float().cpu()
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self._pooling == "lasttoken":
+            pooled = hidden[torch.arange(len(pieces)), lengths - 1]
+        else:
+            pooled = (hidden * mask[:, :, None]).sum(dim=1) / lengths[:, None]
+        return list(pooled.numpy())
+
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         for value in (self._model.generation_config.eos_token_id, self._tokenizer.eos_token_id):
@@ -277,3 +327,21 @@ class TransformersEngine(Engine):
             elif isinstance(value, list):
                 ids.update(value)
         return ids
+
+
+_POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_lasttoken": "lasttoken"}
+
+
+def _sentence_transformers_settings(directory: Path) -> tuple[str, int | None]:
+    """Pooling mode and longest input from a sentence-transformers folder; mean and None without one."""
+    pooling, max_seq_length = "mean", None
+    try:
+        modules = json.loads((directory / "modules.json").read_text())
+        for module in modules:
+            if str(module.get("type", "")).endswith("Pooling"):
+                config = json.loads((directory / module.get("path", "") / "config.json").read_text())
+                pooling = next((mode for key, mode in _POOLING_MODES.items() if config.get(key)), "mean")
+        max_seq_length = json.loads((directory / "sentence_bert_config.json").read_text()).get("max_seq_length")
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return pooling, max_seq_length if isinstance(max_seq_length, int) and max_seq_length > 0 else None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.stream import RequestStream
@@ -50,6 +51,9 @@ class Pool(Protocol):
     async def tokenize(self, request: GenerationRequest) -> list[int]: ...
 
     async def detokenize(self, tokens: list[int]) -> str: ...
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """One unit vector per input (or a typed error); computed beside generations, never queued behind them."""
+        ...
 
 
 # Builds the pool of one model; the pool counts its requests and tokens in the app's metrics.

@@ -22,6 +22,7 @@ import time
 from typing import Literal
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelNotLoaded, ModelUnavailable, ModelUnloading, QueueTimeout
 from warmserve.generation import Failed, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
@@ -288,6 +289,9 @@ class ManagedModel:
 
     async def detokenize(self, tokens: list[int]) -> str:
         return await (await self._ready_pool()).detokenize(tokens)
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        return await (await self._ready_pool()).embed(request)
 
     async def _ready_pool(self) -> Pool:
         """A pool with a loaded worker, for the quick questions that skip the request queue."""

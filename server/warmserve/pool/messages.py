@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from warmserve.embedding import EmbedRequest
 from warmserve.errors import ErrorInfo
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
 
@@ -38,6 +39,15 @@ class Detokenize:
 
 
 @dataclass(frozen=True)
+class Embed:
+    """Queued in the worker's engine and computed a bounded batch between generation steps,
+    never behind waiting generations; answered with one Embedded (or Failed) event."""
+
+    request_id: str
+    request: EmbedRequest
+
+
+@dataclass(frozen=True)
 class Cancel:
     request_id: str
 
@@ -47,7 +57,7 @@ class Shutdown:
     pass
 
 
-ToWorker = Submit | Tokenize | Detokenize | Cancel | Shutdown
+ToWorker = Submit | Tokenize | Detokenize | Embed | Cancel | Shutdown
 
 # worker -> supervisor
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from warmserve.embedding import Embedded
 from warmserve.errors import RequestTimeout, error_from_info
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
 
@@ -39,14 +40,14 @@ class RequestStream:
     def __aiter__(self) -> RequestStream:
         return self
 
-    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized | Detokenized:
+    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized | Detokenized | Embedded:
         if self.done:
             raise StopAsyncIteration
         event = await self._queue.get()
         if isinstance(event, Failed):
             self._end()
             raise error_from_info(event.error)
-        if isinstance(event, Finished | Tokenized | Detokenized):
+        if isinstance(event, Finished | Tokenized | Detokenized | Embedded):
             self._end()
         return event
 
@@ -70,6 +71,13 @@ class RequestStream:
         if not isinstance(event, Detokenized):
             raise RuntimeError(f"expected Detokenized, got {event!r}")
         return event.text
+
+    async def embedded(self) -> Embedded:
+        """The answer to an embedding request."""
+        event = await self.__anext__()
+        if not isinstance(event, Embedded):
+            raise RuntimeError(f"expected Embedded, got {event!r}")
+        return event
 
     def close(self) -> None:
         """Cancel the request unless it already ended; safe to call twice."""

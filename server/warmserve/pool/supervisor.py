@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Callable
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.base import ModelState
-from warmserve.pool.messages import Detokenize, Submit, Tokenize
+from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
 
@@ -147,15 +148,30 @@ class ModelPool:
 
     def _ask_worker(self, message: Callable[[str], Tokenize | Detokenize]) -> RequestStream:
         """Send a quick question to the least busy ready worker, which answers between steps."""
-        self._check_admissible()
-        ready = [w for w in self._workers if w.state == "ready"]
-        if not ready:
-            raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
-        worker = min(ready, key=lambda w: len(w.inflight))
+        worker = self._least_busy_worker()
         request_id = f"{self.spec.name}-tok-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s)
         worker.submit(stream, message(request_id))
         return stream
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        """Vectors from the least-busy ready worker, which computes them between its generation steps."""
+        worker = self._least_busy_worker()
+        request_id = f"{self.spec.name}-emb-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s, self._timed_out)
+        worker.submit(stream, Embed(request_id, request))
+        try:
+            return await stream.embedded()
+        finally:
+            stream.close()
+
+    def _least_busy_worker(self) -> WorkerHandle:
+        """For work that skips the generation queue (tokenize, embed): any ready worker will do."""
+        self._check_admissible()
+        ready = [w for w in self._workers if w.state == "ready"]
+        if not ready:
+            raise ModelUnavailable(f"Model '{self.spec.name}' has no ready worker yet; retry shortly.")
+        return min(ready, key=lambda w: len(w.inflight))
 
     def _check_admissible(self) -> None:
         if self._stopping:
@@ -200,6 +216,8 @@ class ModelPool:
 
     def _on_request_done(self, worker: WorkerHandle, request_id: str, event: GenerationEvent | None) -> None:
         admitted = self._admitted_at.pop(request_id, None)
+        if isinstance(event, Embedded):
+            self._metrics.prompt_tokens.labels(self.spec.name).inc(event.prompt_tokens)
         if isinstance(event, Finished):
             name = self.spec.name
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)

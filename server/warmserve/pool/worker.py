@@ -2,7 +2,9 @@
 
 The loop alternates between reading messages from the supervisor and advancing
 the engine by one step, so a Cancel takes effect before the next token. Requests
-beyond the engine's capacity wait here, in arrival order. When the supervisor's
+beyond the engine's capacity wait here, in arrival order. Embedding requests are
+queued in the engine and worked off one bounded batch per turn, after the generation
+step, so neither kind of work waits for the other to finish. When the supervisor's
 end of the pipe closes (the server died), the worker exits instead of lingering.
 """
 
@@ -30,6 +32,7 @@ from warmserve.generation import (
 from warmserve.pool.messages import (
     Cancel,
     Detokenize,
+    Embed,
     RequestEvents,
     Shutdown,
     Submit,
@@ -74,7 +77,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
     running: set[str] = set()
     held = _HeldText()
     while True:
-        idle = not running and not waiting
+        idle = not running and not waiting and not engine.embedding
         # Block while idle; otherwise only drain what has already arrived.
         while conn.poll(None if idle else 0):
             idle = False
@@ -87,14 +90,21 @@ def _serve(engine: Engine, conn: Connection) -> None:
                     held.hold(message.request_id)
             elif isinstance(message, Tokenize | Detokenize):
                 conn.send(RequestEvents((_tokenize(engine, message),)))
+            elif isinstance(message, Embed):
+                refused = _add_embedding(engine, message)
+                if refused is not None:
+                    conn.send(RequestEvents((refused,)))
             elif isinstance(message, Cancel):
                 held.drop(message.request_id)
+                engine.cancel_embedding(message.request_id)
                 if waiting.pop(message.request_id, None) is None:
                     engine.cancel(message.request_id)
                     running.discard(message.request_id)
         events = _admit(engine, waiting, running)
         if running:
             events.extend(_step(engine, running))
+        if engine.embedding:
+            events.extend(engine.embed_step())
         for request_id, event in events:
             if isinstance(event, Finished | Failed):
                 running.discard(request_id)
@@ -113,6 +123,18 @@ def _tokenize(engine: Engine, message: Tokenize | Detokenize) -> tuple[str, Gene
     except Exception as exc:
         log.exception("tokenize %s failed", message.request_id)
         return message.request_id, Failed(BackendError(f"The tokenizer failed: {exc}").info())
+
+
+def _add_embedding(engine: Engine, message: Embed) -> tuple[str, GenerationEvent] | None:
+    """Queue an embedding request in the engine, or the Failed event that refuses it."""
+    try:
+        engine.add_embedding(message.request_id, message.request)
+        return None
+    except WarmServeError as exc:
+        return message.request_id, Failed(exc.info())
+    except Exception as exc:
+        log.exception("embedding %s failed to start", message.request_id)
+        return message.request_id, Failed(BackendError(f"The engine failed: {exc}").info())
 
 
 def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running: set[str]) -> Events:

@@ -19,11 +19,13 @@ from multiprocessing.connection import Connection
 from typing import Literal
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, WorkerDied
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
 from warmserve.pool.messages import (
     Cancel,
     Detokenize,
+    Embed,
     FromWorker,
     RequestEvents,
     Shutdown,
@@ -95,7 +97,7 @@ class WorkerHandle:
         self._conn, self._process = parent_conn, process
         log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
 
-    def submit(self, stream: RequestStream, message: Submit | Tokenize | Detokenize) -> None:
+    def submit(self, stream: RequestStream, message: Submit | Tokenize | Detokenize | Embed) -> None:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
 
@@ -159,7 +161,7 @@ class WorkerHandle:
                 if stream is None:
                     continue  # cancelled while the event was on its way
                 stream.push(event)
-                if isinstance(event, Finished | Failed | Tokenized | Detokenized):
+                if isinstance(event, Finished | Failed | Tokenized | Detokenized | Embedded):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
         elif isinstance(message, WorkerReady):

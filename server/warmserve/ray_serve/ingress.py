@@ -23,6 +23,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from warmserve.api.app import create_app
 from warmserve.config import ModelSpec, ServerSettings
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
     ModelUnavailable,
@@ -158,6 +159,18 @@ class RayPool:
             raise error_from_info(answer.error)
         assert isinstance(answer, Detokenized)
         return answer.text
+
+    async def embed(self, request: EmbedRequest) -> Embedded:
+        self._check_admissible()
+        try:
+            answer = await self._handle.embed.remote(request)
+        except Exception as exc:
+            raise _as_warmserve_error(exc, self.spec.name) from exc
+        if isinstance(answer, Failed):
+            raise error_from_info(answer.error)
+        assert isinstance(answer, Embedded)
+        self._metrics.prompt_tokens.labels(self.spec.name).inc(answer.prompt_tokens)
+        return answer
 
     def _check_admissible(self) -> None:
         if self._stopping:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from warmserve.config import ModelSpec
+from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelUnavailable, WarmServeError
 from warmserve.generation import Detokenized, Failed, GenerationEvent, GenerationRequest, ModelFacts, Tokenized
 from warmserve.metrics import Metrics
@@ -64,6 +65,12 @@ class ModelReplica:
 
     def facts(self) -> ModelFacts | None:
         return self._pool.facts
+
+    async def embed(self, request: EmbedRequest) -> Embedded | Failed:
+        try:
+            return await self._pool.embed(request)
+        except WarmServeError as exc:
+            return Failed(exc.info())
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose worker keeps failing to load is replaced."""
