@@ -44,22 +44,23 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Either a raw `prompt` (completions) or chat `messages`, never both."""
+    """Exactly one of a raw `prompt` or its token ids (completions), or chat `messages`."""
 
     prompt: str | None = None
     messages: tuple[ChatMessage, ...] | None = None
+    prompt_tokens: tuple[int, ...] | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stream: bool = True  # False: the worker sends the text once, at the end, not per token
     suffix: str | None = None  # completions: fill in the middle between `prompt` and this
 
     def __post_init__(self) -> None:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("a GenerationRequest needs exactly one of prompt or messages")
+        if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:
+            raise ValueError("a GenerationRequest needs exactly one of prompt, messages or prompt_tokens")
 
     @property
     def input_param(self) -> str:
         """The request parameter that holds the input, for error messages."""
-        return "prompt" if self.prompt is not None else "messages"
+        return "messages" if self.messages is not None else "prompt"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ MAX_TOKENS_LIMIT = 10_000_000
 
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 NEUTRAL_VALUES: dict[str, Any] = {
-    "best_of": 1,
     "tools": [],
     "response_format": {"type": "text"},
 }
@@ -82,6 +81,9 @@ def _token_bias(bias: dict[str, float]) -> dict[str, float]:
 LogitBias = Annotated[
     dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]], Field(max_length=1024), AfterValidator(_token_bias)
 ]
+
+TokenId = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
+TokenIds = Annotated[list[TokenId], Field(min_length=1)]
 
 StopParam = (
     Annotated[Text, Field(min_length=1)] | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
@@ -156,20 +158,36 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=64)] = Field(
-        description="One prompt, or a list (at most 64) answered as one choice each."
-    )
+    prompt: (
+        Text
+        | Annotated[list[Text], Field(min_length=1, max_length=64)]
+        | TokenIds
+        | Annotated[list[TokenIds], Field(min_length=1, max_length=64)]
+    ) = Field(description="One prompt, or a list (at most 64) answered as one choice each; text or token ids.")
     max_tokens: int | None = Field(16, ge=1, le=MAX_TOKENS_LIMIT, description="OpenAI's default for completions is 16.")
     logprobs: int | None = Field(
         None, ge=0, le=5, description="Log probabilities of each output token and of this many alternatives."
     )
     echo: bool = Field(False, description="Return the prompt before the completion.")
+    best_of: int | None = Field(
+        None, ge=1, le=16, description="Candidates per prompt; the n with the highest logprob per token are returned."
+    )
+
+    def candidates(self) -> int:
+        """Generations per prompt: `best_of` when set, else `n`."""
+        return self.best_of if self.best_of is not None else self.n
+
     suffix: Text | None = Field(
         None, description="Text after the completion: the model fills in the middle (needs a model with FIM tokens)."
     )
 
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+    def prompts(self) -> list[str | list[int]]:
+        """Each prompt as text or as token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if all(isinstance(item, int) for item in self.prompt):
+            return [list(self.prompt)]  # type: ignore[arg-type]
+        return list(self.prompt)  # type: ignore[arg-type]
 
 
 class TokenizeRequest(WireModel):
@@ -339,7 +357,7 @@ class TokenizeResponse(WireModel):
 
 class DetokenizeRequest(WireModel):
     model: str = Field(min_length=1)
-    tokens: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(max_length=1_000_000)
+    tokens: list[TokenId] = Field(max_length=1_000_000)
 
 
 class DetokenizeResponse(WireModel):
@@ -362,8 +380,6 @@ class ErrorResponse(WireModel):
 
 # OpenAI's own limit on the inputs of one embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
-TokenId = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
-TokenIds = Annotated[list[TokenId], Field(min_length=1)]
 
 
 def _input_problem(value: Any) -> str:

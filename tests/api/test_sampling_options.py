@@ -160,3 +160,45 @@ async def test_strict_policy_is_the_default(client: httpx.AsyncClient, route: st
     error = (await client.post(route, json=body)).json()["error"]
     assert error["code"] == "unsupported_parameter"
     assert "--unsupported-parameters ignore" in error["message"]
+
+
+async def test_best_of_returns_the_n_candidates_with_the_highest_logprob_per_token(client):
+    # The fake's logprob falls with a token's position mod 3, so answers cut short by the stop score higher.
+    body = {"model": "fake", "prompt": ["a b c d", "e f"], "max_tokens": 4, "temperature": 1, "seed": 3, "stop": "c"}
+    alone = [
+        Completion.model_validate((await client.post("/v1/completions", json={**body, "n": 3, "logprobs": 0})).json())
+    ]
+    best = Completion.model_validate((await client.post("/v1/completions", json={**body, "n": 1, "best_of": 3})).json())
+    assert [c.index for c in best.choices] == [0, 1]
+    assert all(c.logprobs is None for c in best.choices)
+    candidates = alone[0].choices
+    for prompt, choice in enumerate(best.choices):
+        group = candidates[prompt * 3 : prompt * 3 + 3]
+        scores = {c.text: sum(c.logprobs.token_logprobs) / max(len(c.logprobs.tokens), 1) for c in group}
+        assert scores[choice.text] == max(scores.values())
+    assert len({c.text for c in candidates[:3]}) > 1  # the candidates differ, so the choice means something
+    assert best.usage.completion_tokens == alone[0].usage.completion_tokens  # every candidate is counted
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"), [({"n": 3, "best_of": 2}, "at least"), ({"best_of": 2, "stream": True}, "streamed")]
+)
+async def test_best_of_below_n_or_streamed_is_400(client, extra, message):
+    body = {"model": "fake", "prompt": "a b", **extra}
+    error = (await client.post("/v1/completions", json=body)).json()["error"]
+    assert (error["param"], message in error["message"]) == ("best_of", True)
+
+
+async def test_a_prompt_of_token_ids_is_used_as_given_and_echoed_as_text(client):
+    body = {"model": "fake", "prompt": [[5, 7], [9]], "max_tokens": 2, "temperature": 0, "echo": True}
+    completion = Completion.model_validate((await client.post("/v1/completions", json=body)).json())
+    assert [c.text for c in completion.choices] == ["<5> <7><7> <5>", "<9><9> <9>"]
+    assert completion.usage.prompt_tokens == 3
+    single = await client.post("/v1/completions", json={**body, "prompt": [5, 7]})
+    assert single.json()["choices"][0]["text"] == "<5> <7><7> <5>"
+
+
+@pytest.mark.parametrize("prompt", [[10**8], [[1], []], [1, "a"]])
+async def test_bad_token_prompts_are_400_naming_prompt(client, prompt):
+    response = await client.post("/v1/completions", json={"model": "fake", "prompt": prompt})
+    assert (response.status_code, response.json()["error"]["param"].split(".")[0]) == (400, "prompt")

@@ -150,3 +150,26 @@ def test_detokenize_inverts_tokenize(server, model):
     ids = token_ids(server, model, text)
     answer = httpx.post(f"{server.base_url}/v1/detokenize", json={"model": model, "tokens": ids}, timeout=60)
     assert answer.json()["text"] == text
+
+
+@BOTH
+def test_a_prompt_sent_as_token_ids_answers_as_its_text_does(server, client, model):
+    text = "The capital of France is"
+    ids = token_ids(server, model, text)
+    params = {"model": model, "max_tokens": 6, "temperature": 0}
+    as_text = client.completions.create(prompt=text, **params)
+    as_ids = client.completions.create(prompt=ids, echo=True, **params)
+    assert as_ids.choices[0].text == text + as_text.choices[0].text
+    assert as_ids.usage.prompt_tokens == as_text.usage.prompt_tokens == len(ids)
+
+
+@BOTH
+def test_best_of_picks_the_candidate_with_the_best_logprob_per_token(client, model):
+    params = {"model": model, "prompt": "A colour:", "max_tokens": 5, "temperature": 1.0, "seed": 11}
+    candidates = client.completions.create(n=3, logprobs=0, **params).choices
+    best = client.completions.create(best_of=3, **params).choices[0].text
+
+    def score(choice):
+        return sum(choice.logprobs.token_logprobs) / max(len(choice.logprobs.tokens), 1)
+
+    assert best == max(candidates, key=score).text

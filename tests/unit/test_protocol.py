@@ -55,9 +55,11 @@ def test_completion_defaults_to_openais_16_tokens_and_lists_prompts():
     assert body.prompts() == ["a", "b"]
 
 
-def test_token_array_prompts_are_rejected():
+def test_prompts_of_token_ids_are_one_prompt_or_a_list_of_them():
+    assert CompletionRequest.model_validate({"model": "m", "prompt": [1, 2, 3]}).prompts() == [[1, 2, 3]]
+    assert CompletionRequest.model_validate({"model": "m", "prompt": [[1], [2, 3]]}).prompts() == [[1], [2, 3]]
     with pytest.raises(ValidationError):
-        CompletionRequest.model_validate({"model": "m", "prompt": [1, 2, 3]})
+        CompletionRequest.model_validate({"model": "m", "prompt": [1, "a"]})
 
 
 def test_stream_delta_serialises_only_the_keys_it_carries():

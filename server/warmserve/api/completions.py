@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
 from warmserve.api.logprobs import completion_logprobs
-from warmserve.api.params import completion_requests, ignored_header, require_task, unsupported, usage_of
+from warmserve.api.params import best_of, completion_requests, ignored_header, require_task, unsupported, usage_of
 from warmserve.api.streaming import (
     collect_all,
     merged,
@@ -25,8 +25,8 @@ from warmserve.api.streaming import (
     until_disconnected,
 )
 from warmserve.errors import WarmServeError
-from warmserve.generation import Finished, TextDelta
-from warmserve.pool import RequestStream
+from warmserve.generation import Finished, GenerationRequest, TextDelta
+from warmserve.pool import Pool, RequestStream
 from warmserve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
 
 router = APIRouter()
@@ -46,15 +46,17 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     # `echo`: each choice's text starts with its own prompt.
-    echoes = [generation.prompt or "" if body.echo else "" for generation in generations]
+    echoes = [await _echo(pool, generation) if body.echo else "" for generation in generations]
     if body.stream:
         chunks = _chunks(streams, completion_id, created, body, echoes)
         return sse_response(chunks, headers)
     try:
-        results = await until_disconnected(request, collect_all(streams))
+        generated = await until_disconnected(request, collect_all(streams))
     finally:
         for stream in streams:
             stream.close()
+    results = best_of(generated, body.candidates(), body.n)
+    echoes = [echo for echo in echoes[:: body.candidates()] for _ in range(body.n)]
     completion = Completion(
         id=completion_id,
         created=created,
@@ -68,9 +70,17 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
             )
             for i, result in enumerate(results)
         ],
-        usage=usage_of([result.finished for result in results], choices_per_prompt=body.n),
+        # As OpenAI bills it: every candidate's tokens count, the returned ones or not.
+        usage=usage_of([result.finished for result in generated], choices_per_prompt=body.candidates()),
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+
+
+async def _echo(pool: Pool, generation: GenerationRequest) -> str:
+    """The prompt as text; one sent as token ids is written out by the model's tokenizer."""
+    if generation.prompt_tokens is not None:
+        return await pool.detokenize(list(generation.prompt_tokens))
+    return generation.prompt or ""
 
 
 async def _chunks(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from warmserve.api.streaming import Collected
 from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
 from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
@@ -95,14 +96,35 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
             "compute; send one of them.",
             param="echo",
         )
+    candidates = body.candidates()
+    if candidates < body.n:
+        raise InvalidRequest(f"'best_of' ({candidates}) must be at least 'n' ({body.n}).", param="best_of")
+    if candidates > body.n and body.stream:
+        raise InvalidRequest("'best_of' greater than 'n' cannot be streamed: the best are known at the end.", "best_of")
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
-    params = sampling(body, limit, body.logprobs)
+    # Ranking the candidates needs each token's logprob, whether or not the client asked for them.
+    logprobs = body.logprobs if candidates == body.n else (body.logprobs or 0)
+    params = sampling(body, limit, logprobs)
     suffix = body.suffix or None  # "" is OpenAI's "no suffix"
     return [
         GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream, suffix=suffix)
+        if isinstance(prompt, str)
+        else GenerationRequest(prompt_tokens=tuple(prompt), sampling=choice, stream=body.stream, suffix=suffix)
         for prompt in prompts
-        for choice in _per_choice(params, body.n)
+        for choice in _per_choice(params, candidates)
     ]
+
+
+def best_of(results: Sequence[Collected], candidates: int, n: int) -> list[Collected]:
+    """Of each prompt's `candidates` generations, the `n` with the highest mean logprob per token, best first."""
+    if candidates == n:
+        return list(results)
+
+    def score(result: Collected) -> float:
+        return sum(lp.logprob for lp in result.logprobs) / max(len(result.logprobs), 1)
+
+    groups = [results[i : i + candidates] for i in range(0, len(results), candidates)]
+    return [best for group in groups for best in sorted(group, key=score, reverse=True)[:n]]
 
 
 def _per_choice(params: SamplingParams, n: int) -> list[SamplingParams]:

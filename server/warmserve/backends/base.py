@@ -140,6 +140,18 @@ def check_token_ids(tokens: list[int], vocab_size: int, param: str = "tokens") -
         )
 
 
+def given_tokens(request: GenerationRequest, vocab_size: int) -> list[int]:
+    """A prompt sent as token ids: used as they are, once checked against the vocabulary."""
+    assert request.prompt_tokens is not None
+    tokens = list(request.prompt_tokens)
+    if not tokens:
+        raise InvalidRequest("The prompt is empty.", param="prompt")
+    if request.suffix is not None:
+        raise InvalidRequest("'suffix' needs the prompt as text, not token ids.", param="suffix")
+    check_token_ids(tokens, vocab_size, param="prompt")
+    return tokens
+
+
 def check_logit_bias(request: GenerationRequest, vocab_size: int) -> None:
     """Token ids in `logit_bias` must exist in this model's vocabulary."""
     unknown = [token for token, _ in request.sampling.logit_bias if not 0 <= token < vocab_size]

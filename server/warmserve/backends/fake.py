@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
+from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, given_tokens, output_budget
 from warmserve.backends.embedding import EmbedPiece, Vector, check_input_tokens
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
@@ -38,6 +38,8 @@ def _word_token(word: str) -> int:
 
 
 def render_prompt(request: GenerationRequest) -> str:
+    if request.prompt_tokens is not None:
+        return " ".join(f"<{token}>" for token in request.prompt_tokens)
     if request.prompt is not None:
         return request.prompt if request.suffix is None else f"{request.prompt} {request.suffix}"
     assert request.messages is not None
@@ -87,6 +89,8 @@ class FakeEngine(Engine):
         return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
+        if request.prompt_tokens is not None:
+            return given_tokens(request, FAKE_VOCAB_SIZE)
         return [_word_token(word) for word in _words(request)]
 
     def detokenize(self, tokens: list[int]) -> str:
@@ -114,6 +118,8 @@ class FakeEngine(Engine):
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         check_logit_bias(request, FAKE_VOCAB_SIZE)
+        if request.prompt_tokens is not None:
+            given_tokens(request, FAKE_VOCAB_SIZE)
         prompt = render_prompt(request)
         prompt_words = _words(request, prompt)
         prompt_tokens = len(prompt_words)

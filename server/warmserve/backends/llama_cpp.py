@@ -24,7 +24,14 @@ from typing import Any
 import llama_cpp
 
 from warmserve.backends import llama_native as native
-from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
+from warmserve.backends.base import (
+    Engine,
+    StepEvents,
+    check_logit_bias,
+    check_token_ids,
+    given_tokens,
+    output_budget,
+)
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
 from warmserve.backends.llama_embed import LlamaEmbedder
@@ -97,6 +104,8 @@ class LlamaCppEngine(Engine):
         )
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
+        if request.prompt_tokens is not None:
+            return given_tokens(request, self._native.n_vocab)
         if request.messages is not None:
             text = self._template.render(request.messages)
             # A template that writes the BOS token itself must not get a second one.

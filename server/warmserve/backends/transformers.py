@@ -24,7 +24,14 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, output_budget
+from warmserve.backends.base import (
+    Engine,
+    StepEvents,
+    check_logit_bias,
+    check_token_ids,
+    given_tokens,
+    output_budget,
+)
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
 from warmserve.backends.hf_source import model_directory
@@ -234,6 +241,8 @@ class TransformersEngine(Engine):
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
         tokenizer = self._tokenizer
+        if request.prompt_tokens is not None:
+            return given_tokens(request, self._vocab_size)
         if request.messages is not None:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             if self._fallback_template is not None:
