@@ -10,6 +10,7 @@ from importlib import metadata
 from typing import Any
 
 import openai
+from langchain_core.language_models.model_profile import ModelProfile
 from pydantic import SecretStr
 
 from langchain_warmserve.errors import (
@@ -88,3 +89,39 @@ def count_tokens(
     if not isinstance(count, int) or isinstance(count, bool):
         raise ValueError(f"Unexpected answer from POST {url}: {answer!r}")
     return count
+
+
+def model_capabilities(
+    client: openai.OpenAI, *, model: str, base_url: str, api_key_set: bool
+) -> dict[str, Any]:
+    """What the server says the model can do (`GET {base_url}/models/{model}`): its capabilities
+    (chat, completions, embeddings, tools, json_schema, logprobs, ...), plus `backend` and
+    `context_length`, so a program can configure itself instead of guessing."""
+    with translated_errors(base_url=base_url, api_key_set=api_key_set):
+        card = client.models.retrieve(model).model_dump()
+    capabilities = card.get("capabilities")
+    if not isinstance(capabilities, dict):
+        raise ValueError(
+            f"The server at {base_url} lists no capabilities for '{model}'; upgrade it to a warmserve "
+            "version whose /v1/models reports them."
+        )
+    return {**capabilities, "backend": card.get("backend"), "context_length": card.get("context_length")}
+
+
+def profile_of(capabilities: dict[str, Any]) -> ModelProfile:
+    """LangChain's model profile from the server's capabilities: text in and out only."""
+    profile: ModelProfile = {
+        "text_inputs": True,
+        "text_outputs": True,
+        "image_inputs": False,
+        "image_url_inputs": False,
+        "pdf_inputs": False,
+        "audio_inputs": False,
+        "video_inputs": False,
+        "tool_calling": bool(capabilities.get("tools")),
+        "tool_choice": bool(capabilities.get("tools")),
+        "structured_output": bool(capabilities.get("json_schema")),
+    }
+    if isinstance(capabilities.get("context_length"), int):
+        profile["max_input_tokens"] = capabilities["context_length"]
+    return profile

@@ -17,6 +17,7 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
@@ -33,6 +34,8 @@ from langchain_warmserve._client import (
     VERSION,
     build_clients,
     count_tokens,
+    model_capabilities,
+    profile_of,
 )
 from langchain_warmserve.errors import translated_errors
 
@@ -79,6 +82,11 @@ class ChatWarmServe(BaseChatOpenAI):
         `get_num_tokens` and `get_num_tokens_from_messages` ask the server's tokenizer
         (`POST /v1/tokenize`); a server without that endpoint raises
         `TokenizationUnsupportedError`. No OpenAI tokenizer is guessed at.
+
+    Capabilities:
+        `server_capabilities()` reads what the model can do from `GET /v1/models/{model}` (tools,
+        json_schema, embeddings, logprobs, context length, backend); `load_profile()` turns that
+        into LangChain's `profile` so tools and structured output can configure themselves.
 
     Errors:
         See `langchain_warmserve.errors`: e.g. an unknown model raises `ModelNotFoundError`,
@@ -220,6 +228,21 @@ class ChatWarmServe(BaseChatOpenAI):
             warnings.warn("warmserve does not support tools yet, so they are not counted.", stacklevel=2)
         wire_messages = self._get_request_payload(list(messages))["messages"]
         return self._count_tokens({"messages": wire_messages})
+
+    def server_capabilities(self) -> dict[str, Any]:
+        """What the server says this model can do: `GET /v1/models/{model}`'s capabilities, with
+        `backend` and `context_length`."""
+        return model_capabilities(
+            self.root_client,
+            model=self.model_name,
+            base_url=self.openai_api_base,
+            api_key_set=self.openai_api_key is not None,
+        )
+
+    def load_profile(self) -> ModelProfile:
+        """Set `profile` (tool calling, structured output, max input tokens) from the server and return it."""
+        self.profile = profile_of(self.server_capabilities())
+        return self.profile
 
     def _count_tokens(self, payload: dict[str, Any]) -> int:
         return count_tokens(

@@ -27,6 +27,7 @@ from langchain_warmserve._client import (
     VERSION,
     build_clients,
     count_tokens,
+    model_capabilities,
 )
 from langchain_warmserve.errors import translated_errors
 
@@ -185,6 +186,16 @@ class WarmServeLLM(BaseOpenAI):
         raise NotImplementedError(
             "WarmServeLLM cannot list token ids: the server's tokenizer reports counts. "
             "Use get_num_tokens(), or pass custom_get_token_ids=..."
+        )
+
+    def server_capabilities(self) -> dict[str, Any]:
+        """What the server says this model can do: `GET /v1/models/{model}`'s capabilities, with
+        `backend` and `context_length`."""
+        return model_capabilities(
+            self.root_client,
+            model=self.model_name,
+            base_url=self.openai_api_base,
+            api_key_set=self.openai_api_key is not None,
         )
 
     def get_num_tokens(self, text: str) -> int:

@@ -5,7 +5,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
-from langchain_warmserve import ChatWarmServe
+from langchain_warmserve import ChatWarmServe, WarmServeLLM
 from tests.standard_properties import MODEL, SECOND_MODEL
 
 QUESTION = "Name three colours of the rainbow."
@@ -89,3 +89,25 @@ def test_token_counts_come_from_the_servers_tokenizer_and_chat_template():
     answer = model.invoke(QUESTION)
     assert answer.usage_metadata is not None
     assert counted == answer.usage_metadata["input_tokens"]
+
+
+def test_capabilities_and_profile_are_read_from_the_server():
+    model = ChatWarmServe(model=MODEL)
+    capabilities = model.server_capabilities()
+    assert (capabilities["chat"], capabilities["logprobs"], capabilities["backend"]) == (
+        True,
+        True,
+        "llama_cpp",
+    )
+    assert capabilities["context_length"] == 2048  # the n_ctx the test server runs with
+    profile = model.load_profile()
+    assert profile["max_input_tokens"] == 2048
+    assert profile["tool_calling"] == capabilities["tools"]
+    assert profile["structured_output"] == capabilities["json_schema"]
+    assert WarmServeLLM(model=MODEL).server_capabilities() == capabilities
+
+
+def test_logprobs_reach_the_answer_metadata():
+    answer = ChatWarmServe(model=MODEL, temperature=0, max_tokens=5, logprobs=True).invoke("Hi")
+    tokens = answer.response_metadata["logprobs"]["content"]
+    assert "".join(token["token"] for token in tokens) == answer.content

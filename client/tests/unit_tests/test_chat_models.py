@@ -1,3 +1,4 @@
+import httpx
 import pytest
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -184,3 +185,38 @@ def test_an_auth_error_without_a_configured_key_says_how_to_set_one(recorder):
         chat(recorder, api_key="wrong").invoke("Hi")
     assert "WARMSERVE_API_KEY" not in str(info.value)
     assert recorder.requests[-1].headers["authorization"] == "Bearer wrong"
+
+
+CARD = {
+    "id": "smollm2-135m-instruct",
+    "object": "model",
+    "created": 1,
+    "owned_by": "warmserve",
+    "backend": "llama_cpp",
+    "context_length": 2048,
+    "capabilities": {"chat": True, "tools": True, "json_schema": False, "embeddings": True, "logprobs": True},
+}
+
+
+def test_server_capabilities_and_profile_come_from_the_models_endpoint(recorder):
+    recorder.answer = lambda request: httpx.Response(200, json=CARD)
+    model = ChatWarmServe(base_url=BASE_URL, **recorder.clients())
+    capabilities = model.server_capabilities()
+    assert recorder.requests[-1].method == "GET"
+    assert recorder.requests[-1].url.path == "/v1/models/smollm2-135m-instruct"
+    assert (capabilities["tools"], capabilities["context_length"], capabilities["backend"]) == (
+        True,
+        2048,
+        "llama_cpp",
+    )
+    profile = model.load_profile()
+    assert model.profile == profile
+    assert (profile["tool_calling"], profile["structured_output"]) == (True, False)
+    assert profile["max_input_tokens"] == 2048
+    assert profile["image_inputs"] is False
+
+
+def test_a_server_without_capabilities_says_to_upgrade(recorder):
+    recorder.answer = lambda request: httpx.Response(200, json={"id": "m", "object": "model", "created": 1})
+    with pytest.raises(ValueError, match="upgrade"):
+        ChatWarmServe(base_url=BASE_URL, **recorder.clients()).server_capabilities()

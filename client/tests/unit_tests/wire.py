@@ -16,11 +16,13 @@ SHARED = {
     "stream",
     "stream_options",
     "user",
+    "n",
+    "logit_bias",
 }
-CHAT = SHARED | {"messages", "max_tokens", "max_completion_tokens"}
-COMPLETIONS = SHARED | {"prompt", "max_tokens"}
+CHAT = SHARED | {"messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs"}
+COMPLETIONS = SHARED | {"prompt", "max_tokens", "logprobs", "echo", "suffix", "best_of"}
 # Accepted only with the value that means OpenAI's default behaviour.
-NEUTRAL: dict[str, Any] = {"n": 1, "best_of": 1, "logprobs": False, "echo": False, "logit_bias": {}}
+NEUTRAL: dict[str, Any] = {}
 
 
 def unsupported(body: dict[str, Any], accepted: set[str]) -> list[str]:
