@@ -63,7 +63,7 @@ async def test_validation_failures_are_400_naming_the_parameter(client, body, pa
     [
         ({"logit_bias": {"5": 1}}, "logit_bias"),
         ({"logprobs": True}, "logprobs"),
-        ({"tools": [{"type": "function"}]}, "tools"),
+        ({"modalities": ["audio"]}, "modalities"),
         ({"x": 1}, "x"),
     ],
 )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from warmserve.api.structured import OutputPlan
 from warmserve.errors import InvalidRequest, UnsupportedParameter
-from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
+from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, ToolCallData
 from warmserve.protocol import (
     ChatCompletionRequest,
+    ChatMessageIn,
     CompletionRequest,
     PromptTokensDetails,
     SamplingFields,
@@ -47,7 +49,7 @@ def sampling(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
     )
 
 
-def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[GenerationRequest]:
+def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPlan) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
     reject_unsupported(body)
     if len(body.messages) > max_messages:
@@ -55,13 +57,32 @@ def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[Genera
             f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
             param="messages",
         )
-    messages = tuple(
-        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
-    )
+    messages = chat_messages(body.messages)
     return [
-        GenerationRequest(messages=messages, sampling=choice, stream=body.stream)
+        GenerationRequest(
+            messages=messages, sampling=choice, stream=body.stream, tools=plan.tools_json, constraint=plan.constraint
+        )
         for choice in _per_choice(sampling(body, body.output_limit()), body.n)
     ]
+
+
+def chat_messages(messages: Sequence[ChatMessageIn]) -> tuple[ChatMessage, ...]:
+    """Engine-neutral messages; a tool result gets the name of the function whose call it answers."""
+    called: dict[str, str] = {}
+    out: list[ChatMessage] = []
+    for m in messages:
+        calls = tuple(ToolCallData(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or ())
+        called.update((c.id, c.name) for c in calls)
+        out.append(
+            ChatMessage(
+                role="system" if m.role == "developer" else m.role,
+                content=m.text(),
+                tool_calls=calls,
+                tool_call_id=m.tool_call_id,
+                name=called.get(m.tool_call_id) if m.tool_call_id else None,
+            )
+        )
+    return tuple(out)
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:

@@ -3,7 +3,9 @@
 Tokens are whitespace-separated words. The output repeats the prompt's words in
 reverse order (shuffled by the seed when temperature > 0), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
-hard crash of the worker process when the prompt contains a marker.
+hard crash of the worker process when the prompt contains a marker. A request with a
+Constraint follows its grammar (fake_structured.py), so structured output and tool
+calls can be tested without a real model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import zlib
 from dataclasses import dataclass
 
 from warmserve.backends.base import Engine, StepEvents, output_budget
+from warmserve.backends.fake_structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, InvalidRequest
@@ -42,6 +45,7 @@ class _Sequence:
     tracker: OutputTracker
     fail: bool
     crash: bool
+    structured: FakeConstrained | None = None
 
 
 class FakeEngine(Engine):
@@ -75,6 +79,7 @@ class FakeEngine(Engine):
             tracker=OutputTracker(prompt_tokens, budget, request.sampling.stop),
             fail=bool(options.fail_on and options.fail_on in prompt),
             crash=bool(options.crash_on and options.crash_on in prompt),
+            structured=FakeConstrained(request.constraint) if request.constraint else None,
         )
         return Started(prompt_tokens=prompt_tokens)
 
@@ -91,8 +96,10 @@ class FakeEngine(Engine):
                 events.append((request_id, Failed(BackendError("injected fault").info())))
                 continue
             word = seq.words[produced % len(seq.words)]
-            piece = (word if produced == 0 else " " + word).encode()
-            new = seq.tracker.push(piece)
+            piece: bytes | None = (word if produced == 0 else " " + word).encode()
+            if seq.structured is not None:
+                piece = seq.structured.next_piece(piece) if piece is not None else None
+            new = seq.tracker.end_of_generation() if piece is None else seq.tracker.push(piece)
             events.extend((request_id, event) for event in new)
             if new and isinstance(new[-1], Finished):
                 del self._running[request_id]
