@@ -20,7 +20,7 @@ from warmserve.generation import Constraint
 
 EOS = 256
 # Closing first, so the output ends soon; inside a string, its closing quote first.
-_PREFERRED = b'}]0f"a'
+_PREFERRED = b'}]0f"a{'
 _PREFERRED_IN_STRING = b'"a'
 
 
