@@ -66,8 +66,8 @@ class FakeConstrained:
             return self._emit(forced)
         preferred = _PREFERRED_IN_STRING if self._in_string else _PREFERRED
         choice = next((b for b in preferred if _allows(allowed, b)), None)
-        if choice is None:
-            choice = next(b for b in range(256) if _allows(allowed, b))
+        if choice is None:  # the lowest allowed byte, whitespace and control bytes last
+            choice = next(b for b in (*range(33, 256), *range(33)) if _allows(allowed, b))
         matcher.consume_token(choice)
         return self._emit(bytes([choice]))
 
