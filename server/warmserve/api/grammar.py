@@ -10,6 +10,9 @@ by text (bounded), so a client repeating its schema pays once.
 Output shapes:
 - response_format json_object: any JSON object; json_schema: an instance of the schema,
   whether `strict` is true or not (the schema is always enforced, never just hinted).
+  Objects that list `properties` and say nothing of `additionalProperties` are closed:
+  the output has only the listed keys (still valid against the schema, and what strict
+  mode asks for anyway). Small models otherwise invent keys until max_tokens.
 - tool calls: Hermes-style blocks, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`,
   the arguments following the function's `parameters` schema. `required` allows one or
   more calls (one when parallel_tool_calls is false), a named tool_choice exactly one call
@@ -52,10 +55,28 @@ def checked(grammar: str, param: str, what: str) -> Constraint:
     return Constraint(grammar=grammar, param=param)
 
 
+def closed(schema: Any, in_all_of: bool = False) -> Any:
+    """`schema` with its objects closed (see above); parts of an allOf stay open, as they must merge."""
+    if isinstance(schema, list):
+        return [closed(item, in_all_of) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: closed(value, in_all_of or key == "allOf") for key, value in schema.items()}
+    if (
+        not in_all_of
+        and isinstance(schema.get("properties"), dict)
+        and "additionalProperties" not in schema
+        and "patternProperties" not in schema
+        and "allOf" not in schema
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
 def schema_grammar(schema: dict[str, Any], param: str) -> Constraint:
     """Output that is one JSON instance of `schema`."""
     try:
-        grammar = LLMatcher.grammar_from_json_schema(json.dumps(schema), overrides=_JSON_OPTIONS)  # type: ignore[arg-type]
+        grammar = LLMatcher.grammar_from_json_schema(json.dumps(closed(schema)), overrides=_JSON_OPTIONS)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InvalidRequest(f"Invalid JSON schema: {exc}", param=param) from exc
     return checked(grammar, param, "JSON schema")
@@ -77,7 +98,7 @@ def tool_call_grammar(calls: list[dict[str, Any]], many: bool, answer: dict[str,
 
     `answer` False: only calls; True: free text (not starting with "<"); a schema: that JSON.
     """
-    call_json = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    call_json = closed(calls[0] if len(calls) == 1 else {"anyOf": calls})
     call_json = {**call_json, "x-guidance": _JSON_OPTIONS}
     lines = [
         f'call: "{TOOL_CALL_OPEN}" %json {json.dumps(call_json)} "{TOOL_CALL_CLOSE}"',
@@ -89,5 +110,6 @@ def tool_call_grammar(calls: list[dict[str, Any]], many: bool, answer: dict[str,
         lines[:0] = ["start: calls | TEXT", r"TEXT: /[^<](.|\n)*/"]
     else:
         assert isinstance(answer, dict)
-        lines[:0] = ["start: calls | answer", f"answer: %json {json.dumps({**answer, 'x-guidance': _JSON_OPTIONS})}"]
+        answer_json = {**closed(answer), "x-guidance": _JSON_OPTIONS}
+        lines[:0] = ["start: calls | answer", f"answer: %json {json.dumps(answer_json)}"]
     return checked(LLMatcher.grammar_from_lark("\n".join(lines) + "\n"), param, "tool definitions")
