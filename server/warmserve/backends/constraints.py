@@ -2,13 +2,13 @@
 
 Both engines use llguidance. It was chosen on measurement (benchmarks/constrained_decoding.py,
 results in benchmarks/results/constrained-decoding.json; SmolLM2's 49152-token vocab, one
-CPU thread): computing and applying a token mask costs about 0.2 ms a token over the
-llama.cpp vocab and 0.05 ms over the Hugging Face tokenizer, against 6 ms a token for
-llama.cpp's own grammar sampler and 0.16 ms for xgrammar's mask. One library for both
-engines also means one JSON Schema dialect and one set of errors whichever engine runs
-a model. Grammars compile in about a millisecond, so they are compiled per request, not
-cached; the engine builds its vocabulary's token table (a few hundred ms) once, on the
-first constrained request.
+CPU thread, a shared and loaded machine): computing and applying a token mask costs
+0.2-0.4 ms a token over the llama.cpp vocab and 0.05 ms over the Hugging Face tokenizer,
+against 6-7 ms a token for llama.cpp's own grammar sampler (GBNF from llama-cpp-python's
+schema converter) and 0.16 ms for xgrammar's mask. One library for both engines also
+means one JSON Schema dialect and one set of errors whichever engine runs a model.
+Grammars compile in 1-10 ms, so they are compiled per request, not cached; an engine
+builds its vocabulary's token table once, on its first constrained request (about 0.5 s).
 
 The mask is applied to the logits before the engine's own sampler (penalties,
 temperature, top_p, seeded draw) runs, so sampling settings keep their meaning within
