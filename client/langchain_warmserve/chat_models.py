@@ -92,9 +92,12 @@ class ChatWarmServe(BaseChatOpenAI):
         See `langchain_warmserve.errors`: e.g. an unknown model raises `ModelNotFoundError`,
         a prompt over the context `ContextOverflowError`, both with the server's message.
 
-    Not supported by the server yet: tool calling, structured output, JSON mode and
-    image inputs. `bind_tools` and `with_structured_output` are langchain-openai's, so the
-    server answers 400 naming the parameter (`tools`, `response_format`) until it has them.
+    Tool calling, structured output and JSON mode:
+        `bind_tools` and `with_structured_output` are langchain-openai's; the server enforces
+        `tool_choice` ("required", a named function) and `response_format` (json_schema,
+        json_object) by constrained decoding, so calls and structured answers always parse.
+
+    Not supported by the server yet: image inputs.
     """
 
     model_name: str = Field(default=DEFAULT_MODEL, alias="model")
@@ -225,7 +228,9 @@ class ChatWarmServe(BaseChatOpenAI):
     ) -> int:
         """Prompt tokens of these messages after the model's chat template, counted by the server."""
         if tools:
-            warnings.warn("warmserve does not support tools yet, so they are not counted.", stacklevel=2)
+            warnings.warn(
+                "warmserve's tokenize endpoint does not count tools, so they are not counted.", stacklevel=2
+            )
         wire_messages = self._get_request_payload(list(messages))["messages"]
         return self._count_tokens({"messages": wire_messages})
 

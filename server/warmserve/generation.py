@@ -14,14 +14,39 @@ from typing import Literal
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class ToolCallData:
+    """A function call an assistant made on an earlier turn; `arguments` is JSON text."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCallData, ...] = ()  # assistant turns that called functions
+    tool_call_id: str | None = None  # tool turns: the call this result answers
+    name: str | None = None  # tool turns: the function that produced the result
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The output must match `grammar`, enforced token by token by the engine.
+
+    `grammar` is an llguidance grammar (JSON text), built and validated in the API
+    process (`api/grammar.py`), so a worker only compiles text it knows is valid.
+    `param` names the request parameter it came from, for error messages.
+    """
+
+    grammar: str
+    param: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,8 @@ class GenerationRequest:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stream: bool = True  # False: the worker sends the text once, at the end, not per token
     suffix: str | None = None  # completions: fill in the middle between `prompt` and this
+    tools: str | None = None  # JSON list of OpenAI tool definitions, rendered into the prompt
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:

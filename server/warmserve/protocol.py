@@ -18,12 +18,15 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 # Beyond any context a model has; larger values are typos or attacks, not requests.
 MAX_TOKENS_LIMIT = 10_000_000
 
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
+# (Chat requests have real `tools` / `response_format` fields; these entries matter for
+# completions, where OpenAI has no such parameters.)
 NEUTRAL_VALUES: dict[str, Any] = {
     "tools": [],
     "response_format": {"type": "text"},
@@ -56,15 +59,95 @@ class TextContentPart(WireModel):
     text: Text
 
 
+FunctionName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class FunctionCall(WireModel):
+    name: str
+    arguments: str = Field(description="The call's arguments as JSON text.")
+
+
+class ToolCall(WireModel):
+    """A function call: in an assistant message of a response, or sent back in a later request."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessageIn(WireModel):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: Text | list[TextContentPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: Text | list[TextContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: None = None  # an echoed OpenAI assistant message carries `"refusal": null`
+
+    @model_validator(mode="after")
+    def _shape_fits_the_role(self) -> ChatMessageIn:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("'content' is required, except in an assistant message with 'tool_calls'")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant messages carry 'tool_calls'")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the 'tool_call_id' of the call it answers")
+        return self
 
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
+
+
+class FunctionDefinition(WireModel):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = Field(None, description="JSON Schema of the arguments; none: no arguments.")
+    strict: bool | None = Field(None, description="Arguments always follow `parameters` here, strict or not.")
+
+
+class ToolDefinition(WireModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(WireModel):
+    name: str
+
+
+class NamedToolChoice(WireModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class JsonSchemaFormat(WireModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: FunctionName
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="None: any JSON object.")
+    strict: bool | None = Field(None, description="The output always follows the schema here, strict or not.")
+
+
+class TextFormat(WireModel):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(WireModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaResponseFormat(WireModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFormat, Field(discriminator="type")]
 
 
 class StreamOptions(WireModel):
@@ -151,6 +234,10 @@ class ChatCompletionRequest(SamplingFields):
     top_logprobs: int | None = Field(
         None, ge=0, le=20, description="With logprobs: also the most likely alternatives at each position."
     )
+    response_format: ResponseFormat | None = None
+    tools: list[ToolDefinition] | None = Field(None, max_length=128)
+    tool_choice: ToolChoice | None = Field(None, description="Default: auto with tools, none without.")
+    parallel_tool_calls: bool | None = Field(None, description="Default true: one or more calls per turn.")
 
     def output_limit(self) -> int | None:
         """`max_completion_tokens` is the current name; `max_tokens` the deprecated one."""
@@ -212,7 +299,7 @@ class Usage(WireModel):
     prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
 
-FinishReasonOut = Literal["stop", "length"]
+FinishReasonOut = Literal["stop", "length", "tool_calls"]
 
 
 class TopLogprob(WireModel):
@@ -246,7 +333,15 @@ class CompletionLogprobs(WireModel):
 
 class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_absent_tool_calls(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.tool_calls is None:
+            data.pop("tool_calls", None)
+        return data
 
 
 class ChatChoice(WireModel):
@@ -266,14 +361,39 @@ class ChatCompletion(WireModel):
     system_fingerprint: str | None = None
 
 
-class ChatDelta(WireModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
+class FunctionCallDelta(WireModel):
+    name: str | None = None
+    arguments: str | None = None
 
     @model_serializer(mode="plain")
     def _drop_unset(self) -> dict[str, Any]:
+        return {k: v for k, v in (("name", self.name), ("arguments", self.arguments)) if v is not None}
+
+
+class ToolCallDelta(WireModel):
+    """A piece of a streamed tool call; clients join the pieces by `index`."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class ChatDelta(WireModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
         # OpenAI sends only the keys a delta carries; clients merge deltas key by key.
-        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class ChatChunkChoice(WireModel):

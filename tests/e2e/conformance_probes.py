@@ -74,7 +74,8 @@ def _logit_bias(client: openai.OpenAI, model: str) -> None:
 
 
 def _json_object(client: openai.OpenAI, model: str) -> None:
-    answer = chat(client, model, max_tokens=48, response_format={"type": "json_object"})
+    ask = [{"role": "user", "content": 'Answer with a JSON object such as {"colour": "red"}.'}]
+    answer = chat(client, model, messages=ask, max_tokens=96, response_format={"type": "json_object"})
     json.loads(answer.choices[0].message.content or "")
 
 

@@ -52,13 +52,11 @@ def test_a_parameter_the_server_lacks_is_an_invalid_request_naming_it():
         ChatWarmServe(logit_bias={5: 1}, max_retries=0).invoke("Hi")
 
 
-def test_tools_are_refused_by_the_server_until_it_supports_them():
-    def colour(name: str) -> str:
-        """Look up a colour."""
-        return name
-
-    bound = ChatWarmServe(max_retries=0).bind_tools([colour])
-    with pytest.raises(ModelInvalidRequestError, match="'tools' is not supported"):
+def test_a_tool_choice_without_tools_is_refused_naming_it():
+    bound = ChatWarmServe(max_retries=0).bind(tool_choice="required")
+    with pytest.raises(
+        ModelInvalidRequestError, match="'tool_choice' is only allowed when 'tools' are specified"
+    ):
         bound.invoke("Which colour?")
 
 

@@ -15,6 +15,7 @@ from warmserve.api.errors import success_response
 from warmserve.api.logprobs import chat_logprobs
 from warmserve.api.params import chat_requests, ignored_header, require_task, unsupported, usage_of
 from warmserve.api.streaming import (
+    Collected,
     collect_all,
     merged,
     open_streams,
@@ -24,6 +25,8 @@ from warmserve.api.streaming import (
     text_chunk_renderer,
     until_disconnected,
 )
+from warmserve.api.structured import output_plan
+from warmserve.api.tool_calls import ToolCallParser, split_output
 from warmserve.errors import WarmServeError
 from warmserve.generation import Finished, TextDelta
 from warmserve.pool import RequestStream
@@ -36,6 +39,10 @@ from warmserve.protocol import (
     ChatCompletionRequest,
     ChatDelta,
     ChoiceLogprobs,
+    FinishReasonOut,
+    FunctionCallDelta,
+    ToolCall,
+    ToolCallDelta,
 )
 
 router = APIRouter()
@@ -50,13 +57,16 @@ log = logging.getLogger(__name__)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    generations = chat_requests(body, settings.max_messages)
+    plan = output_plan(body)
+    generations = chat_requests(body, settings.max_messages, plan)
     pool = pools.get(body.model)
     require_task(pool.spec, "generate")
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    names = plan.tool_names
     if body.stream:
-        return sse_response(_chunks(streams, completion_id, created, body.model, body.include_usage()), headers)
+        chunks = _chunks(streams, completion_id, created, body.model, body.include_usage(), names)
+        return sse_response(chunks, headers)
     try:
         results = await until_disconnected(request, collect_all(streams))
     finally:
@@ -66,27 +76,51 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
         id=completion_id,
         created=created,
         model=body.model,
-        choices=[
-            ChatChoice(
-                index=i,
-                message=AssistantMessage(content=result.text),
-                finish_reason=result.finished.finish_reason,
-                logprobs=chat_logprobs(result.logprobs) if body.logprobs else None,
-            )
-            for i, result in enumerate(results)
-        ],
+        choices=[_choice(i, result, names, with_logprobs=bool(body.logprobs)) for i, result in enumerate(results)],
         usage=usage_of([result.finished for result in results], choices_per_prompt=len(results)),
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
 
+def _choice(index: int, result: Collected, tool_names: frozenset[str], with_logprobs: bool) -> ChatChoice:
+    logprobs = chat_logprobs(result.logprobs) if with_logprobs else None
+    finished = result.finished
+    if not tool_names:
+        message = AssistantMessage(content=result.text)
+        return ChatChoice(index=index, message=message, finish_reason=finished.finish_reason, logprobs=logprobs)
+    content, calls = split_output(result.text, tool_names)
+    return ChatChoice(
+        index=index,
+        message=AssistantMessage(content=content, tool_calls=calls or None),
+        finish_reason=_finish_reason(finished, bool(calls)),
+        logprobs=logprobs,
+    )
+
+
+def _finish_reason(finished: Finished, called: bool) -> FinishReasonOut:
+    return "tool_calls" if called and finished.finish_reason == "stop" else finished.finish_reason
+
+
+def _call_deltas(position: int, call: ToolCall) -> list[ChatDelta]:
+    """OpenAI's shape: the call's id and name first, then its arguments."""
+    head = ToolCallDelta(
+        index=position, id=call.id, type="function", function=FunctionCallDelta(name=call.function.name, arguments="")
+    )
+    tail = ToolCallDelta(index=position, function=FunctionCallDelta(arguments=call.function.arguments))
+    return [ChatDelta(tool_calls=[head]), ChatDelta(tool_calls=[tail])]
+
+
 async def _chunks(
-    streams: list[RequestStream], completion_id: str, created: int, model: str, include_usage: bool
+    streams: list[RequestStream],
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    tool_names: frozenset[str] = frozenset(),
 ) -> AsyncIterator[str]:
     def chunk(
-        index: int, delta: ChatDelta, finish: Finished | None = None, logprobs: ChoiceLogprobs | None = None
+        index: int, delta: ChatDelta, reason: FinishReasonOut | None = None, logprobs: ChoiceLogprobs | None = None
     ) -> str:
-        reason = finish.finish_reason if finish else None
         choice = ChatChunkChoice(index=index, delta=delta, finish_reason=reason, logprobs=logprobs)
         body = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[choice])
         return sse_data(body.model_dump(mode="json"))
@@ -95,18 +129,43 @@ async def _chunks(
         text_chunk_renderer(lambda text, i=i: chunk(i, ChatDelta(content=text)))  # type: ignore[misc]
         for i in range(len(streams))
     ]
+    parsers = [ToolCallParser(tool_names) for _ in streams] if tool_names else None
+    calls_sent = [0] * len(streams)
+
+    def pieces(index: int, items: list[str | ToolCall]) -> list[str]:
+        out: list[str] = []
+        for item in items:
+            if isinstance(item, str):
+                out.append(content_chunks[index](item))
+            else:
+                out.extend(chunk(index, delta) for delta in _call_deltas(calls_sent[index], item))
+                calls_sent[index] += 1
+        return out
+
     finished: dict[int, Finished] = {}
     try:
         for index in range(len(streams)):
             yield chunk(index, ChatDelta(role="assistant", content=""))
         async for index, event in merged(streams):
-            if isinstance(event, TextDelta) and event.logprobs:
-                yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
+            if isinstance(event, TextDelta) and parsers is None:
+                if event.logprobs:
+                    yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
+                else:
+                    yield content_chunks[index](event.text)
             elif isinstance(event, TextDelta):
-                yield content_chunks[index](event.text)
+                assert parsers is not None
+                for piece in pieces(index, parsers[index].feed(event.text)):
+                    yield piece
+                if event.logprobs:  # tool-call text is parsed, so its tokens' logprobs travel on their own
+                    yield chunk(index, ChatDelta(), logprobs=chat_logprobs(event.logprobs))
             elif isinstance(event, Finished):
                 finished[index] = event
-                yield chunk(index, ChatDelta(), event)
+                called = False
+                if parsers is not None:
+                    for piece in pieces(index, parsers[index].finish()):
+                        yield piece
+                    called = bool(parsers[index].calls)
+                yield chunk(index, ChatDelta(), _finish_reason(event, called))
         if include_usage:
             totals = usage_of([finished[i] for i in sorted(finished)], choices_per_prompt=len(streams))
             last = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=totals)

@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from warmserve.api.streaming import Collected
+from warmserve.api.structured import OutputPlan
 from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
-from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams
+from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, ToolCallData
 from warmserve.protocol import (
     ChatCompletionRequest,
+    ChatMessageIn,
     CompletionRequest,
     PromptTokensDetails,
     SamplingFields,
@@ -69,21 +71,40 @@ def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
     return (body.top_logprobs or 0) if body.logprobs else None
 
 
-def chat_requests(body: ChatCompletionRequest, max_messages: int) -> list[GenerationRequest]:
+def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPlan) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
     if len(body.messages) > max_messages:
         raise InvalidRequest(
             f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
             param="messages",
         )
-    messages = tuple(
-        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
-    )
+    messages = chat_messages(body.messages)
     params = sampling(body, body.output_limit(), chat_logprobs_count(body))
     return [
-        GenerationRequest(messages=messages, sampling=choice, stream=body.stream)
+        GenerationRequest(
+            messages=messages, sampling=choice, stream=body.stream, tools=plan.tools_json, constraint=plan.constraint
+        )
         for choice in _per_choice(params, body.n)
     ]
+
+
+def chat_messages(messages: Sequence[ChatMessageIn]) -> tuple[ChatMessage, ...]:
+    """Engine-neutral messages; a tool result gets the name of the function whose call it answers."""
+    called: dict[str, str] = {}
+    out: list[ChatMessage] = []
+    for m in messages:
+        calls = tuple(ToolCallData(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or ())
+        called.update((c.id, c.name) for c in calls)
+        out.append(
+            ChatMessage(
+                role="system" if m.role == "developer" else m.role,
+                content=m.text(),
+                tool_calls=calls,
+                tool_call_id=m.tool_call_id,
+                name=called.get(m.tool_call_id) if m.tool_call_id else None,
+            )
+        )
+    return tuple(out)
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:

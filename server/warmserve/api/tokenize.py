@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.api.params import chat_messages
 from warmserve.errors import InvalidRequest
-from warmserve.generation import ChatMessage, GenerationRequest
+from warmserve.generation import GenerationRequest
 from warmserve.protocol import DetokenizeRequest, DetokenizeResponse, TokenizeRequest, TokenizeResponse
 
 router = APIRouter()
@@ -20,10 +21,7 @@ async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
         raise InvalidRequest("Send exactly one of 'prompt' or 'messages'.", param="prompt")
     pool = pools.get(body.model)
     if body.messages is not None:
-        messages = tuple(
-            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
-        )
-        request = GenerationRequest(messages=messages)
+        request = GenerationRequest(messages=chat_messages(body.messages))
     else:
         request = GenerationRequest(prompt=body.prompt)
     tokens = await pool.tokenize(request)

@@ -15,6 +15,7 @@ import jinja2
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from warmserve.backends.tool_prompt import template_inputs
 from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage
 
@@ -45,11 +46,14 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
 
-    def render(self, messages: tuple[ChatMessage, ...]) -> str:
-        """The prompt text that asks the model for the next assistant turn."""
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None = None) -> str:
+        """The prompt text that asks the model for the next assistant turn (tools: see tool_prompt)."""
+        rendered, tools = template_inputs(messages, tools_json, self.source)
+        extra = {} if tools is None else {"tools": tools}
         try:
             return self._template.render(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
+                messages=rendered,
+                **extra,
                 add_generation_prompt=True,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,

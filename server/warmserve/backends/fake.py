@@ -3,7 +3,9 @@
 Tokens are whitespace-separated words. The output repeats the prompt's words in
 reverse order (shuffled by the seed when temperature > 0), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
-hard crash of the worker process when the prompt contains a marker.
+hard crash of the worker process when the prompt contains a marker. A request with a
+Constraint follows its grammar (fake_structured.py), so structured output and tool
+calls can be tested without a real model.
 
 Embeddings are the mean of a fixed pseudo-random vector per token (a text's tokens are
 its words), so texts that share words are closer than texts that do not.
@@ -21,6 +23,7 @@ import numpy as np
 
 from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, given_tokens, output_budget
 from warmserve.backends.embedding import EmbedPiece, Vector, check_input_tokens
+from warmserve.backends.fake_structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
@@ -61,6 +64,7 @@ class _Sequence:
     fail: bool
     crash: bool
     logprobs: int | None
+    structured: FakeConstrained | None = None
 
 
 def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> TokenLogprob:
@@ -136,6 +140,7 @@ class FakeEngine(Engine):
             fail=bool(options.fail_on and options.fail_on in prompt),
             crash=bool(options.crash_on and options.crash_on in prompt),
             logprobs=request.sampling.logprobs,
+            structured=FakeConstrained(request.constraint) if request.constraint else None,
         )
         return Started(prompt_tokens=prompt_tokens)
 
@@ -152,9 +157,14 @@ class FakeEngine(Engine):
                 events.append((request_id, Failed(BackendError("injected fault").info())))
                 continue
             word = seq.words[produced % len(seq.words)]
-            piece = (word if produced == 0 else " " + word).encode()
-            logprob = None if seq.logprobs is None else fake_logprob(piece, seq.words, produced, seq.logprobs)
-            new = seq.tracker.push(piece, logprob)
+            piece: bytes | None = (word if produced == 0 else " " + word).encode()
+            if seq.structured is not None:
+                piece = seq.structured.next_piece(piece) if piece is not None else None
+            if piece is None:
+                new = seq.tracker.end_of_generation()
+            else:
+                logprob = None if seq.logprobs is None else fake_logprob(piece, seq.words, produced, seq.logprobs)
+                new = seq.tracker.push(piece, logprob)
             events.extend((request_id, event) for event in new)
             if new and isinstance(new[-1], Finished):
                 del self._running[request_id]

@@ -13,6 +13,10 @@ A finished sequence keeps its KV cells. A new request is placed in the free slot
 whose cached tokens share the longest prefix with its prompt (the next turn of a
 chat, a shared system prompt) and only the rest is computed; the saved tokens are
 reported as `cached_tokens`.
+
+A request with a Constraint (structured output, tool calls) gets its own grammar
+matcher (backends/constraints.py): its logits row is masked before its sampler chain
+runs, so constraints are per request whatever shares the batch.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from warmserve.backends import llama_native as native
 from warmserve.backends.base import (
@@ -33,13 +38,14 @@ from warmserve.backends.base import (
     output_budget,
 )
 from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.constraints import TokenConstraint
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
 from warmserve.backends.llama_embed import LlamaEmbedder
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
-from warmserve.errors import InvalidRequest
-from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.errors import InvalidRequest, WarmServeError
+from warmserve.generation import Constraint, Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class _Slot:
     sampler: Any = None
     tracker: OutputTracker | None = None
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
+    constraint: TokenConstraint | None = None
 
     @property
     def busy(self) -> bool:
@@ -92,6 +99,7 @@ class LlamaCppEngine(Engine):
             threads=spec.effective_threads(),
             flash_attn=native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
         )
+        self._grammar_tokenizer: Any = None  # llguidance's view of the vocab, built on first use
 
     @property
     def running(self) -> int:
@@ -107,7 +115,7 @@ class LlamaCppEngine(Engine):
         if request.prompt_tokens is not None:
             return given_tokens(request, self._native.n_vocab)
         if request.messages is not None:
-            text = self._template.render(request.messages)
+            text = self._template.render(request.messages, request.tools)
             # A template that writes the BOS token itself must not get a second one.
             has_bos = bool(self._template.bos_token) and text.startswith(self._template.bos_token)
             tokens = native.tokenize(self._vocab, text, add_special=not has_bos)
@@ -130,6 +138,7 @@ class LlamaCppEngine(Engine):
         check_logit_bias(request, self._native.n_vocab)
         tokens = self.tokenize(request)
         budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
+        constraint = self._constraint(request.constraint)
         slot, reused = self._choose_slot(tokens)
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
@@ -148,6 +157,7 @@ class LlamaCppEngine(Engine):
             with_logprobs=request.sampling.logprobs is not None,
         )
         slot.logprobs = request.sampling.logprobs
+        slot.constraint = constraint
         return Started(prompt_tokens=len(tokens))
 
     def step(self) -> StepEvents:
@@ -230,17 +240,37 @@ class LlamaCppEngine(Engine):
         best = max(free, key=lambda slot: (_common_prefix(slot.cached, tokens), -slot.sequence))
         return best, _common_prefix(best.cached, tokens)
 
+    def _constraint(self, constraint: Constraint | None) -> TokenConstraint | None:
+        if constraint is None:
+            return None
+        if self._grammar_tokenizer is None:
+            from llguidance.llamacpp import lltokenizer_from_vocab
+
+            self._grammar_tokenizer = lltokenizer_from_vocab(self._vocab)
+        return TokenConstraint(self._grammar_tokenizer, constraint, self._native.n_vocab)
+
     def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
         assert slot.tracker is not None
         context = self._native.context
+        if slot.constraint is not None:
+            logits = llama_cpp.llama_get_logits_ith(context, row)
+            slot.constraint.mask(np.ctypeslib.as_array(logits, shape=(self._native.n_vocab,)))
         token = llama_cpp.llama_sampler_sample(slot.sampler, context, row)
+        events: list[GenerationEvent]
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             events = slot.tracker.end_of_generation()
-        elif slot.logprobs is None:
-            events = slot.tracker.push(native.piece(self._vocab, token))
         else:
-            logprob = native.logprob_of(context, self._vocab, row, token, slot.logprobs)
-            events = slot.tracker.push(logprob.token, logprob)
+            try:
+                if slot.constraint is not None:
+                    slot.constraint.accept(token)
+            except WarmServeError as exc:
+                self._release(slot)
+                return [Failed(exc.info())]
+            if slot.logprobs is None:
+                events = slot.tracker.push(native.piece(self._vocab, token))
+            else:
+                logprob = native.logprob_of(context, self._vocab, row, token, slot.logprobs)
+                events = slot.tracker.push(logprob.token, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
         else:
@@ -255,6 +285,7 @@ class LlamaCppEngine(Engine):
         slot.request_id = None
         slot.sampler = None
         slot.tracker = None
+        slot.constraint = None
         slot.next_token = None
 
     def _fill_in_middle(self, request: GenerationRequest) -> list[int]:

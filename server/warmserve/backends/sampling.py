@@ -3,7 +3,8 @@
 Logit bias is added first; temperature 0 is then greedy; otherwise temperature, then top_p (nucleus), then a draw
 from a generator seeded per request, so the same seed gives the same sample
 whichever other requests share the batch. Presence and frequency penalties follow
-OpenAI's formula over the tokens generated so far.
+OpenAI's formula over the tokens generated so far. A constrained request's grammar
+masks the row first (backends/constraints.py), so only tokens it allows can be drawn.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from collections import Counter
 
 import torch
 
+from warmserve.backends.constraints import TokenConstraint
 from warmserve.generation import SamplingParams
 
 
 class TorchSampler:
-    def __init__(self, params: SamplingParams) -> None:
+    def __init__(self, params: SamplingParams, constraint: TokenConstraint | None = None) -> None:
         self._params = params
+        self._constraint = constraint
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         self._generator = torch.Generator(device="cpu")
         self._generator.manual_seed(seed % (2**63))
@@ -34,6 +37,8 @@ class TorchSampler:
         scores = logits.detach().to("cpu", torch.float32, copy=True)
         if self._bias is not None:
             scores[self._bias[0]] += self._bias[1]
+        if self._constraint is not None:
+            scores.masked_fill_(~torch.from_numpy(self._constraint.allowed()), float("-inf"))
         if self._counts and (params.presence_penalty or params.frequency_penalty):
             ids = torch.tensor(list(self._counts), dtype=torch.long)
             counts = torch.tensor(list(self._counts.values()), dtype=torch.float32)
@@ -47,6 +52,11 @@ class TorchSampler:
             token = int(torch.multinomial(probs, 1, generator=self._generator))
         self._counts[token] += 1
         return token
+
+    def accept(self, token: int) -> None:
+        """Advance the grammar past a sampled token that is not the end of generation."""
+        if self._constraint is not None:
+            self._constraint.accept(token)
 
 
 def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -5,6 +5,7 @@ running sequence in one batched forward pass over a shared left-padded KV cache
 (kv_batch.py), then prefills the requests admitted since the last step, so new
 requests join between decode steps and a cancelled one leaves at the next step.
 Models whose cache cannot be merged (sliding-window layers) run one at a time.
+Constrained requests mask their own logits row (backends/constraints.py).
 
 Embeddings are the last hidden states pooled as the model's sentence-transformers
 folder says (1_Pooling: mean, cls or last token; mean when it says nothing), then
@@ -33,16 +34,18 @@ from warmserve.backends.base import (
     output_budget,
 )
 from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.constraints import TokenConstraint
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
 from warmserve.backends.hf_source import model_directory
 from warmserve.backends.kv_batch import KVBatch, supports_batching
 from warmserve.backends.logprobs import top_logprobs
 from warmserve.backends.sampling import TorchSampler
 from warmserve.backends.text import OutputTracker
+from warmserve.backends.tool_prompt import template_inputs
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
-from warmserve.errors import InvalidRequest
-from warmserve.generation import Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.errors import BackendError, InvalidRequest, WarmServeError
+from warmserve.generation import Constraint, Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,7 @@ class TransformersEngine(Engine):
         self._embed_limit = min(self._n_ctx, max_seq_length or self._n_ctx)
         self._embed_budget = spec.n_batch
         self._fallback_template = None if self._tokenizer.chat_template else ChatTemplate(None, "", "")
+        self._grammar_tokenizer: Any = None  # llguidance's view of the vocab, built on first use
         self.capacity = spec.max_batch_size
         self._batch = KVBatch()
         self._batching = True  # until a model's cache turns out not to be mergeable
@@ -166,7 +170,7 @@ class TransformersEngine(Engine):
             _Sequence(
                 request_id=request_id,
                 prompt=prompt,
-                sampler=TorchSampler(request.sampling),
+                sampler=TorchSampler(request.sampling, self._constraint(request.constraint)),
                 tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
                 detokenizer=Detokenizer(self._tokenizer),
                 logprobs=request.sampling.logprobs,
@@ -230,26 +234,53 @@ class TransformersEngine(Engine):
         seq.last_token = token
         if token in self._eos:
             new = seq.tracker.end_of_generation()
-        elif seq.logprobs is None:
-            new = seq.tracker.push(seq.detokenizer.push(token))
         else:
-            row = logits.detach().to("cpu", torch.float32).numpy()
-            logprob = top_logprobs(row, token, seq.logprobs, self._piece)
-            new = seq.tracker.push(seq.detokenizer.push(token), logprob)
+            try:
+                seq.sampler.accept(token)
+            except WarmServeError as exc:
+                seq.events.append(Failed(exc.info()))
+                seq.done = True
+                return
+            if seq.logprobs is None:
+                new = seq.tracker.push(seq.detokenizer.push(token))
+            else:
+                row = logits.detach().to("cpu", torch.float32).numpy()
+                logprob = top_logprobs(row, token, seq.logprobs, self._piece)
+                new = seq.tracker.push(seq.detokenizer.push(token), logprob)
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
+
+    def _constraint(self, constraint: Constraint | None) -> TokenConstraint | None:
+        if constraint is None:
+            return None
+        if self._grammar_tokenizer is None:
+            from llguidance.hf import from_tokenizer
+
+            try:  # llguidance reads the tokenizer's Rust (fast) form
+                tokenizer: Any = self._tokenizer
+                self._grammar_tokenizer = from_tokenizer(tokenizer, eos_token=sorted(self._eos) or None)
+            except ValueError as exc:
+                raise BackendError(f"Constrained decoding is not available for this tokenizer: {exc}") from exc
+        n_vocab = int(self._model.get_output_embeddings().weight.shape[0])
+        return TokenConstraint(self._grammar_tokenizer, constraint, n_vocab)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
         tokenizer = self._tokenizer
         if request.prompt_tokens is not None:
             return given_tokens(request, self._vocab_size)
         if request.messages is not None:
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
             if self._fallback_template is not None:
-                text = self._fallback_template.render(request.messages)
+                text = self._fallback_template.render(request.messages, request.tools)
             else:
+                source = tokenizer.chat_template
+                messages, tools = template_inputs(request.messages, request.tools, source)
+                template_tools: Any = tools
                 try:
-                    text = str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+                    text = str(
+                        tokenizer.apply_chat_template(
+                            messages, tools=template_tools, add_generation_prompt=True, tokenize=False
+                        )
+                    )
                 except Exception as exc:  # template errors are the request's fault
                     raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
             ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]

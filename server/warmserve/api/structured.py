@@ -1,0 +1,98 @@
+"""What a chat request's output must look like: response_format and tools/tool_choice.
+
+The plan says which tools the prompt shows the model, which grammar (if any) the engine
+enforces, and which function names the API then parses out of the output as tool calls.
+
+    tool_choice   tools in prompt   grammar                                 tool calls parsed
+    none          no                response_format's, if any               no
+    auto          yes               calls, or an answer not starting "<"    yes
+    required      yes               one or more calls (one if not parallel) yes
+    {function}    yes               exactly one call of that function       yes
+
+A named tool_choice is enforced, never treated as auto.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from warmserve.api import grammar
+from warmserve.errors import InvalidRequest
+from warmserve.generation import Constraint
+from warmserve.protocol import ChatCompletionRequest, JsonObjectFormat, JsonSchemaResponseFormat, NamedToolChoice
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    tools_json: str | None = None  # OpenAI tool definitions for the prompt
+    constraint: Constraint | None = None
+    tool_names: frozenset[str] = frozenset()  # parse calls of these out of the output
+
+
+def output_plan(body: ChatCompletionRequest) -> OutputPlan:
+    answer = _answer_schema(body)
+    tools = body.tools or []
+    choice = body.tool_choice
+    if not tools:
+        if choice is not None:
+            raise InvalidRequest("'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice")
+        if body.parallel_tool_calls is not None:
+            raise InvalidRequest(
+                "'parallel_tool_calls' is only allowed when 'tools' are specified.", param="parallel_tool_calls"
+            )
+        return OutputPlan(constraint=_answer_constraint(answer))
+    calls = _call_schemas(body)
+    if choice is None:
+        choice = "auto"
+    if choice == "none":
+        return OutputPlan(constraint=_answer_constraint(answer))
+    if isinstance(choice, NamedToolChoice):
+        name = choice.function.name
+        if name not in calls:
+            raise InvalidRequest(
+                f"tool_choice names the function '{name}', which is not among the 'tools' "
+                f"({', '.join(sorted(calls))}).",
+                param="tool_choice",
+            )
+        chosen, many, names = [calls[name]], False, frozenset([name])
+        others: dict[str, Any] | bool = False
+    else:
+        chosen, names = list(calls.values()), frozenset(calls)
+        many = body.parallel_tool_calls is not False
+        others = False if choice == "required" else (answer if answer is not None else True)
+    constraint = grammar.tool_call_grammar(chosen, many, others, "tools")
+    tools_json = json.dumps([tool.model_dump(mode="json", exclude_none=True) for tool in tools])
+    return OutputPlan(tools_json=tools_json, constraint=constraint, tool_names=names)
+
+
+def _answer_schema(body: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The JSON an answer (not a tool call) must be, if response_format asks for JSON."""
+    fmt = body.response_format
+    if isinstance(fmt, JsonObjectFormat):
+        return grammar.ANY_OBJECT
+    if isinstance(fmt, JsonSchemaResponseFormat):
+        return fmt.json_schema.schema_ if fmt.json_schema.schema_ is not None else grammar.ANY_OBJECT
+    return None
+
+
+def _answer_constraint(schema: dict[str, Any] | None) -> Constraint | None:
+    return None if schema is None else grammar.schema_grammar(schema, "response_format")
+
+
+def _call_schemas(body: ChatCompletionRequest) -> dict[str, dict[str, Any]]:
+    """Each function's call schema by name, every one checked on its own so a 400 names it."""
+    calls: dict[str, dict[str, Any]] = {}
+    for i, tool in enumerate(body.tools or []):
+        function = tool.function
+        if function.name in calls:
+            raise InvalidRequest(f"Two tools are named '{function.name}'.", param=f"tools[{i}].function.name")
+        schema = grammar.call_schema(function.name, function.parameters)
+        grammar.schema_grammar(schema, f"tools[{i}].function.parameters")
+        calls[function.name] = schema
+    # The answer schema is checked on its own too, so its errors name response_format.
+    answer = _answer_schema(body)
+    if answer is not None:
+        grammar.schema_grammar(answer, "response_format")
+    return calls
