@@ -1,5 +1,5 @@
 from warmserve.backends.text import OutputTracker, StopMatcher
-from warmserve.generation import Finished, TextDelta
+from warmserve.generation import Finished, TextDelta, TokenLogprob
 
 
 def feed_all(matcher: StopMatcher, pieces: list[str]) -> tuple[str, bool]:
@@ -54,3 +54,20 @@ def test_end_of_generation_flushes_held_text():
     tracker = OutputTracker(prompt_tokens=1, max_tokens=10, stop=("STOP",))
     assert tracker.push(b"ST") == []
     assert tracker.end_of_generation() == [TextDelta("ST"), Finished("stop", 1, 1)]
+
+
+def test_logprobs_of_a_split_character_leave_with_the_text_that_completes_it():
+    tracker = OutputTracker(prompt_tokens=1, max_tokens=10, stop=(), with_logprobs=True)
+    euro = "€".encode()
+    first, second = TokenLogprob(euro[:2], -1.0), TokenLogprob(euro[2:], -2.0)
+    assert tracker.push(euro[:2], first) == []  # nothing to show yet: the logprob waits too
+    assert tracker.push(euro[2:], second) == [TextDelta("€", (first, second))]
+
+
+def test_logprobs_of_tokens_inside_a_stop_string_are_dropped():
+    tracker = OutputTracker(prompt_tokens=1, max_tokens=10, stop=("STOP",), with_logprobs=True)
+    hi, stop = TokenLogprob(b"hi ", -0.5), TokenLogprob(b"STOP", -0.1)
+    assert tracker.push(b"hi ", hi) == [TextDelta("hi ", (hi,))]
+    [done] = tracker.push(b"STOP", stop)
+    assert isinstance(done, Finished)
+    assert done.finish_reason == "stop"

@@ -13,6 +13,7 @@ engine supplies the model side: `embed_tokens`, `embed_pieces` and `embed_size`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_dimensions
 from warmserve.embedding import Embedded, EmbedRequest
@@ -150,6 +151,24 @@ def given_tokens(request: GenerationRequest, vocab_size: int) -> list[int]:
         raise InvalidRequest("'suffix' needs the prompt as text, not token ids.", param="suffix")
     check_token_ids(tokens, vocab_size, param="prompt")
     return tokens
+
+
+def fill_in_middle(
+    request: GenerationRequest, fim: tuple[int, int, int] | None, encode: Callable[[str], list[int]]
+) -> list[int]:
+    """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`.
+
+    `fim` is the model's prefix, suffix and middle tokens (None: it has none, a 400 naming
+    `suffix`); `encode` tokenizes text without special tokens.
+    """
+    if fim is None:
+        raise InvalidRequest(
+            "This model has no fill-in-the-middle tokens, so 'suffix' is not supported for it.", param="suffix"
+        )
+    assert request.prompt is not None
+    assert request.suffix is not None
+    prefix, suffix, middle = fim
+    return [prefix, *encode(request.prompt), suffix, *encode(request.suffix), middle]
 
 
 def check_logit_bias(request: GenerationRequest, vocab_size: int) -> None:

@@ -34,6 +34,7 @@ from warmserve.backends.base import (
     StepEvents,
     check_logit_bias,
     check_token_ids,
+    fill_in_middle,
     given_tokens,
     output_budget,
 )
@@ -289,23 +290,10 @@ class LlamaCppEngine(Engine):
         slot.next_token = None
 
     def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
-        """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`."""
-        if self._fim is None:
-            raise InvalidRequest(
-                "This model has no fill-in-the-middle tokens, so 'suffix' is not supported for it.", param="suffix"
-            )
-        assert request.prompt is not None
-        assert request.suffix is not None
-        prefix, suffix, middle = self._fim
         head = [llama_cpp.llama_vocab_bos(self._vocab)] if self._add_bos else []
-        return [
-            *head,
-            prefix,
-            *native.tokenize(self._vocab, request.prompt, add_special=False),
-            suffix,
-            *native.tokenize(self._vocab, request.suffix, add_special=False),
-            middle,
-        ]
+        return head + fill_in_middle(
+            request, self._fim, lambda text: native.tokenize(self._vocab, text, add_special=False)
+        )
 
     def _special_text(self, token: int) -> str:
         return native.piece(self._vocab, token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""

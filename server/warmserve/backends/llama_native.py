@@ -61,13 +61,7 @@ def load(
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
     if not model:
         raise BackendError(f"llama.cpp could not load {path}")
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = n_batch
-    params.n_ubatch = n_batch
-    params.n_seq_max = sequences
-    params.n_threads = threads
-    params.n_threads_batch = threads
+    params = _context_params(n_ctx, n_batch, sequences, threads)
     # Separate KV streams per sequence: batched output then equals solo output exactly.
     params.kv_unified = False
     params.flash_attn_type = flash_attn_type(flash_attn, gpu_layers)
@@ -85,6 +79,18 @@ def load(
     )
 
 
+def _context_params(n_ctx: int, n_batch: int, sequences: int, threads: int) -> Any:
+    """Sizes and threads of a context; one micro-batch per batch (`n_ubatch = n_batch`)."""
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = n_batch
+    params.n_ubatch = n_batch
+    params.n_seq_max = sequences
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    return params
+
+
 def embedding_context(
     model: Any, n_ctx: int, n_batch: int, sequences: int, threads: int, pooling: int, flash_attn: int
 ) -> Any:
@@ -93,13 +99,7 @@ def embedding_context(
     One unified KV cache for all its sequences (they are short-lived), and `n_batch` as the
     micro-batch too: llama.cpp pools a sequence only within one micro-batch.
     """
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = n_batch
-    params.n_ubatch = n_batch
-    params.n_seq_max = sequences
-    params.n_threads = threads
-    params.n_threads_batch = threads
+    params = _context_params(n_ctx, n_batch, sequences, threads)
     params.embeddings = True
     params.pooling_type = pooling
     params.kv_unified = True

@@ -30,6 +30,7 @@ from warmserve.backends.base import (
     StepEvents,
     check_logit_bias,
     check_token_ids,
+    fill_in_middle,
     given_tokens,
     output_budget,
 )
@@ -294,22 +295,7 @@ class TransformersEngine(Engine):
         return ids
 
     def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
-        """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`."""
-        if self._fim is None:
-            raise InvalidRequest(
-                "This model has no fill-in-the-middle tokens, so 'suffix' is not supported for it.", param="suffix"
-            )
-        assert request.prompt is not None
-        assert request.suffix is not None
-        prefix, suffix, middle = self._fim
-        encode = self._tokenizer.encode
-        return [
-            prefix,
-            *encode(request.prompt, add_special_tokens=False),
-            suffix,
-            *encode(request.suffix, add_special_tokens=False),
-            middle,
-        ]
+        return fill_in_middle(request, self._fim, lambda text: self._tokenizer.encode(text, add_special_tokens=False))
 
     def _find_fim_tokens(self) -> tuple[int, int, int] | None:
         """The first naming convention for fill-in-the-middle tokens this vocabulary has."""
