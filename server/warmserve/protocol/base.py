@@ -1,0 +1,142 @@
+"""What every request and response shares: text, token ids, sampling fields, usage, errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+)
+
+# Beyond any context a model has; larger values are typos or attacks, not requests.
+MAX_TOKENS_LIMIT = 10_000_000
+
+# Parameters whose value here means "OpenAI's default behaviour", which we do honour.
+# (Chat requests have real `tools` / `response_format` fields; these entries matter for
+# completions, where OpenAI has no such parameters.)
+NEUTRAL_VALUES: dict[str, Any] = {
+    "tools": [],
+    "response_format": {"type": "text"},
+}
+
+
+def _encodable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800" (JSON allows it, UTF-8 does not)
+        raise ValueError("text must be valid Unicode; it contains a lone surrogate") from None
+    return text
+
+
+# Every string a request carries to an engine: valid Unicode that encodes to UTF-8.
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
+class WireModel(BaseModel):
+    """Base of every response model: strict field names, no surprises."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(WireModel):
+    include_usage: bool = False
+
+
+def _token_bias(bias: dict[str, float]) -> dict[str, float]:
+    for key in bias:
+        if not key.isdigit():
+            raise ValueError(f"logit_bias keys are token ids (strings of digits); got {key!r}")
+    return bias
+
+
+LogitBias = Annotated[
+    dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]], Field(max_length=1024), AfterValidator(_token_bias)
+]
+
+TokenId = Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
+TokenIds = Annotated[list[TokenId], Field(min_length=1)]
+
+StopParam = (
+    Annotated[Text, Field(min_length=1)] | Annotated[list[Annotated[Text, Field(min_length=1)]], Field(max_length=4)]
+)
+
+
+class SamplingFields(BaseModel):
+    """Parameters shared by chat and completions requests.
+
+    Unknown fields are kept (`extra="allow"`) only so the API can name them in its 400;
+    the published schema says what is accepted (`additionalProperties: false`).
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    stop: StopParam | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**64 - 1)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    n: int = Field(
+        1, ge=1, le=16, description="Choices to generate for each prompt; with a seed, choice i uses seed + i."
+    )
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logit_bias: LogitBias | None = Field(
+        None, description="Token id (as a string) -> bias from -100 to 100 added to its logit before sampling."
+    )
+    # OpenAI's hints and bookkeeping: accepted, and rightly without effect on generation here.
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def token_bias(self) -> tuple[tuple[int, float], ...]:
+        return tuple((int(token), bias) for token, bias in (self.logit_bias or {}).items())
+
+    def unsupported_parameters(self) -> list[str]:
+        """Fields the client sent that this server would otherwise silently ignore."""
+        extra = self.model_extra or {}
+        return [
+            name
+            for name, value in extra.items()
+            if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
+        ]
+
+
+class PromptTokensDetails(WireModel):
+    cached_tokens: int = Field(0, description="Prompt tokens whose KV cache was reused, not recomputed.")
+
+
+class Usage(WireModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+
+
+FinishReasonOut = Literal["stop", "length", "tool_calls"]
+
+
+class ErrorDetail(WireModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(WireModel):
+    error: ErrorDetail

@@ -1,0 +1,73 @@
+"""GET /v1/models with each model's capabilities, and the tokenize / detokenize endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+)
+
+from warmserve.protocol.base import Text, TokenId, WireModel
+from warmserve.protocol.chat import ChatMessageIn
+
+
+class TokenizeRequest(WireModel):
+    """warmserve's own endpoint: count tokens with the model's tokenizer (and chat template)."""
+
+    model: str = Field(min_length=1)
+    prompt: Text | None = None
+    messages: list[ChatMessageIn] | None = Field(None, min_length=1)
+
+
+class ModelCapabilities(WireModel):
+    """What a client may ask of the model here; anything else is a 400 naming the parameter."""
+
+    chat: bool = Field(description="POST /v1/chat/completions")
+    completions: bool = Field(description="POST /v1/completions")
+    embeddings: bool = Field(description="POST /v1/embeddings")
+    tools: bool = Field(description="tools and tool_choice in chat")
+    json_schema: bool = Field(description="response_format json_object and json_schema")
+    logprobs: bool = Field(description="logprobs and top_logprobs")
+    logit_bias: bool
+    echo: bool = Field(description="completions: echo")
+    suffix: bool | None = Field(description="completions: suffix (fill in the middle); null until a worker has loaded")
+
+
+class ModelCard(WireModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "warmserve"
+    backend: str = Field(description="The engine: llama_cpp, transformers or fake.")
+    context_length: int | None = Field(
+        description="Tokens per request (prompt + output) as the loaded engine reports; null until loaded."
+    )
+    capabilities: ModelCapabilities
+    state: Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"] = Field(
+        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing; "
+        "unloaded: no workers now (a lazy model loads on its first request); draining: being unloaded."
+    )
+    ready_workers: int = Field(description="Workers holding the model now.")
+    workers: int = Field(description="Workers configured for the model.")
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class TokenizeResponse(WireModel):
+    model: str
+    tokens: list[int]
+    count: int
+
+
+class DetokenizeRequest(WireModel):
+    model: str = Field(min_length=1)
+    tokens: list[TokenId] = Field(max_length=1_000_000)
+
+
+class DetokenizeResponse(WireModel):
+    model: str
+    text: str
