@@ -42,7 +42,15 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 CMAKE_BUILD_PARALLEL_LEVE
 RUN python3 -m venv /opt/warmserve
 COPY pyproject.toml README.md /src/
 COPY server /src/server
-RUN case ",${EXTRAS}," in \
+# BUILD_CA_CERT: PEM certificates pip trusts besides its own bundle, for a build behind a proxy that
+# intercepts TLS (deploy/docker/run-container-check.sh passes the host's). Only this stage sees it.
+ARG BUILD_CA_CERT=
+RUN if [ -n "${BUILD_CA_CERT}" ]; then \
+        /opt/warmserve/bin/python -c 'import pip._vendor.certifi as c; print(open(c.where()).read())' > /tmp/ca.pem \
+        && printf '%s\n' "${BUILD_CA_CERT}" >> /tmp/ca.pem \
+        && export PIP_CERT=/tmp/ca.pem; \
+    fi \
+    && case ",${EXTRAS}," in \
         *,transformers,*) /opt/warmserve/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" ;; \
     esac \
     && /opt/warmserve/bin/pip install "/src[${EXTRAS}]" \

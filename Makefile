@@ -33,8 +33,8 @@ serve: install
 CLIENT_BIN := $(abspath $(BIN))
 
 lint: install
-	$(BIN)/ruff check server tests benchmarks examples
-	$(BIN)/ruff format --check server tests benchmarks examples
+	$(BIN)/ruff check server tests benchmarks examples deploy
+	$(BIN)/ruff format --check server tests benchmarks examples deploy
 	$(BIN)/mypy
 	cd client && $(CLIENT_BIN)/ruff check . && $(CLIENT_BIN)/ruff format --check . && $(CLIENT_BIN)/mypy
 
