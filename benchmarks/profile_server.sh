@@ -16,26 +16,36 @@ TAG="profile-${WORKERS}w${THREADS}t"
 API=$!
 trap 'kill $API 2>/dev/null; wait $API 2>/dev/null || true' EXIT
 until curl -s "http://127.0.0.1:$PORT/ready" | grep -q '"status":"ready"'; do sleep 0.2; done
-WORKER=$(pgrep -P "$API" -f multiprocessing.spawn | head -1)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+WORKERS_PIDS=$(pgrep -P "$API" -f multiprocessing.spawn | tr '\n' ' ')
+WORKER=${WORKERS_PIDS%% *}
+cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 BENCH=(.venv/bin/warmserve bench --base-url "http://127.0.0.1:$PORT/v1" --concurrency 8 --requests 48
-       --max-tokens 64 --prompt-tokens 32 --warmup 1 --out "$OUT/$TAG-bench.json")
-api0=$(cpu "$API"); w0=$(cpu "$WORKER")
+       --max-tokens 64 --prompt-tokens 32 --warmup 1)
+# First without the profiler: CPU seconds per generated token of the API process, all workers and
+# the load generator (this script's own children), and the wall time.
+api0=$(cpu "$API"); w0=$(cpu $WORKERS_PIDS); t0=$(date +%s.%N)
+"${BENCH[@]}" --out "$OUT/$TAG-bench.json" >/dev/null
+api1=$(cpu "$API"); w1=$(cpu $WORKERS_PIDS); t1=$(date +%s.%N)
+read -r _ _ cu cs _ < <(awk '{print $1, $2, $16, $17}' /proc/$$/stat)
+# Then sampled by py-spy (which itself costs CPU, so its run is not timed).
 .venv/bin/py-spy record --native --idle -r 200 -d 12 -f raw -o "/tmp/$TAG-api.raw" -p "$API" >/dev/null 2>&1 &
 SPY1=$!
 .venv/bin/py-spy record --native -r 200 -d 12 -f raw -o "/tmp/$TAG-worker.raw" -p "$WORKER" >/dev/null 2>&1 &
 SPY2=$!
-"${BENCH[@]}" >/dev/null
+"${BENCH[@]}" --out "/tmp/$TAG-profiled.json" >/dev/null
 wait $SPY1 $SPY2 || true
-api1=$(cpu "$API"); w1=$(cpu "$WORKER")
-.venv/bin/python - "$TAG" "$api0" "$api1" "$w0" "$w1" "$OUT" <<'PY'
-"""Summarise py-spy's raw (collapsed) stacks: share of samples by innermost warmserve/library frame."""
+.venv/bin/python - "$TAG" "$api0" "$api1" "$w0" "$w1" "$t0" "$t1" "$cu" "$cs" "$OUT" <<'PY'
+"""Summarise py-spy's raw (collapsed) stacks: share of samples by innermost frame."""
 import collections, json, sys
-tag, api0, api1, w0, w1, out = sys.argv[1], *map(float, sys.argv[2:6]), sys.argv[6]
+tag, (api0, api1, w0, w1, t0, t1, cu, cs), out = sys.argv[1], map(float, sys.argv[2:10]), sys.argv[10]
 bench = json.load(open(f"{out}/{tag}-bench.json"))["levels"][0]
-tokens = bench["generated_tokens"]
-summary = {"tokens_per_s": bench["tokens_per_s"], "generated_tokens": tokens,
-           "api_cpu_ms_per_token": (api1 - api0) * 10 / tokens, "worker_cpu_ms_per_token": (w1 - w0) * 10 / tokens}
+tokens, wall = bench["generated_tokens"], t1 - t0
+summary = {
+    "tokens_per_s": round(bench["tokens_per_s"], 1), "generated_tokens": tokens, "wall_s": round(wall, 2),
+    "cores_used": {"api": round((api1 - api0) / 100 / wall, 3), "workers": round((w1 - w0) / 100 / wall, 3),
+                   "load_generator": round((cu + cs) / 100 / wall, 3)},
+    "cpu_ms_per_token": {"api": round((api1 - api0) * 10 / tokens, 3), "workers": round((w1 - w0) * 10 / tokens, 3)},
+}
 lines = [f"{tag}: {json.dumps(summary)}"]
 for who in ("api", "worker"):
     counts = collections.Counter()
