@@ -58,8 +58,11 @@ def servers(args: argparse.Namespace, model: Path, port: int) -> list[Server]:
             "/ready",
         ),
     ]
+    for variant in args.variant:
+        name, _, flags = variant.partition(":")
+        found.append(Server(name, [WARMSERVE, "serve", *bind, "--log-level", "warning", *flags.split()], "/ready"))
     if args.llama_server:
-        for parallel in (4, 8):
+        for parallel in args.parallel:
             argv = [args.llama_server, "-m", str(model), *bind, "-t", "2", "--parallel", str(parallel)]
             found.append(Server(f"llama-server-p{parallel}", [*argv, "-c", str(4096 * parallel)]))
     if args.llama_cpp_python:
@@ -183,10 +186,20 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--port", type=int, default=8917)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="another warmserve configuration, NAME:FLAGS, e.g. 'fa:--flash-attn on' (repeatable)",
+    )
     parser.add_argument("--llama-server", help="llama-server binary")
+    parser.add_argument(
+        "--parallel", type=int, action="append", help="llama-server --parallel values (default: 4 and 8)"
+    )
     parser.add_argument("--llama-cpp-python", help="python of a virtualenv with llama-cpp-python[server]")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "interleaved.json")
     args = parser.parse_args()
+    args.parallel = args.parallel or [4, 8]
     model = embedded_model_path()
     log_dir = Path(tempfile.mkdtemp(prefix="interleaved-"))
     candidates = servers(args, model, args.port)
