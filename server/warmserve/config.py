@@ -131,8 +131,8 @@ class ModelSpec(BaseModel):
     n_batch: int = Field(512, ge=1, le=65_536, description="llama_cpp: tokens evaluated per decode call.")
     flash_attn: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="llama_cpp: flash attention; auto = off on CPU (its tiled kernel rounds differently "
-        "for different batch shapes, which breaks exact prefix reuse), llama.cpp's choice on GPU.",
+        description="llama_cpp: flash attention; auto = on on CPU (with prompt chunks kept under 64 tokens so "
+        "reused prefixes stay exact), llama.cpp's choice on GPU.",
     )
     slots: int = Field(
         4, ge=1, le=256, description="llama_cpp: sequences decoded together per worker, each with n_ctx tokens."

@@ -118,3 +118,35 @@ def test_a_seeded_sample_does_not_depend_on_its_neighbours():
     )
     assert crowded["a"][0] == alone
     eng.close()
+
+
+LONG = " ".join(f"Fact {i}: the sky over field {i} was blue and the grass was green." for i in range(40))
+
+
+def test_a_long_prompt_answers_the_same_alone_and_beside_other_requests():
+    """Over 800 prompt tokens: prefilled in chunks, decoded with a long KV cache, beside short requests."""
+    question = chat(LONG + " Which colour was the sky?", max_tokens=24)
+    alone, beside = engine(n_ctx=2048), engine(n_ctx=2048)
+    try:
+        solo = run(alone, {"long": question})["long"][0]
+        others = {f"q{i}": chat(q, max_tokens=24) for i, q in enumerate(QUESTIONS[:3])}
+        assert run(beside, {"long": question, **others})["long"][0] == solo
+    finally:
+        alone.close()
+        beside.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_long_reused_prefix_answers_as_a_cold_run(threads):
+    """With flash attention on (the default), a reused prefix of 800 tokens still changes nothing."""
+    first = chat(LONG + " Which colour was the grass?", max_tokens=24)
+    second = chat(LONG + " Which colour was the sky?", max_tokens=24)
+    warm, cold = engine(n_ctx=2048, threads=threads), engine(n_ctx=2048, threads=threads)
+    try:
+        run(warm, {"a": first})
+        reused = run(warm, {"b": second})["b"]
+        assert reused[1].cached_tokens > 700
+        assert reused[0] == run(cold, {"b": second})["b"][0]
+    finally:
+        warm.close()
+        cold.close()

@@ -140,8 +140,9 @@ def _round_trip(client: openai.OpenAI, tool_choice: object, question: str) -> No
         jsonschema.validate(json.loads(call.function.arguments), schema)
     messages.append(choice.message.model_dump(exclude_none=True))
     messages += [{"role": "tool", "tool_call_id": call.id, "content": "21 degrees, sunny"} for call in calls]
+    # "none": the answer must be text (under "auto" a 135M model may as well call again).
     final = client.chat.completions.create(
-        model=MODEL, messages=messages, tools=[WEATHER, ADD], temperature=0, max_tokens=40
+        model=MODEL, messages=messages, tools=[WEATHER, ADD], tool_choice="none", temperature=0, max_tokens=40
     )
     assert final.choices[0].message.content
     assert final.choices[0].message.tool_calls is None

@@ -84,6 +84,11 @@ class LlamaCppEngine(Engine):
         )
         self._vocab = self._native.vocab
         self._memory = llama_cpp.llama_get_memory(self._native.context)
+        # llama.cpp's CPU flash attention runs 64 or more rows of one sequence through a tiled kernel
+        # that rounds differently from its per-row kernel; prompt chunks of at most 63 tokens keep
+        # every row on the per-row kernel, so a reused prefix computes exactly as in a cold run.
+        cpu_flash = native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers) == 1 and spec.n_gpu_layers == 0
+        self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
         self._batch = native.Batch(n_batch)
         self._slots = [_Slot(i) for i in range(spec.slots)]
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
@@ -98,7 +103,7 @@ class LlamaCppEngine(Engine):
             limit=min(spec.n_ctx, self._native.n_ctx_train),
             budget=spec.n_batch,
             threads=spec.effective_threads(),
-            flash_attn=native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
+            flash_attn=native.embedding_flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
         )
         self._grammar_tokenizer: Any = None  # llguidance's view of the vocab, built on first use
 
@@ -176,7 +181,7 @@ class LlamaCppEngine(Engine):
             room = batch.capacity - batch.size
             if not slot.pending or room == 0:
                 continue
-            chunk = slot.pending[:room]
+            chunk = slot.pending[: min(room, self._prefill_chunk)]
             finishes_prompt = len(chunk) == len(slot.pending)
             start = len(slot.cached)
             for offset, token in enumerate(chunk):

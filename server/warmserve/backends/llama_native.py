@@ -43,12 +43,24 @@ class NativeModel:
 
 
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # llama_flash_attn_type
+# Rows of one sequence per micro-batch below which CPU flash attention uses its per-row kernel
+# (GGML_FA_TILE_Q is 64 in the llama.cpp that llama-cpp-python 0.3.36 vendors).
+FLASH_ATTN_ROW_KERNEL_MAX = 63
 
 
 def flash_attn_type(flash_attn: str, gpu_layers: int) -> int:
+    """`auto` is on for a CPU (7-13 % faster decoding here; see FLASH_ATTN_ROW_KERNEL_MAX for exactness)."""
+    if flash_attn == "auto" and gpu_layers == 0:
+        flash_attn = "on"
+    return _FLASH_ATTN[flash_attn]
+
+
+def embedding_flash_attn_type(flash_attn: str, gpu_layers: int) -> int:
+    """`auto` is off for a CPU's embedding context: its long inputs are computed in pieces, which
+    flash attention's kernels would round differently from one whole pass."""
     if flash_attn == "auto" and gpu_layers == 0:
         flash_attn = "off"
-    return _FLASH_ATTN[flash_attn]
+    return flash_attn_type(flash_attn, gpu_layers)
 
 
 def load(
