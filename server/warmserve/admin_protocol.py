@@ -1,6 +1,6 @@
 """The wire format of warmserve's own /admin routes (not part of OpenAI's API).
 
-Kept apart from protocol.py, which is OpenAI's schema and nothing else. The body that
+Kept apart from the protocol package, which is OpenAI's schema and nothing else. The body that
 loads a model is the config file's `ModelSpec` itself, so a model entry can be moved
 between warmserve.yaml and the admin API unchanged.
 """
