@@ -211,6 +211,9 @@ class LlamaCppEngine(Engine):
                 events.append((request_id, event))
         return events
 
+    def set_threads(self, threads: int) -> None:
+        llama_cpp.llama_set_n_threads(self._native.context, threads, threads)
+
     def cancel(self, request_id: str) -> None:
         for slot in self._slots:
             if slot.request_id == request_id:

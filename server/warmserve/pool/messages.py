@@ -53,11 +53,18 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class SetThreads:
+    """CPU threads for the engine's next steps: the cores of idle workers are lent to busy ones."""
+
+    threads: int
+
+
+@dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-ToWorker = Submit | Tokenize | Detokenize | Embed | Cancel | Shutdown
+ToWorker = Submit | Tokenize | Detokenize | Embed | Cancel | SetThreads | Shutdown
 
 # worker -> supervisor
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,11 @@ _STOP_TIMEOUT_S = 10.0
 STOP_BOUND_S = _STOP_TIMEOUT_S + KILL_WAIT_S
 
 
+def threads_when_busy(busy_workers: int, cores: int, own_share: int) -> int:
+    """A busy worker's threads: the cores split between the busy workers, never below its own share."""
+    return max(own_share, cores // max(1, busy_workers))
+
+
 class ModelPool:
     def __init__(self, spec: ModelSpec, log_level: str, metrics: Metrics) -> None:
         self.spec = spec
@@ -53,6 +59,14 @@ class ModelPool:
         self._started_at = time.monotonic()
         self._admitted_at: dict[str, float] = {}
         self._ids = itertools.count()
+        # llama.cpp threads can change between steps; other engines and GPUs keep theirs.
+        self._shares_cores = (
+            spec.share_idle_cores
+            and spec.backend == "llama_cpp"
+            and spec.n_gpu_layers == 0
+            and spec.threads is None
+            and spec.workers > 1
+        )
 
     # --- state --------------------------------------------------------------------------
 
@@ -190,6 +204,7 @@ class ModelPool:
 
     def _send(self, worker: WorkerHandle, stream: RequestStream, message: Submit) -> None:
         self._admitted_at[stream.request_id] = time.monotonic()
+        self._balance_threads(also_busy=worker)
         worker.submit(stream, message)
         log.debug("request %s -> worker %d (%d in flight)", stream.request_id, worker.index, len(worker.inflight))
 
@@ -226,6 +241,15 @@ class ModelPool:
             if admitted is not None:
                 self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
         self._dispatch()
+        self._balance_threads()
+
+    def _balance_threads(self, also_busy: WorkerHandle | None = None) -> None:
+        """Lend the cores of idle workers to busy ones (ModelSpec.share_idle_cores)."""
+        if not self._shares_cores:
+            return
+        busy = [w for w in self._workers if w.state == "ready" and (w.inflight or w is also_busy)]
+        for worker in busy:
+            worker.set_threads(threads_when_busy(len(busy), os.cpu_count() or 1, self.spec.effective_threads()))
 
     # --- workers ------------------------------------------------------------------------
 

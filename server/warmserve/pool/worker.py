@@ -34,6 +34,7 @@ from warmserve.pool.messages import (
     Detokenize,
     Embed,
     RequestEvents,
+    SetThreads,
     Shutdown,
     Submit,
     Tokenize,
@@ -94,6 +95,9 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 refused = _add_embedding(engine, message)
                 if refused is not None:
                     conn.send(RequestEvents((refused,)))
+            elif isinstance(message, SetThreads):
+                log.debug("threads -> %d", message.threads)
+                engine.set_threads(message.threads)
             elif isinstance(message, Cancel):
                 held.drop(message.request_id)
                 engine.cancel_embedding(message.request_id)

@@ -28,6 +28,7 @@ from warmserve.pool.messages import (
     Embed,
     FromWorker,
     RequestEvents,
+    SetThreads,
     Shutdown,
     Submit,
     Tokenize,
@@ -61,6 +62,7 @@ class WorkerHandle:
         self.load_error: ErrorInfo | None = None
         self.exitcode: int | None = None
         self.capacity = 0  # requests the engine runs at once; known when ready
+        self.threads: int | None = None  # last thread count sent; None: the spec's
         self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
         self.inflight: dict[str, RequestStream] = {}
         self._on_change = on_change
@@ -100,6 +102,12 @@ class WorkerHandle:
     def submit(self, stream: RequestStream, message: Submit | Tokenize | Detokenize | Embed) -> None:
         self.inflight[stream.request_id] = stream
         self._outbox.put(message)
+
+    def set_threads(self, threads: int) -> None:
+        """Tell the engine how many CPU threads to use from its next step on (sent only on change)."""
+        if threads != self.threads:
+            self.threads = threads
+            self._outbox.put(SetThreads(threads))
 
     def cancel(self, request_id: str) -> bool:
         """Cancel a request this worker holds; False if it holds no such request."""
