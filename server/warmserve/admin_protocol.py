@@ -12,9 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from warmserve.config import ModelSpec
-from warmserve.protocol import WireModel
-
-ModelStateOut = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
+from warmserve.protocol import ModelState, WireModel
 
 
 class WorkerInfo(WireModel):
@@ -27,7 +25,7 @@ class WorkerInfo(WireModel):
 class AdminModel(WireModel):
     id: str
     object: Literal["admin.model"] = "admin.model"
-    state: ModelStateOut = Field(
+    state: ModelState = Field(
         description="unloaded: no workers (a lazy model loads on its first request); draining: being "
         "unloaded, requests in flight finish; then as in /v1/models."
     )

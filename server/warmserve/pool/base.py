@@ -7,17 +7,14 @@ other machines. The routes only see this interface, so the same app serves both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.stream import RequestStream
-
-# unloaded: no workers (lazy, idle, or unloaded by an admin); draining: being unloaded, requests in
-# flight finish and new ones are turned away.
-ModelState = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
+from warmserve.protocol import ModelState
 
 
 class Pool(Protocol):

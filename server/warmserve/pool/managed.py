@@ -26,10 +26,11 @@ from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelNotLoaded, ModelUnavailable, ModelUnloading, QueueTimeout
 from warmserve.generation import Failed, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
-from warmserve.pool.base import ModelState, Pool, PoolFactory
+from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.supervisor import ModelPool
 from warmserve.pool.worker_handle import WorkerHandle
+from warmserve.protocol import ModelState
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeo
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
-from warmserve.pool.base import ModelState
 from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
+from warmserve.protocol import ModelState
 
 log = logging.getLogger(__name__)
 

@@ -71,6 +71,7 @@ from warmserve.protocol.models import (
     ModelCapabilities,
     ModelCard,
     ModelList,
+    ModelState,
     TokenizeRequest,
     TokenizeResponse,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "ModelCapabilities",
     "ModelCard",
     "ModelList",
+    "ModelState",
     "NamedFunction",
     "NamedToolChoice",
     "PromptTokensDetails",

@@ -20,6 +20,11 @@ class TokenizeRequest(WireModel):
     messages: list[ChatMessageIn] | None = Field(None, min_length=1)
 
 
+# unloaded: no workers (lazy, idle, or unloaded by an admin); draining: being unloaded, requests in
+# flight finish and new ones are turned away. The pools report these; /v1/models and /admin show them.
+ModelState = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
+
+
 class ModelCapabilities(WireModel):
     """What a client may ask of the model here; anything else is a 400 naming the parameter."""
 
@@ -44,7 +49,7 @@ class ModelCard(WireModel):
         description="Tokens per request (prompt + output) as the loaded engine reports; null until loaded."
     )
     capabilities: ModelCapabilities
-    state: Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"] = Field(
+    state: ModelState = Field(
         description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing; "
         "unloaded: no workers now (a lazy model loads on its first request); draining: being unloaded."
     )
