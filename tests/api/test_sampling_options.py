@@ -202,3 +202,9 @@ async def test_a_prompt_of_token_ids_is_used_as_given_and_echoed_as_text(client)
 async def test_bad_token_prompts_are_400_naming_prompt(client, prompt):
     response = await client.post("/v1/completions", json={"model": "fake", "prompt": prompt})
     assert (response.status_code, response.json()["error"]["param"].split(".")[0]) == (400, "prompt")
+
+
+async def test_each_of_n_choices_echoes_its_own_prompt(client):
+    body = {"model": "fake", "prompt": [[5, 7], [9]], "n": 2, "max_tokens": 1, "temperature": 0, "echo": True}
+    completion = Completion.model_validate((await client.post("/v1/completions", json=body)).json())
+    assert [c.text for c in completion.choices] == ["<5> <7><7>", "<5> <7><7>", "<9><9>", "<9><9>"]

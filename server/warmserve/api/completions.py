@@ -43,20 +43,21 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     generations = completion_requests(body)
     pool = pools.get(body.model)
     require_task(pool.spec, "generate")
+    # `echo`: each choice's text starts with its own prompt (a prompt of token ids detokenized once).
+    candidates = body.candidates()
+    prompts = [await _echo(pool, g) if body.echo else "" for g in generations[::candidates]]
     streams = await until_disconnected(request, open_streams(pool, generations))
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-    # `echo`: each choice's text starts with its own prompt.
-    echoes = [await _echo(pool, generation) if body.echo else "" for generation in generations]
-    if body.stream:
-        chunks = _chunks(streams, completion_id, created, body, echoes)
+    if body.stream:  # never with best_of above n: one stream per choice
+        chunks = _chunks(streams, completion_id, created, body, [p for p in prompts for _ in range(candidates)])
         return sse_response(chunks, headers)
     try:
         generated = await until_disconnected(request, collect_all(streams))
     finally:
         for stream in streams:
             stream.close()
-    results = best_of(generated, body.candidates(), body.n)
-    echoes = [echo for echo in echoes[:: body.candidates()] for _ in range(body.n)]
+    results = best_of(generated, candidates, body.n)
+    echoes = [p for p in prompts for _ in range(body.n)]
     completion = Completion(
         id=completion_id,
         created=created,
@@ -71,7 +72,7 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
             for i, result in enumerate(results)
         ],
         # As OpenAI bills it: every candidate's tokens count, the returned ones or not.
-        usage=usage_of([result.finished for result in generated], choices_per_prompt=body.candidates()),
+        usage=usage_of([result.finished for result in generated], choices_per_prompt=candidates),
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
