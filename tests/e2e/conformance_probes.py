@@ -128,7 +128,10 @@ def _tool_message(client: openai.OpenAI, model: str) -> None:
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "done"},
     ]
-    assert chat(client, model, messages=messages, tools=TOOLS).choices[0].message is not None
+    answer = chat(client, model, messages=messages, tools=TOOLS, tool_choice="none")
+    assert answer.choices[0].message.content  # the tool's result was read and answered in text
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > chat(client, model, messages=QUESTION).usage.prompt_tokens  # type: ignore[union-attr]
 
 
 def _echo(client: openai.OpenAI, model: str) -> None:
@@ -136,7 +139,11 @@ def _echo(client: openai.OpenAI, model: str) -> None:
 
 
 def _suffix(client: openai.OpenAI, model: str) -> None:
-    assert complete(client, model, suffix=" are nice.").choices[0].text is not None
+    with_suffix = complete(client, model, suffix=" are nice.").usage
+    without = complete(client, model).usage
+    assert with_suffix is not None
+    assert without is not None
+    assert with_suffix.prompt_tokens > without.prompt_tokens  # the suffix reached the model's prompt
 
 
 def _completion_logprobs(client: openai.OpenAI, model: str) -> None:
@@ -162,7 +169,10 @@ def _embeddings(client: openai.OpenAI, model: str) -> None:
 
 
 def _unsupported(**params: object) -> Callable[[openai.OpenAI, str], None]:
-    return lambda client, model: chat(client, model, **params) and None
+    def probe(client: openai.OpenAI, model: str) -> None:
+        chat(client, model, **params)
+
+    return probe
 
 
 def _models(client: openai.OpenAI, model: str) -> None:

@@ -282,7 +282,8 @@ def test_a_worker_killed_mid_stream_fails_only_its_request_and_is_replaced(serve
 
 def test_a_lone_request_on_borrowed_cores_answers_as_llama_cpp_python(tmp_path, local_llama):
     """--share-idle-cores: two 1-thread workers, and the only busy one runs on both cores."""
-    server = start_server(["--workers", "2", "--n-ctx", "1024", "--share-idle-cores"], tmp_path)
+    args = ["--workers", "2", "--n-ctx", "1024", "--share-idle-cores", "--log-level", "debug"]
+    server = start_server(args, tmp_path)
     try:
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=120)
         answers = [
@@ -293,3 +294,4 @@ def test_a_lone_request_on_borrowed_cores_answers_as_llama_cpp_python(tmp_path, 
         server.stop()
     expected = local_llama.create_chat_completion(messages=QUESTION, temperature=0, max_tokens=24)
     assert {a.choices[0].message.content for a in answers} == {expected["choices"][0]["message"]["content"]}
+    assert "threads -> 2" in (tmp_path / "server.log").read_text()  # the lone request did borrow a core
