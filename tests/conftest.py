@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import yaml
 
@@ -72,6 +73,10 @@ class ServerProcess:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_path.read_text()}")
+
+    def openai_client(self, api_key: str = "none", timeout: float = 120) -> openai.OpenAI:
+        """The official client on this server, without retries, so a failure shows at once."""
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:

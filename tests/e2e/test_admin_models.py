@@ -26,7 +26,7 @@ def test_a_model_loaded_through_the_admin_api_serves_the_openai_client_until_it_
             assert loaded.json()["state"] == "ready"
             [pid] = [worker["pid"] for worker in loaded.json()["workers"]]
 
-            client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=KEY, max_retries=0, timeout=120)
+            client = server.openai_client(api_key=KEY)
             assert {m.id for m in client.models.list()} == {"fake", "smol"}
             question = [{"role": "user", "content": "What is the capital of France?"}]
             answer = client.chat.completions.create(model="smol", messages=question, max_tokens=12, temperature=0)

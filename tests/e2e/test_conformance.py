@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
 from tests.conftest import ServerProcess, start_server, write_config
@@ -54,7 +53,7 @@ def render(results: dict[str, list[str]]) -> str:
 
 
 def test_the_conformance_matrix_is_generated_and_current(server: ServerProcess) -> None:
-    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=300)
+    client = server.openai_client(timeout=300)
     results = {backend: [outcome(p, client, model) for p in PROBES] for backend, model in BACKENDS.items()}
     matrix = render(results)
     committed = DOC.read_text() if DOC.exists() else ""

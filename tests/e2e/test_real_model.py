@@ -31,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=120)
+    return server.openai_client()
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,7 @@ def test_a_lone_request_on_borrowed_cores_answers_as_llama_cpp_python(tmp_path, 
     args = ["--workers", "2", "--n-ctx", "1024", "--share-idle-cores", "--log-level", "debug"]
     server = start_server(args, tmp_path)
     try:
-        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=120)
+        client = server.openai_client()
         answers = [
             client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=24)
             for _ in range(2)

@@ -23,7 +23,7 @@ def client(tmp_path_factory: pytest.TempPathFactory, hf_cache_dir) -> Iterator[o
     server: ServerProcess = start_server(
         ["--config", str(write_config(tmp / "warmserve.yaml", {"models": [model]}))], tmp
     )
-    yield openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=300)
+    yield server.openai_client(timeout=300)
     server.stop()
 
 

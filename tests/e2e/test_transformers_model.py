@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, hf_cache_dir) -> Iterator[S
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none", max_retries=0, timeout=300)
+    return server.openai_client(timeout=300)
 
 
 def ask(client: openai.OpenAI, question: str, **params) -> openai.types.chat.ChatCompletion:

@@ -248,8 +248,9 @@ class ModelPool:
         if not self._shares_cores:
             return
         busy = [w for w in self._workers if w.state == "ready" and (w.inflight or w is also_busy)]
+        threads = threads_when_busy(len(busy), os.cpu_count() or 1, self.spec.effective_threads())
         for worker in busy:
-            worker.set_threads(threads_when_busy(len(busy), os.cpu_count() or 1, self.spec.effective_threads()))
+            worker.set_threads(threads)
 
     # --- workers ------------------------------------------------------------------------
 

@@ -139,37 +139,30 @@ class RayPool:
         return stream
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
-        self._check_admissible()
-        try:
-            answer = await self._handle.tokenize.remote(request)
-        except Exception as exc:
-            raise _as_warmserve_error(exc, self.spec.name) from exc
-        if isinstance(answer, Failed):
-            raise error_from_info(answer.error)
+        answer = await self._ask("tokenize", request)
         assert isinstance(answer, Tokenized)
         return list(answer.tokens)
 
     async def detokenize(self, tokens: list[int]) -> str:
-        self._check_admissible()
-        try:
-            answer = await self._handle.detokenize.remote(tokens)
-        except Exception as exc:
-            raise _as_warmserve_error(exc, self.spec.name) from exc
-        if isinstance(answer, Failed):
-            raise error_from_info(answer.error)
+        answer = await self._ask("detokenize", tokens)
         assert isinstance(answer, Detokenized)
         return answer.text
 
     async def embed(self, request: EmbedRequest) -> Embedded:
+        answer = await self._ask("embed", request)
+        assert isinstance(answer, Embedded)
+        self._metrics.prompt_tokens.labels(self.spec.name).inc(answer.prompt_tokens)
+        return answer
+
+    async def _ask(self, method: str, argument: object) -> object:
+        """A quick question to a replica, outside the generation stream; `Failed` is raised as its error."""
         self._check_admissible()
         try:
-            answer = await self._handle.embed.remote(request)
+            answer = await getattr(self._handle, method).remote(argument)
         except Exception as exc:
             raise _as_warmserve_error(exc, self.spec.name) from exc
         if isinstance(answer, Failed):
             raise error_from_info(answer.error)
-        assert isinstance(answer, Embedded)
-        self._metrics.prompt_tokens.labels(self.spec.name).inc(answer.prompt_tokens)
         return answer
 
     def _check_admissible(self) -> None:
