@@ -69,9 +69,9 @@ class _Sequence:
 
 def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> TokenLogprob:
     """A made-up but consistent distribution: the emitted word is the likeliest of `top`."""
-    alternatives = [piece, *(f" {w}".encode() for w in words if f" {w}".encode() != piece)][: max(top, 1)]
+    alternatives = [piece, *(f" {w}".encode() for w in words if f" {w}".encode() != piece)][:top]
     logprob = -0.1 * (1 + produced % 3)
-    return TokenLogprob(piece, logprob, tuple((alt, logprob - i) for i, alt in enumerate(alternatives[:top])))
+    return TokenLogprob(piece, logprob, tuple((alt, logprob - i) for i, alt in enumerate(alternatives)))
 
 
 class FakeEngine(Engine):
