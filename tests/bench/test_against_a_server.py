@@ -43,6 +43,8 @@ def test_the_sweep_accounts_for_every_request_and_writes_json_and_png(server, tm
         assert level["finish_reasons"] == {"length": 5}
         assert level["ttft_s"]["p50"] > 0
         assert level["itl_s"]["p95"] >= level["itl_s"]["p50"] > 0
+        # 6 gaps per stream: a stream's decode speed is about the inverse of its typical gap
+        assert 0.5 < level["decode_tokens_per_s"] * level["itl_s"]["p50"] < 2
     assert document["model"] == "fake"
     assert document["machine"]["cpu_count"] >= 1
     assert {"python", "warmserve", "httpx"} <= document["versions"].keys()

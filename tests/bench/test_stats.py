@@ -55,7 +55,14 @@ def test_a_level_summary_counts_every_outcome_and_rates_only_completed_requests(
     assert summary.tokens_per_s == pytest.approx(2.0)
     assert summary.ttft_s.p50 == pytest.approx(0.2)
     assert summary.itl_s.p50 == pytest.approx(0.035)  # gaps of both requests pooled
+    assert summary.decode_tokens_per_s == pytest.approx((3 / 0.06 + 3 / 0.15) / 2)  # median of per-stream rates
     assert summary.e2e_s.p95 == pytest.approx(2.9)
     assert summary.prompt_tokens_mean == 10
     assert summary.finish_reasons == {"length": 2}
     assert summary.error_messages == {"HTTP 500: boom": 2}
+
+
+def test_decode_speed_leaves_out_streams_with_a_single_chunk():
+    records = (ok(0, 1, 0.1, (), 0.1), ok(1, 3, 0.1, (0.1, 0.3), 0.5))
+    summary = summarise(LevelRun(concurrency=1, planned=2, elapsed_s=1.0, records=records))
+    assert summary.decode_tokens_per_s == pytest.approx(2 / 0.4)

@@ -5,7 +5,6 @@ import pytest
 from warmserve.backends.base import check_logit_bias, fill_in_middle, given_tokens
 from warmserve.errors import InvalidRequest
 from warmserve.generation import GenerationRequest, SamplingParams
-from warmserve.pool.supervisor import threads_when_busy
 
 
 def encode(text: str) -> list[int]:
@@ -39,11 +38,3 @@ def test_logit_bias_must_name_tokens_of_the_vocabulary():
     check_logit_bias(GenerationRequest(prompt="x", sampling=SamplingParams(logit_bias=((9, 1.0),))), 10)
     with pytest.raises(InvalidRequest, match="token 10"):
         check_logit_bias(GenerationRequest(prompt="x", sampling=SamplingParams(logit_bias=((10, 1.0),))), 10)
-
-
-@pytest.mark.parametrize(
-    ("busy", "cores", "own", "threads"),
-    [(1, 2, 1, 2), (2, 2, 1, 1), (1, 16, 1, 16), (3, 16, 2, 5), (4, 2, 1, 1), (0, 4, 1, 4)],
-)
-def test_busy_workers_split_the_cores_never_below_their_own_share(busy, cores, own, threads):
-    assert threads_when_busy(busy, cores, own) == threads

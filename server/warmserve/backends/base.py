@@ -59,7 +59,7 @@ class Engine(ABC):
         """What the loaded model is: reported to the API process once, when the worker is ready."""
 
     def set_threads(self, threads: int) -> None:  # noqa: B027 - engines without a thread setting ignore it
-        """Use this many CPU threads from the next step on."""
+        """Compute prompt chunks on this many CPU threads from the next step on (cores lent by idle workers)."""
 
     def close(self) -> None:  # noqa: B027 - most engines free their memory with the process
         """Release the model before the worker exits."""

@@ -90,6 +90,9 @@ class LlamaCppEngine(Engine):
         cpu_flash = native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers) == 1 and spec.n_gpu_layers == 0
         self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
         self._batch = native.Batch(n_batch)
+        self._own_threads = spec.effective_threads()
+        self._prompt_threads = self._own_threads  # more while idle workers lend their cores
+        self._threads = self._own_threads  # what the context uses now
         self._slots = [_Slot(i) for i in range(spec.slots)]
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         bos = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
@@ -172,6 +175,7 @@ class LlamaCppEngine(Engine):
         sampling_rows: list[tuple[_Slot, int]] = []
         fed: list[tuple[_Slot, list[int]]] = []
         busy = [slot for slot in self._slots if slot.busy]
+        prompt_work = False
         for slot in busy:
             if slot.next_token is not None:
                 row = batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
@@ -190,8 +194,12 @@ class LlamaCppEngine(Engine):
             if finishes_prompt:
                 sampling_rows.append((slot, row))
             fed.append((slot, chunk))
+            prompt_work = True
         if not batch.size:
             return []
+        # Prompt chunks are compute-bound and gain from lent cores; one-token decode steps are so
+        # short that a second thread mostly waits on the other processes' share of the cores.
+        self._use_threads(self._prompt_threads if prompt_work else self._own_threads)
         try:
             batch.decode(self._native.context)
         except Exception:
@@ -212,7 +220,12 @@ class LlamaCppEngine(Engine):
         return events
 
     def set_threads(self, threads: int) -> None:
-        llama_cpp.llama_set_n_threads(self._native.context, threads, threads)
+        self._prompt_threads = threads
+
+    def _use_threads(self, threads: int) -> None:
+        if threads != self._threads:
+            llama_cpp.llama_set_n_threads(self._native.context, threads, threads)
+            self._threads = threads
 
     def cancel(self, request_id: str) -> None:
         for slot in self._slots:

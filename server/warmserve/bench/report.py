@@ -38,6 +38,7 @@ def format_table(summaries: list[LevelSummary]) -> str:
         "TTFT p95 ms",
         "ITL p50 ms",
         "ITL p95 ms",
+        "decode tok/s",
         "E2E p50 ms",
         "E2E p95 ms",
     )
@@ -52,6 +53,7 @@ def format_table(summaries: list[LevelSummary]) -> str:
             _ms(s.ttft_s.p95),
             _ms(s.itl_s.p50),
             _ms(s.itl_s.p95),
+            "-" if s.decode_tokens_per_s is None else f"{s.decode_tokens_per_s:.1f}",
             _ms(s.e2e_s.p50),
             _ms(s.e2e_s.p95),
         )

@@ -3,7 +3,9 @@
 Throughput counts completed requests only, over the level's wall time. Inter-token
 latency pools the gaps between content chunks of every request in the level, as
 vLLM's serving benchmark does; a server that packs several tokens into one chunk
-shows fewer, longer gaps.
+shows fewer, longer gaps. Decode speed is per stream: the chunks after the first over
+the time from the first to the last, so it leaves out queueing and prompt processing
+(the time to first token) and shows how fast one client sees its text arrive.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class LevelSummary:
     prompt_tokens_mean: float | None
     ttft_s: Spread
     itl_s: Spread
+    decode_tokens_per_s: float | None  # median over streams
     e2e_s: Spread
     finish_reasons: dict[str, int]
     error_messages: dict[str, int]
@@ -80,6 +83,7 @@ def summarise(level: LevelRun) -> LevelSummary:
         prompt_tokens_mean=sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else None,
         ttft_s=Spread.of([r.ttft_s for r in ok if r.ttft_s is not None]),
         itl_s=Spread.of([gap for r in ok for gap in r.itl_s]),
+        decode_tokens_per_s=percentile([len(r.itl_s) / sum(r.itl_s) for r in ok if sum(r.itl_s) > 0], 50),
         e2e_s=Spread.of([r.e2e_s for r in ok]),
         finish_reasons=dict(Counter(r.finish_reason or "none" for r in ok)),
         error_messages=dict(Counter(r.error or "" for r in failed)),

@@ -54,7 +54,7 @@ class Cancel:
 
 @dataclass(frozen=True)
 class SetThreads:
-    """CPU threads for the engine's next steps: the cores of idle workers are lent to busy ones."""
+    """CPU threads for the engine's next prompt chunks: the cores of idle workers are lent to busy ones."""
 
     threads: int
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, QueueTimeo
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
+from warmserve.pool.core_lending import CoreLending
 from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
@@ -38,11 +38,6 @@ _UNHEALTHY_AFTER = 3  # consecutive failed starts of every worker
 _STOP_TIMEOUT_S = 10.0
 # The longest stop() takes once no request is left: each worker is asked to exit, then killed.
 STOP_BOUND_S = _STOP_TIMEOUT_S + KILL_WAIT_S
-
-
-def threads_when_busy(busy_workers: int, cores: int, own_share: int) -> int:
-    """A busy worker's threads: the cores split between the busy workers, never below its own share."""
-    return max(own_share, cores // max(1, busy_workers))
 
 
 class ModelPool:
@@ -60,13 +55,14 @@ class ModelPool:
         self._admitted_at: dict[str, float] = {}
         self._ids = itertools.count()
         # llama.cpp threads can change between steps; other engines and GPUs keep theirs.
-        self._shares_cores = (
+        shares_cores = (
             spec.share_idle_cores
             and spec.backend == "llama_cpp"
             and spec.n_gpu_layers == 0
             and spec.threads is None
             and spec.workers > 1
         )
+        self._lending = CoreLending(spec.effective_threads(), lambda: self._workers) if shares_cores else None
 
     # --- state --------------------------------------------------------------------------
 
@@ -116,6 +112,8 @@ class ModelPool:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._lending is not None:
+            self._lending.stop()
         for item in self._waiting.drain():
             item.stream.push(Failed(ShuttingDown(f"Model '{self.spec.name}' is shutting down.").info()))
         for task in self._restarts:
@@ -204,7 +202,8 @@ class ModelPool:
 
     def _send(self, worker: WorkerHandle, stream: RequestStream, message: Submit) -> None:
         self._admitted_at[stream.request_id] = time.monotonic()
-        self._balance_threads(also_busy=worker)
+        if self._lending is not None:
+            self._lending.balance(also_busy=worker)
         worker.submit(stream, message)
         log.debug("request %s -> worker %d (%d in flight)", stream.request_id, worker.index, len(worker.inflight))
 
@@ -241,16 +240,8 @@ class ModelPool:
             if admitted is not None:
                 self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
         self._dispatch()
-        self._balance_threads()
-
-    def _balance_threads(self, also_busy: WorkerHandle | None = None) -> None:
-        """Lend the cores of idle workers to busy ones (ModelSpec.share_idle_cores)."""
-        if not self._shares_cores:
-            return
-        busy = [w for w in self._workers if w.state == "ready" and (w.inflight or w is also_busy)]
-        threads = threads_when_busy(len(busy), os.cpu_count() or 1, self.spec.effective_threads())
-        for worker in busy:
-            worker.set_threads(threads)
+        if self._lending is not None:
+            self._lending.balance()
 
     # --- workers ------------------------------------------------------------------------
 

@@ -74,6 +74,10 @@ class WorkerHandle:
         self._process: multiprocessing.process.BaseProcess | None = None
 
     @property
+    def busy(self) -> bool:
+        return bool(self.inflight)
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
