@@ -28,9 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import llama_cpp
@@ -49,14 +51,18 @@ class Server:
     name: str
     argv: list[str]
     ready_path: str = "/v1/models"
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def servers(args: argparse.Namespace, model: Path, port: int) -> list[Server]:
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     found = [Server("warmserve", [WARMSERVE, "serve", *bind, "--log-level", "warning"], "/ready")]
     for variant in args.variant:
-        name, _, flags = variant.partition(":")
-        found.append(Server(name, [WARMSERVE, "serve", *bind, "--log-level", "warning", *flags.split()], "/ready"))
+        name, _, words = variant.partition(":")
+        env = tuple((k, v) for k, _, v in (w.partition("=") for w in words.split() if "=" in w and w[0] != "-"))
+        flags = [w for w in words.split() if "=" not in w or w.startswith("-")]
+        argv = [WARMSERVE, "serve", *bind, "--log-level", "warning", *flags]
+        found.append(Server(name, argv, "/ready", env))
     if args.llama_server:
         for parallel in args.parallel:
             argv = [args.llama_server, "-m", str(model), *bind, "-t", "2", "--parallel", str(parallel)]
@@ -84,7 +90,8 @@ def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], time
 def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) -> dict[int, dict[str, float]]:
     """One round of one server: start it, bench every level, stop it (by its own pid)."""
     log = (log_dir / f"{server.name}.log").open("ab")
-    process = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = os.environ | dict(server.env)
+    process = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         wait_ready(server, port, process)
         out = log_dir / f"{server.name}-bench.json"
@@ -132,7 +139,8 @@ def in_process(model: Path, args: argparse.Namespace, round_number: int) -> dict
     for number in range(args.requests):
         prompt = prompt_text(round_number * 1000 + number, args.prompt_tokens)
         stamps = []
-        for chunk in llm.create_completion(prompt, max_tokens=args.max_tokens, temperature=0, stream=True):
+        chunks = llm.create_completion(prompt, max_tokens=args.max_tokens, temperature=0, stream=True)
+        for chunk in cast(Iterator[dict[str, Any]], chunks):
             if chunk["choices"][0]["text"]:
                 stamps.append(time.perf_counter())
         tokens += len(stamps)
@@ -200,7 +208,8 @@ def main() -> None:
         "--variant",
         action="append",
         default=[],
-        help="another warmserve configuration, NAME:FLAGS, e.g. 'fa:--flash-attn on' (repeatable)",
+        help="another warmserve configuration, NAME:FLAGS, e.g. 'fa:--flash-attn on'; words KEY=VALUE that are "
+        "not flags set environment variables, e.g. 'branch:PYTHONPATH=/path/to/worktree/server' (repeatable)",
     )
     parser.add_argument("--llama-server", help="llama-server binary")
     parser.add_argument(

@@ -57,6 +57,31 @@ def test_each_sequence_in_a_batch_gets_exactly_its_solo_answer(solo_answers):
     eng.close()
 
 
+class FixedGrouping:
+    """Decode steps of several sequences always split (one call each) or always batched."""
+
+    def __init__(self, split: bool) -> None:
+        self.fixed = split
+        self.split_steps = 0
+
+    def split(self, sequences: int) -> bool:
+        self.split_steps += self.fixed and sequences >= 2
+        return self.fixed and sequences >= 2
+
+    def record(self, sequences: int, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["one-call-each", "one-batch"])
+def test_decode_steps_split_or_batched_give_each_sequence_its_solo_answer(solo_answers, split):
+    eng = engine()
+    eng._grouping = grouping = FixedGrouping(split)
+    together = run(eng, {q: chat(q, max_tokens=40) for q in QUESTIONS})
+    assert {q: text for q, (text, _) in together.items()} == solo_answers
+    assert (grouping.split_steps > 0) == split
+    eng.close()
+
+
 def test_a_long_prompt_prefilled_in_chunks_beside_running_decodes_changes_nothing(solo_answers):
     eng = engine(n_batch=16)  # a 60-token prompt takes several steps next to the decoding sequences
     long_question = "Please answer briefly. " * 10 + QUESTIONS[3]

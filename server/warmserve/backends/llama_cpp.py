@@ -3,7 +3,9 @@
 One llama.cpp context holds `slots` sequences, each with its own KV stream (so a
 sequence's output does not depend on its neighbours). Every `step` builds one batch:
 the next token of every decoding sequence, then prompt chunks of sequences still
-prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. The
+prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. On a
+CPU, a step of decoding sequences alone may instead decode each in its own call,
+when that was measured to be faster (backends/decode_grouping.py). The
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
 order: llama.cpp groups consecutive ids best (measured: ids 0-3 ran 1.2-1.3x faster
@@ -22,6 +24,7 @@ runs, so constraints are per request whatever shares the batch.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,7 @@ from warmserve.backends.base import (
 )
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.constraints import TokenConstraint
+from warmserve.backends.decode_grouping import DecodeGrouping
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
 from warmserve.backends.llama_embed import LlamaEmbedder
 from warmserve.backends.text import OutputTracker
@@ -93,6 +97,7 @@ class LlamaCppEngine(Engine):
         self._own_threads = spec.effective_threads()
         self._prompt_threads = self._own_threads  # more while idle workers lend their cores
         self._threads = self._own_threads  # what the context uses now
+        self._grouping = DecodeGrouping() if spec.n_gpu_layers == 0 else None  # batching always pays on a GPU
         self._slots = [_Slot(i) for i in range(spec.slots)]
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         bos = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
@@ -170,11 +175,19 @@ class LlamaCppEngine(Engine):
         return Started(prompt_tokens=len(tokens))
 
     def step(self) -> StepEvents:
+        busy = [slot for slot in self._slots if slot.busy]
+        decoding = [slot for slot in busy if slot.next_token is not None]
+        prefilling = any(slot.pending for slot in busy)
+        if self._grouping is not None and not prefilling and self._grouping.split(len(decoding)):
+            return self._step_each(decoding)
+        return self._step_together(busy, timed=self._grouping is not None and not prefilling)
+
+    def _step_together(self, busy: list[_Slot], timed: bool) -> StepEvents:
+        """One batch: the next token of every decoding sequence, then prompt chunks while room is left."""
         batch = self._batch
         batch.clear()
         sampling_rows: list[tuple[_Slot, int]] = []
         fed: list[tuple[_Slot, list[int]]] = []
-        busy = [slot for slot in self._slots if slot.busy]
         prompt_work = False
         for slot in busy:
             if slot.next_token is not None:
@@ -200,24 +213,45 @@ class LlamaCppEngine(Engine):
         # Prompt chunks are compute-bound and gain from lent cores; one-token decode steps are so
         # short that a second thread mostly waits on the other processes' share of the cores.
         self._use_threads(self._prompt_threads if prompt_work else self._own_threads)
+        self._decode(fed, timed)
+        events: StepEvents = []
+        for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
+            events.extend(self._sample_events(slot, row))
+        return events
+
+    def _step_each(self, decoding: list[_Slot]) -> StepEvents:
+        """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
+        self._use_threads(self._own_threads)
+        events: StepEvents = []
+        for slot in decoding:
+            assert slot.next_token is not None
+            self._batch.clear()
+            row = self._batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
+            self._decode([(slot, [slot.next_token])], timed=True)
+            events.extend(self._sample_events(slot, row))
+        return events
+
+    def _decode(self, fed: list[tuple[_Slot, list[int]]], timed: bool) -> None:
+        """Evaluate the batch, then move the fed tokens from pending to cached."""
+        started = time.perf_counter()
         try:
-            batch.decode(self._native.context)
+            self._batch.decode(self._native.context)
         except Exception:
             for slot, _ in fed:  # what reached the cache is unknown: forget these sequences
                 llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, -1, -1)
                 slot.cached = []
             raise
+        if timed and self._grouping is not None:
+            self._grouping.record(len(fed), time.perf_counter() - started)
         for slot, tokens in fed:
             slot.cached.extend(tokens)
             if slot.pending:
                 del slot.pending[: len(tokens)]
-        events: StepEvents = []
-        for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
-            assert slot.request_id is not None
-            request_id = slot.request_id
-            for event in self._sample(slot, row):
-                events.append((request_id, event))
-        return events
+
+    def _sample_events(self, slot: _Slot, row: int) -> StepEvents:
+        assert slot.request_id is not None
+        request_id = slot.request_id  # sampling the last token releases the slot
+        return [(request_id, event) for event in self._sample(slot, row)]
 
     def set_threads(self, threads: int) -> None:
         self._prompt_threads = threads

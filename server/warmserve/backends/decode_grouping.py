@@ -1,0 +1,50 @@
+"""Whether one-token decode steps of several sequences run as one llama_decode call or one call each.
+
+Batching is the rule on a GPU, but on a CPU a batch can cost more than its sequences alone. Measured
+on this project's 2-core machine with SmolLM2-135M Q4_1 on one thread: 2 sequences took 16.7 ms in one
+call and 13.6 ms in two, 4 took 28.8 against 27.2, 8 took 46.4 against 54.6. The culprit is the
+output layer: with two or more output rows llama.cpp computes it with a matrix kernel (llamafile's
+tinyBLAS) that is slower at this size than its one-row kernel. The crossover depends on the model,
+the CPU and the threads, so both costs are measured as the engine runs, and the cheaper way wins.
+"""
+
+from __future__ import annotations
+
+_SMOOTHING = 0.2  # weight of a new measurement in the running average
+_EXPLORE_EVERY = 32  # steps between re-measuring the way not taken...
+_EXPLORE_WITHIN = 1.5  # ...when its estimate is within this factor of the chosen way's
+
+
+class DecodeGrouping:
+    """Running averages of the seconds a one-token decode call takes: alone, and per batch size."""
+
+    def __init__(self) -> None:
+        self._single: float | None = None
+        self._batched: dict[int, float] = {}
+        self._steps = 0
+
+    def split(self, sequences: int) -> bool:
+        """Decode these sequences one call each (True) or in one call (False)?"""
+        if sequences < 2:
+            return False
+        batched, single = self._batched.get(sequences), self._single
+        if batched is None or single is None:
+            return batched is not None  # measure whichever is unknown, batched first
+        alone = single * sequences
+        split = alone < batched
+        self._steps += 1
+        chosen, other = (alone, batched) if split else (batched, alone)
+        if self._steps % _EXPLORE_EVERY == 0 and other < chosen * _EXPLORE_WITHIN:
+            return not split
+        return split
+
+    def record(self, sequences: int, seconds: float) -> None:
+        """One decode call of `sequences` one-token sequences took `seconds`."""
+        if sequences == 1:
+            self._single = _average(self._single, seconds)
+        else:
+            self._batched[sequences] = _average(self._batched.get(sequences), seconds)
+
+
+def _average(old: float | None, new: float) -> float:
+    return new if old is None else old + _SMOOTHING * (new - old)
