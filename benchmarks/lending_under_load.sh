@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Core lending while another process keeps one core busy: the default (lending guarded by the
+# machine's idle cores) against lending switched off and, given a checkout with the guard removed,
+# lending unguarded. The busy process is a bounded Python loop started (and stopped) here by pid.
+#
+#   [LLAMA_SERVER=/path/to/llama-server] benchmarks/lending_under_load.sh [UNGUARDED_SERVER_PYTHONPATH]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-2}
+.venv/bin/python -c "import time; end = time.time() + 900
+while time.time() < end: pass" &
+HOG=$!
+trap 'kill $HOG 2>/dev/null || true' EXIT
+VARIANTS=(--variant "no-lending:--no-share-idle-cores")
+if [ -n "${1:-}" ]; then VARIANTS+=(--variant "unguarded:PYTHONPATH=$1"); fi
+if [ -n "${LLAMA_SERVER:-}" ]; then VARIANTS+=(--llama-server "$LLAMA_SERVER" --parallel 8); fi
+.venv/bin/python benchmarks/interleaved.py --rounds "$ROUNDS" "${VARIANTS[@]}" \
+  --out benchmarks/results/lending-under-load.json
