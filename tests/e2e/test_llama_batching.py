@@ -68,7 +68,7 @@ class FixedGrouping:
         self.split_steps += self.fixed and sequences >= 2
         return self.fixed and sequences >= 2
 
-    def record(self, sequences: int, seconds: float) -> None:
+    def record(self, sequences: int, split: bool, seconds: float) -> None:
         pass
 
 

@@ -5,7 +5,8 @@ on this project's 2-core machine with SmolLM2-135M Q4_1 on one thread: 2 sequenc
 call and 13.6 ms in two, 4 took 28.8 against 27.2, 8 took 46.4 against 54.6. The culprit is the
 output layer: with two or more output rows llama.cpp computes it with a matrix kernel (llamafile's
 tinyBLAS) that is slower at this size than its one-row kernel. The crossover depends on the model,
-the CPU and the threads, so both costs are measured as the engine runs, and the cheaper way wins.
+the CPU, the threads and what else runs (one call per sequence reads the weights once per sequence),
+so both ways are measured for each number of sequences as the engine runs, and the cheaper wins.
 """
 
 from __future__ import annotations
@@ -16,21 +17,19 @@ _EXPLORE_WITHIN = 1.5  # ...when its estimate is within this factor of the chose
 
 
 class DecodeGrouping:
-    """Running averages of the seconds a one-token decode call takes: alone, and per batch size."""
+    """Running averages of the seconds a decode step of n one-token sequences takes, both ways."""
 
     def __init__(self) -> None:
-        self._single: float | None = None
-        self._batched: dict[int, float] = {}
+        self._seconds: dict[tuple[int, bool], float] = {}  # (sequences, split) -> running average
         self._steps = 0
 
     def split(self, sequences: int) -> bool:
         """Decode these sequences one call each (True) or in one call (False)?"""
         if sequences < 2:
             return False
-        batched, single = self._batched.get(sequences), self._single
-        if batched is None or single is None:
+        batched, alone = self._seconds.get((sequences, False)), self._seconds.get((sequences, True))
+        if batched is None or alone is None:
             return batched is not None  # measure whichever is unknown, batched first
-        alone = single * sequences
         split = alone < batched
         self._steps += 1
         chosen, other = (alone, batched) if split else (batched, alone)
@@ -38,13 +37,8 @@ class DecodeGrouping:
             return not split
         return split
 
-    def record(self, sequences: int, seconds: float) -> None:
-        """One decode call of `sequences` one-token sequences took `seconds`."""
-        if sequences == 1:
-            self._single = _average(self._single, seconds)
-        else:
-            self._batched[sequences] = _average(self._batched.get(sequences), seconds)
-
-
-def _average(old: float | None, new: float) -> float:
-    return new if old is None else old + _SMOOTHING * (new - old)
+    def record(self, sequences: int, split: bool, seconds: float) -> None:
+        """A decode step of `sequences` one-token sequences, split or not, spent `seconds` in llama.cpp."""
+        key = (sequences, split)
+        old = self._seconds.get(key)
+        self._seconds[key] = seconds if old is None else old + _SMOOTHING * (seconds - old)

@@ -220,7 +220,9 @@ class LlamaCppEngine(Engine):
         # Prompt chunks are compute-bound and gain from lent cores; one-token decode steps are so
         # short that a second thread mostly waits on the other processes' share of the cores.
         self._use_threads(self._prompt_threads if prompt_work else self._own_threads)
-        self._decode(fed, timed)
+        seconds = self._decode(fed)
+        if timed and self._grouping is not None:
+            self._grouping.record(len(fed), False, seconds)
         events: StepEvents = []
         for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
             events.extend(self._sample_events(slot, row))
@@ -230,16 +232,19 @@ class LlamaCppEngine(Engine):
         """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
         self._use_threads(self._own_threads)
         events: StepEvents = []
+        seconds = 0.0
         for slot in decoding:
             assert slot.next_token is not None
             self._batch.clear()
             row = self._batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
-            self._decode([(slot, [slot.next_token])], timed=True)
+            seconds += self._decode([(slot, [slot.next_token])])
             events.extend(self._sample_events(slot, row))
+        if self._grouping is not None:
+            self._grouping.record(len(decoding), True, seconds)
         return events
 
-    def _decode(self, fed: list[tuple[_Slot, list[int]]], timed: bool) -> None:
-        """Evaluate the batch, then move the fed tokens from pending to cached."""
+    def _decode(self, fed: list[tuple[_Slot, list[int]]]) -> float:
+        """Evaluate the batch, then move the fed tokens from pending to cached; returns the seconds taken."""
         started = time.perf_counter()
         try:
             self._batch.decode(self._native.context)
@@ -248,12 +253,12 @@ class LlamaCppEngine(Engine):
                 llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, -1, -1)
                 slot.cached = []
             raise
-        if timed and self._grouping is not None:
-            self._grouping.record(len(fed), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
         for slot, tokens in fed:
             slot.cached.extend(tokens)
             if slot.pending:
                 del slot.pending[: len(tokens)]
+        return seconds
 
     def _sample_events(self, slot: _Slot, row: int) -> StepEvents:
         assert slot.request_id is not None
