@@ -19,9 +19,11 @@ by default a new request silently cuts off a running stream.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -44,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WARMSERVE = str(ROOT / ".venv" / "bin" / "warmserve")
 LEVELS = (1, 4, 8)
 MEDIAN_KEYS = ("tokens_per_s", "decode_tokens_per_s", "ttft_p95_s")
+Numbers = dict[str, float | None]  # None: no request of the level finished
+Table = dict[str, dict[int, Numbers]]  # server -> concurrency -> numbers
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], time
     raise TimeoutError(f"{server.name} was not ready within {timeout_s} s")
 
 
-def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) -> dict[int, dict[str, float]]:
+def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) -> dict[int, Numbers]:
     """One round of one server: start it, bench every level, stop it (by its own pid)."""
     log = (log_dir / f"{server.name}.log").open("ab")
     env = os.environ | dict(server.env)
@@ -99,7 +103,7 @@ def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) 
             WARMSERVE, "bench", "--base-url", f"http://127.0.0.1:{port}/v1",
             "--concurrency", ",".join(map(str, LEVELS)), "--requests", str(args.requests),
             "--max-tokens", str(args.max_tokens), "--prompt-tokens", str(args.prompt_tokens),
-            "--warmup", "1", "--max-seconds", "120", "--out", str(out),
+            "--warmup", "1", "--max-seconds", str(args.max_seconds), "--out", str(out),
         ]  # fmt: skip
         subprocess.run(bench, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         report = json.loads(out.read_text())
@@ -150,35 +154,44 @@ def in_process(model: Path, args: argparse.Namespace, round_number: int) -> dict
     return {"tokens_per_s": tokens / elapsed, "decode_tokens_per_s": statistics.median(decode_rates)}
 
 
-def median_table(rounds: list[dict[str, dict[int, dict[str, float]]]]) -> dict[str, dict[int, dict[str, float]]]:
+def median_table(rounds: list[Table]) -> Table:
     names = {name for measured in rounds for name in measured}
-    table: dict[str, dict[int, dict[str, float]]] = {}
+    table: Table = {}
     for name in sorted(names):
         table[name] = {}
         for level in LEVELS:
             samples = [r[name][level] for r in rounds if name in r and level in r[name]]
             if samples:
-                medians = {key: statistics.median(s[key] for s in samples) for key in MEDIAN_KEYS}
-                totals = {key: sum(s[key] for s in samples) for key in ("errors", "short_streams")}
+                # A level where no request finished has no latencies: None, unless another round has some.
+                medians: Numbers = {key: _median([s[key] for s in samples]) for key in MEDIAN_KEYS}
+                totals: Numbers = {key: float(sum(s[key] or 0 for s in samples)) for key in ("errors", "short_streams")}
                 table[name][level] = medians | totals
     return table
 
 
-def ratios(
-    table: dict[str, dict[int, dict[str, float]]], ours: str, key: str = "tokens_per_s"
-) -> dict[str, dict[int, float]]:
-    return {
-        other: {
-            level: table[ours][level][key] / table[other][level][key]
-            for level in LEVELS
-            if level in table[other] and level in table[ours]
-        }
-        for other in table
-        if other != ours
-    }
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
-def plot(table: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
+def ratios(table: Table, ours: str, key: str = "tokens_per_s") -> dict[str, dict[int, float]]:
+    found: dict[str, dict[int, float]] = {}
+    for other in table:
+        if other == ours:
+            continue
+        found[other] = {}
+        for level in LEVELS:
+            mine, theirs = table[ours].get(level, {}).get(key), table[other].get(level, {}).get(key)
+            if mine is not None and theirs:
+                found[other][level] = mine / theirs
+    return found
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def plot(table: Table, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,8 +200,8 @@ def plot(table: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
     fig, (tps, ttft) = plt.subplots(1, 2, figsize=(11, 4))
     for name, levels in table.items():
         xs = sorted(levels)
-        tps.plot(xs, [levels[x]["tokens_per_s"] for x in xs], marker="o", label=name)
-        ttft.plot(xs, [levels[x]["ttft_p95_s"] for x in xs], marker="o", label=name)
+        tps.plot(xs, [_nan_if_none(levels[x]["tokens_per_s"]) for x in xs], marker="o", label=name)
+        ttft.plot(xs, [_nan_if_none(levels[x]["ttft_p95_s"]) for x in xs], marker="o", label=name)
     tps.set(xlabel="concurrent requests", ylabel="generated tokens/s (median of rounds)", xticks=LEVELS)
     ttft.set(xlabel="concurrent requests", ylabel="time to first token p95 (s)", xticks=LEVELS)
     tps.legend()
@@ -203,6 +216,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8, help="requests per concurrency level per round")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=32)
+    parser.add_argument("--max-seconds", type=int, default=120, help="time limit of each level (warmserve bench)")
     parser.add_argument("--port", type=int, default=8917)
     parser.add_argument(
         "--variant",
@@ -217,22 +231,12 @@ def main() -> None:
     )
     parser.add_argument("--llama-cpp-python", help="python of a virtualenv with llama-cpp-python[server]")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "interleaved.json")
+    parser.add_argument("--from-log", type=Path, help="write the report from a run's stderr instead of measuring")
     args = parser.parse_args()
     args.parallel = args.parallel or [4, 8]
     model = embedded_model_path()
-    log_dir = Path(tempfile.mkdtemp(prefix="interleaved-"))
     candidates = servers(args, model, args.port)
-    rounds: list[dict[str, dict[int, dict[str, float]]]] = []
-    inprocess: list[dict[str, float]] = []
-    for number in range(args.rounds):
-        shift = number % len(candidates)
-        measured: dict[str, dict[int, dict[str, float]]] = {}
-        for server in candidates[shift:] + candidates[:shift]:
-            measured[server.name] = measure(server, args.port, args, log_dir)
-            print(f"round {number + 1} {server.name}: {measured[server.name]}", file=sys.stderr)
-        inprocess.append(in_process(model, args, number))
-        print(f"round {number + 1} in-process: {inprocess[-1]}", file=sys.stderr)
-        rounds.append(measured)
+    rounds, inprocess = rounds_from_log(args.from_log) if args.from_log else run_rounds(args, model, candidates)
     table = median_table(rounds)
     in_process_median = {key: statistics.median(r[key] for r in inprocess) for key in inprocess[0]}
     result = {
@@ -246,10 +250,14 @@ def main() -> None:
         "in_process": in_process_median,
         "ratios_of_warmserve": ratios(table, "warmserve"),
         "decode_ratios_of_warmserve_at_1": {
-            other: by_level[1] for other, by_level in ratios(table, "warmserve", "decode_tokens_per_s").items()
+            other: by_level[1]
+            for other, by_level in ratios(table, "warmserve", "decode_tokens_per_s").items()
+            if 1 in by_level
         },
         "ratios_of_warmserve_to_in_process_at_1": {
-            key: table["warmserve"][1][key] / in_process_median[key] for key in in_process_median
+            key: ours / in_process_median[key]
+            for key in in_process_median
+            if (ours := table["warmserve"].get(1, {}).get(key)) is not None
         },
         "rounds": rounds,
     }
@@ -257,6 +265,43 @@ def main() -> None:
     plot(table, args.out.with_suffix(".png"))
     summary = ("median", "in_process", "ratios_of_warmserve", "decode_ratios_of_warmserve_at_1")
     print(json.dumps({k: result[k] for k in summary}, indent=1, default=str))
+
+
+def run_rounds(
+    args: argparse.Namespace, model: Path, candidates: list[Server]
+) -> tuple[list[Table], list[dict[str, float]]]:
+    """Every round: each server in turn (rotated), then in-process llama-cpp-python; logged to stderr."""
+    log_dir = Path(tempfile.mkdtemp(prefix="interleaved-"))
+    rounds: list[Table] = []
+    inprocess: list[dict[str, float]] = []
+    for number in range(args.rounds):
+        shift = number % len(candidates)
+        measured: Table = {}
+        for server in candidates[shift:] + candidates[:shift]:
+            measured[server.name] = measure(server, args.port, args, log_dir)
+            print(f"round {number + 1} {server.name}: {measured[server.name]}", file=sys.stderr)
+        inprocess.append(in_process(model, args, number))
+        print(f"round {number + 1} in-process: {inprocess[-1]}", file=sys.stderr)
+        rounds.append(measured)
+    return rounds, inprocess
+
+
+def rounds_from_log(log: Path) -> tuple[list[Table], list[dict[str, float]]]:
+    """The rounds a run wrote to stderr, to write its report again without measuring again."""
+    rounds: list[Table] = []
+    inprocess: list[dict[str, float]] = []
+    for line in log.read_text().splitlines():
+        match = re.fullmatch(r"round (\d+) (\S+): (\{.*\})", line)
+        if match is None:
+            continue
+        number, name, values = int(match[1]), match[2], ast.literal_eval(match[3])
+        if name == "in-process":
+            inprocess.append(values)
+            continue
+        while len(rounds) < number:
+            rounds.append({})
+        rounds[number - 1][name] = values
+    return rounds, inprocess
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
-.venv/bin/python -c "import time; end = time.time() + 900
+.venv/bin/python -c "import time; end = time.time() + 3600
 while time.time() < end: pass" &
 HOG=$!
 trap 'kill $HOG 2>/dev/null || true' EXIT
 VARIANTS=(--variant "no-lending:--no-share-idle-cores")
 if [ -n "${1:-}" ]; then VARIANTS+=(--variant "unguarded:PYTHONPATH=$1"); fi
 if [ -n "${LLAMA_SERVER:-}" ]; then VARIANTS+=(--llama-server "$LLAMA_SERVER" --parallel 8); fi
-.venv/bin/python benchmarks/interleaved.py --rounds "$ROUNDS" "${VARIANTS[@]}" \
-  --out benchmarks/results/lending-under-load.json
+# Each round's numbers also go to the .log (interleaved.py --from-log writes the report again from it).
+.venv/bin/python benchmarks/interleaved.py --rounds "$ROUNDS" --max-seconds 60 "${VARIANTS[@]}" \
+  --out benchmarks/results/lending-under-load.json 2> >(tee benchmarks/results/lending-under-load.log >&2)
