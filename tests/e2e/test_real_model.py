@@ -283,17 +283,26 @@ def test_a_worker_killed_mid_stream_fails_only_its_request_and_is_replaced(serve
 def test_a_lone_request_on_borrowed_cores_answers_as_llama_cpp_python(tmp_path, local_llama):
     """Core lending (on by default): two 1-thread workers, and the only busy one computes its prompt
     on both cores once the other has been idle for a while."""
+    topics = ["the sea", "a lighthouse", "the moon", "a red fox"]
+    questions = [[{"role": "user", "content": f"Write one sentence about {topic}."}] for topic in topics]
     server = start_server(["--workers", "2", "--n-ctx", "1024", "--log-level", "debug"], tmp_path)
     log = tmp_path / "server.log"
     try:
         client = server.openai_client()
-        answers = []
+        answers: list[tuple[int, str | None]] = []
         # Lending waits for the other worker to be idle a while, and for the machine to have the core
-        # idle: a few requests, one after another, give it the chance.
-        while len(answers) < 2 or ("threads -> 2" not in log.read_text() and len(answers) < 8):
-            answers.append(client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=24))
+        # idle: a few different prompts, one after another, give it the chance.
+        while len(answers) < 4 or ("threads -> 2" not in log.read_text() and len(answers) < 12):
+            number = len(answers) % len(questions)
+            answer = client.chat.completions.create(
+                model=MODEL, messages=questions[number], temperature=0, max_tokens=24
+            )
+            answers.append((number, answer.choices[0].message.content))
     finally:
         server.stop()
-    expected = local_llama.create_chat_completion(messages=QUESTION, temperature=0, max_tokens=24)
-    assert {a.choices[0].message.content for a in answers} == {expected["choices"][0]["message"]["content"]}
+    expected = [
+        local_llama.create_chat_completion(messages=q, temperature=0, max_tokens=24)["choices"][0]["message"]["content"]
+        for q in questions
+    ]
+    assert [text for _, text in answers] == [expected[number] for number, _ in answers]
     assert "threads -> 2" in log.read_text()  # a lone request did borrow a core
