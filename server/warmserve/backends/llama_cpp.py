@@ -184,9 +184,9 @@ class LlamaCppEngine(Engine):
         prefilling = any(slot.pending for slot in busy)
         if self._grouping is not None and not prefilling and self._grouping.split(len(decoding)):
             return self._step_each(decoding)
-        return self._step_together(busy, timed=self._grouping is not None and not prefilling)
+        return self._step_together(busy)
 
-    def _step_together(self, busy: list[_Slot], timed: bool) -> StepEvents:
+    def _step_together(self, busy: list[_Slot]) -> StepEvents:
         """One batch: the next token of every decoding sequence, then prompt chunks while room is left."""
         batch = self._batch
         batch.clear()
@@ -221,7 +221,7 @@ class LlamaCppEngine(Engine):
         # short that a second thread mostly waits on the other processes' share of the cores.
         self._use_threads(self._prompt_threads if prompt_work else self._own_threads)
         seconds = self._decode(fed)
-        if timed and self._grouping is not None:
+        if self._grouping is not None and not prompt_work:
             self._grouping.record(len(fed), False, seconds)
         events: StepEvents = []
         for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):

@@ -115,7 +115,8 @@ class CoreLending:
                 self._idle_since.pop(worker.index, None)
             elif now - self._idle_since.setdefault(worker.index, now) >= LEND_AFTER_S:
                 lenders += 1
-        threads = prompt_threads(len(busy), lenders, self._own_share, self._idle.cores())
+        idle_cores = self._idle.cores() if lenders else None  # read /proc/stat only when something could be lent
+        threads = prompt_threads(len(busy), lenders, self._own_share, idle_cores)
         for worker in busy:
             worker.set_threads(threads)
         # Idle workers that will soon lend, or lent cores the machine may need back: look again.

@@ -187,7 +187,16 @@ class FunctionCallDelta(WireModel):
         return {k: v for k, v in (("name", self.name), ("arguments", self.arguments)) if v is not None}
 
 
-class ToolCallDelta(WireModel):
+class _DeltaModel(WireModel):
+    """A stream delta: OpenAI sends only the keys a delta carries; clients merge deltas key by key."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class ToolCallDelta(_DeltaModel):
     """A piece of a streamed tool call; clients join the pieces by `index`."""
 
     index: int
@@ -195,22 +204,11 @@ class ToolCallDelta(WireModel):
     type: Literal["function"] | None = None
     function: FunctionCallDelta | None = None
 
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: Any) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None}
 
-
-class ChatDelta(WireModel):
+class ChatDelta(_DeltaModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
-
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: Any) -> dict[str, Any]:
-        # OpenAI sends only the keys a delta carries; clients merge deltas key by key.
-        data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if v is not None}
 
 
 class ChatChunkChoice(WireModel):
