@@ -8,11 +8,11 @@ rebuilt on the other side from the same table, `error_from_info`.
     WarmServeError                  500 server_error
     ├── InvalidRequest              400 invalid_request_error
     │   ├── UnsupportedParameter    400 (code unsupported_parameter)
-    │   └── ContextLengthExceeded   400 (code context_length_exceeded)
+    │   ├── ContextLengthExceeded   400 (code context_length_exceeded)
+    │   └── PayloadTooLarge         413 (code payload_too_large)
     ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
     ├── ModelExists                 409 (code model_exists)
-    ├── PayloadTooLarge             413 (code payload_too_large)
     ├── Overloaded                  429 (code overloaded), Retry-After
     ├── ModelUnavailable            503 (code model_unavailable), Retry-After
     │   ├── QueueTimeout            503 (code queue_timeout)
@@ -23,6 +23,9 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── WorkerDied                  503 (code worker_died)
     ├── RequestTimeout              504 (code request_timeout)
     └── BackendError                500 (code backend_error)
+        └── ModelSourceError        500 (code model_source_error)
+
+Every class registers its code as it is defined, so `error_from_info` knows them all.
 """
 
 from __future__ import annotations
@@ -39,11 +42,20 @@ class ErrorInfo:
     param: str | None = None
 
 
+_BY_CODE: dict[str, type[WarmServeError]] = {}
+
+
 class WarmServeError(Exception):
     status_code: int = 500
     error_type: str = "server_error"
     code: str = "internal_error"
     retry_after_s: int | None = None  # sent as Retry-After when set
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.code in _BY_CODE and _BY_CODE[cls.code] is not cls:
+            raise TypeError(f"error code {cls.code!r} is taken by {_BY_CODE[cls.code].__name__}")
+        _BY_CODE[cls.code] = cls
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -147,29 +159,13 @@ class BackendError(WarmServeError):
     code = "backend_error"
 
 
-_BY_CODE: dict[str, type[WarmServeError]] = {
-    cls.code: cls
-    for cls in (
-        WarmServeError,
-        InvalidRequest,
-        UnsupportedParameter,
-        ContextLengthExceeded,
-        Unauthorized,
-        PayloadTooLarge,
-        Overloaded,
-        ModelNotFound,
-        ModelExists,
-        ModelUnavailable,
-        QueueTimeout,
-        ShuttingDown,
-        ModelNotLoaded,
-        ModelUnloading,
-        NotSupported,
-        WorkerDied,
-        RequestTimeout,
-        BackendError,
-    )
-}
+class ModelSourceError(BackendError):
+    """A transformers model's files are missing, unreadable or not convertible."""
+
+    code = "model_source_error"
+
+
+_BY_CODE[WarmServeError.code] = WarmServeError
 
 
 def error_from_info(info: ErrorInfo) -> WarmServeError:

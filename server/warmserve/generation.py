@@ -79,6 +79,8 @@ class GenerationRequest:
     suffix: str | None = None  # completions: fill in the middle between `prompt` and this
     tools: str | None = None  # JSON list of OpenAI tool definitions, rendered into the prompt
     constraint: Constraint | None = None
+    # The API response (and choice) this generation serves: its id in the log lines of every process.
+    response_id: str | None = None
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:

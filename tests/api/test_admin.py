@@ -19,6 +19,7 @@ from warmserve.api.app import drain
 from warmserve.config import ModelSpec
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool, Pool
+from warmserve.pool.events import Publish
 
 CHAT = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 2}
 SECOND = {"name": "second", "backend": "fake", "workers": 1, "n_ctx": 256}
@@ -272,8 +273,8 @@ async def test_a_model_that_cannot_load_is_undone_with_a_503_saying_why(client):
 
 
 async def test_with_another_pool_factory_as_with_ray_changes_are_501():
-    def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
-        return ModelPool(spec, "warning", metrics)
+    def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:
+        return ModelPool(spec, "warning", metrics, publish)
 
     async with running_app(create_app(fake_settings(), make_pool)) as http:
         assert (await http.get("/admin/models")).status_code == 200

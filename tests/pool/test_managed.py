@@ -13,6 +13,7 @@ from warmserve.errors import ModelUnloading, WarmServeError
 from warmserve.generation import Finished, GenerationRequest, SamplingParams
 from warmserve.metrics import Metrics
 from warmserve.pool import ManagedModel, ModelPool, Pool
+from warmserve.pool.events import Publish, StateChanged, WorkerEvent
 
 
 def request(prompt: str = "a b c", max_tokens: int = 5) -> GenerationRequest:
@@ -28,14 +29,15 @@ async def managed() -> AsyncIterator[Any]:
         fake = FakeOptions(**options.pop("fake", {}))
         spec = ModelSpec(name="fake", backend="fake", workers=1, n_ctx=100_000, fake=fake, **options)
 
-        def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
-            built.append(ModelPool(spec, "warning", metrics))
+        def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:
+            built.append(ModelPool(spec, "warning", metrics, publish))
             return built[-1]
 
-        models.append(ManagedModel(spec, make_pool, Metrics()))
+        models.append(ManagedModel(spec, make_pool, Metrics(), make.events.append))
         return models[-1]
 
     make.built = built  # type: ignore[attr-defined]
+    make.events = []  # type: ignore[attr-defined]
     yield make
     for model in models:
         await model.stop()
@@ -94,7 +96,7 @@ async def test_a_request_waiting_for_a_lazy_load_gets_a_clean_error_when_the_mod
         await model.submit(request())
     assert await asyncio.wait_for(waiting, 60) in ("finished", "shutting_down", "model_unloading")
     await asyncio.wait_for(removing, 60)
-    assert model.phase == "removed"
+    assert model.removed
     with pytest.raises(ModelUnloading):
         await model.submit(request())
 
@@ -123,4 +125,31 @@ async def test_a_request_during_an_idle_unload_waits_and_loads_the_model_again(m
     assert model.state == "draining"
     assert await asyncio.wait_for(outcome(model, request()), 60) == "finished"
     assert unloading.done()
+    assert len(managed.built) == 2
+
+
+async def test_load_and_unload_publish_each_state_change_of_the_model(managed):
+    model = managed()
+    await model.load()
+    assert await model.wait_loaded(60) == "ready"
+    await asyncio.wait_for(model.unload(drain_timeout_s=5), 60)
+    changes = [(e.previous, e.state) for e in managed.events if isinstance(e, StateChanged)]
+    assert changes == [
+        ("unloaded", "loading"),
+        ("loading", "ready"),
+        ("ready", "draining"),
+        ("draining", "stopping"),
+        ("stopping", "unloaded"),
+    ]
+    kinds = [e.kind for e in managed.events if isinstance(e, WorkerEvent)]
+    assert kinds == ["started", "ready", "stopped"]
+
+
+async def test_an_idle_model_unloads_itself_once_nothing_came_for_its_idle_time(managed):
+    model = managed(idle_unload_s=0.3)
+    await model.load()
+    assert await model.wait_loaded(60) == "ready"
+    assert await outcome(model, request()) == "finished"
+    assert await model.wait_for(("unloaded",), 30) == "unloaded"
+    assert await outcome(model, request()) == "finished"  # and loads again on the next request
     assert len(managed.built) == 2

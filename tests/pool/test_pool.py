@@ -1,15 +1,17 @@
 """The worker pool with the fake backend: real processes, deterministic engines."""
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
 
 from warmserve.config import FakeOptions, ModelSpec
-from warmserve.errors import BackendError, ContextLengthExceeded, WorkerDied
+from warmserve.errors import BackendError, ContextLengthExceeded, ModelUnavailable, WorkerDied
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
 from warmserve.metrics import Metrics
-from warmserve.pool import ModelPool, RequestStream
+from warmserve.pool import ModelPool, PoolEvent, RequestStream, StateChanged, WorkerEvent
 
 PROMPT = "one two three four"
 REVERSED = "four three two one"
@@ -23,9 +25,9 @@ def request(prompt: str = PROMPT, max_tokens: int | None = 4, temperature: float
 async def make_pool() -> AsyncIterator:
     pools: list[ModelPool] = []
 
-    async def make(workers: int = 1, n_ctx: int = 100_000, **fake) -> ModelPool:
+    async def make(workers: int = 1, n_ctx: int = 100_000, events: list | None = None, **fake) -> ModelPool:
         spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
-        pool = ModelPool(spec, "warning", Metrics())
+        pool = ModelPool(spec, "warning", Metrics(), events.append if events is not None else lambda _: None)
         pools.append(pool)
         await pool.start()
         return pool
@@ -53,7 +55,7 @@ async def test_concurrent_requests_all_complete_and_spread_over_workers(make_poo
     await asyncio.wait_for(_all_ready(pool), 60)
     streams = [await pool.submit(request(f"w{i} x y", max_tokens=6)) for i in range(6)]
     # one running on each worker (capacity 1), the rest waiting in the pool's queue
-    assert sorted(len(w.inflight) for w in pool.workers) == [1, 1]
+    assert sorted(w.running for w in pool.workers) == [1, 1]
     assert pool.waiting == 4
     results = await asyncio.gather(*(drain(s) for s in streams))
     for i, events in enumerate(results):
@@ -71,7 +73,8 @@ async def test_a_cancelled_request_frees_its_slot_for_the_next(make_pool):
     # uncancelled, it would hold the slot for 500 s.
     events = await asyncio.wait_for(drain(await pool.submit(request())), 60)
     assert isinstance(events[-1], Finished)
-    assert pool.workers[0].inflight == {}
+    assert pool.workers[0].running == 0
+    assert pool.running == pool.waiting == pool.in_flight.value == 0
 
 
 async def test_engine_errors_reach_only_their_request(make_pool):
@@ -94,13 +97,12 @@ async def test_a_killed_worker_fails_only_its_requests_and_is_replaced(make_pool
     await asyncio.wait_for(_all_ready(pool), 60)
     victim_stream = await pool.submit(request(max_tokens=10_000))
     survivor_stream = await pool.submit(request(max_tokens=40))
-    victim, survivor = pool.workers
-    assert victim_stream.request_id in victim.inflight
-    assert survivor_stream.request_id in survivor.inflight
+    assert [w.running for w in pool.workers] == [1, 1]  # the first request went to worker 0
     await victim_stream.start()
     await victim_stream.__anext__()
-    old_pid = victim.pid
-    victim.kill()
+    old_pid = pool.workers[0].pid
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
     with pytest.raises(WorkerDied, match="retry"):
         await asyncio.wait_for(drain(victim_stream), 30)
     assert isinstance((await asyncio.wait_for(drain(survivor_stream), 60))[-1], Finished)
@@ -119,5 +121,53 @@ async def test_a_worker_that_crashes_mid_stream_is_reported(make_pool):
 
 
 async def _all_ready(pool: ModelPool) -> None:
-    while not pool.fully_ready:
-        await asyncio.sleep(0.05)
+    await pool.wait_for(("ready",))
+
+
+async def test_a_pools_life_is_published_as_typed_events(make_pool):
+    events: list[PoolEvent] = []
+    pool = await make_pool(workers=1, events=events, crash_on="CRASH")
+    assert await pool.wait_for(("ready",), 60) == "ready"
+    first_pid = pool.workers[0].pid
+    with pytest.raises(WorkerDied):
+        await asyncio.wait_for(drain(await pool.submit(request("CRASH now please", max_tokens=50))), 30)
+    # the death is published before the replacement, which becomes ready again
+    assert await pool.wait_for(("loading",), 30) == "loading"
+    assert await pool.wait_for(("ready",), 60) == "ready"
+    await pool.stop()
+    states = [(e.previous, e.state) for e in events if isinstance(e, StateChanged)]
+    assert states == [
+        ("unloaded", "loading"),
+        ("loading", "ready"),
+        ("ready", "loading"),
+        ("loading", "ready"),
+        ("ready", "stopping"),
+        ("stopping", "unloaded"),
+    ]
+    workers = [(e.kind, e.pid) for e in events if isinstance(e, WorkerEvent)]
+    second_pid = pool.workers[0].pid
+    assert first_pid != second_pid
+    assert workers == [
+        ("started", first_pid),
+        ("ready", first_pid),
+        ("died", first_pid),
+        ("restarted", second_pid),
+        ("ready", second_pid),
+        ("stopped", second_pid),
+    ]
+    died = next(e for e in events if isinstance(e, WorkerEvent) and e.kind == "died")
+    assert died.reason is not None
+    assert "exited with code" in died.reason
+
+
+async def test_a_pool_whose_workers_keep_failing_turns_unhealthy_and_refuses_at_once(make_pool):
+    events: list[PoolEvent] = []
+    pool = await make_pool(workers=1, events=events, crash_on_load=True)
+    assert await pool.wait_for(("unhealthy",), 60) == "unhealthy"
+    assert pool.reason is not None
+    assert "while loading" in pool.reason
+    with pytest.raises(ModelUnavailable, match="unhealthy"):
+        await pool.submit(request())
+    kinds = [e.kind for e in events if isinstance(e, WorkerEvent)]
+    assert kinds.count("died") >= 3
+    assert "restarted" in kinds

@@ -6,6 +6,7 @@
     POST   /admin/models/{name}/load       start the workers of an unloaded (e.g. lazy) model
     POST   /admin/models/{name}/unload     drain, then stop its workers; it stays listed, `unloaded`
     DELETE /admin/models/{name}            drain, stop its workers, and forget the name
+    GET    /admin/events                   SSE: a snapshot of every model, then state changes and worker events
 
 Loads answer once every worker holds the model (201 for a new model, 200 for /load), or 202
 with the model's state when `wait=false` or `timeout_s` passes first (the load goes on). A load
@@ -19,16 +20,19 @@ are 501 `not_supported`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from warmserve.admin_protocol import AdminModel, AdminModelList, ModelDeleted, WorkerInfo
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest, ModelUnavailable
-from warmserve.pool import ManagedModel, PoolManager
+from warmserve.pool import ManagedModel, PoolEvent, PoolManager, Snapshot
 from warmserve.protocol import ErrorResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -51,7 +55,7 @@ DrainTimeout = Query(
 
 
 def model_info(model: ManagedModel) -> AdminModel:
-    workers = [WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=len(w.inflight)) for w in model.workers]
+    workers = [WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=w.running) for w in model.workers]
     return AdminModel(
         id=model.spec.name,
         state=model.state,
@@ -72,6 +76,26 @@ def _answer(model: ManagedModel, status_code: int) -> JSONResponse:
 @router.get("/models", responses=ERROR_RESPONSES)
 async def list_models(pools: Pools) -> AdminModelList:
     return AdminModelList(data=[model_info(model) for model in list(pools.pools.values())])
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES},
+)
+async def events(pools: Pools) -> StreamingResponse:
+    """Server-sent events: `snapshot` (every model and worker now), then each `state` and `worker` event."""
+    return StreamingResponse(
+        _event_stream(pools.subscribe()),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _event_stream(events: AsyncIterator[Snapshot | PoolEvent]) -> AsyncIterator[str]:
+    async for event in events:
+        payload = json.dumps(dataclasses.asdict(event), separators=(",", ":"))
+        yield f"event: {event.type}\ndata: {payload}\n\n"
 
 
 @router.get("/models/{model:path}", responses=ERROR_RESPONSES)
@@ -147,7 +171,7 @@ async def _answer_load(
         return _answer(model, 202)
     state = await model.wait_loaded(timeout_s)
     if state == "unhealthy":
-        reason = next((w.load_error.message for w in model.workers if w.load_error), "its workers keep failing")
+        reason = model.reason or "its workers keep failing"
         name = model.spec.name
         undo = pools.remove(name, 0) if undo_by_removing else pools.unload(name, 0)
         await asyncio.shield(undo)

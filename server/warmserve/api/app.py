@@ -7,9 +7,7 @@ stopped, workers and all, when it ends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -72,11 +70,5 @@ async def drain(app: FastAPI, timeout_s: float) -> None:
     app.state.lifecycle.draining = True
     pools: PoolManager = app.state.pools
     log.info("draining: %d requests in flight, waiting up to %.0f s", pools.running, timeout_s)
-    deadline = time.monotonic() + timeout_s
-
-    def busy() -> bool:
-        return bool(pools.running or any(p.waiting for p in pools.pools.values()))
-
-    while busy() and time.monotonic() < deadline:  # noqa: ASYNC110 - a deadline-bounded poll
-        await asyncio.sleep(0.1)
+    await pools.wait_idle(timeout_s)
     log.info("drained with %d requests still in flight", pools.running)

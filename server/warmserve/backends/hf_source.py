@@ -18,16 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from warmserve.config import ModelSpec
-from warmserve.errors import BackendError
+from warmserve.errors import ModelSourceError
 
 log = logging.getLogger(__name__)
 
 CONVERTED_MARKER = "warmserve-converted.txt"
 Downloader = Callable[[str, str | None], str]
-
-
-class ModelSourceError(BackendError):
-    code = "model_source_error"
 
 
 def model_directory(spec: ModelSpec, download: Downloader | None = None) -> Path:

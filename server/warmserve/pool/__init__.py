@@ -1,6 +1,7 @@
-"""The worker pool: supervisors, worker processes and the messages between them."""
+"""The worker pool: model lifecycles and their events, request tracking, worker processes."""
 
 from warmserve.pool.base import Pool, PoolFactory
+from warmserve.pool.events import PoolEvent, Snapshot, StateChanged, WorkerEvent, WorkerStatus
 from warmserve.pool.managed import ManagedModel
 from warmserve.pool.manager import PoolManager
 from warmserve.pool.stream import RequestStream
@@ -13,7 +14,12 @@ __all__ = [
     "ModelPool",
     "ModelState",
     "Pool",
+    "PoolEvent",
     "PoolFactory",
     "PoolManager",
     "RequestStream",
+    "Snapshot",
+    "StateChanged",
+    "WorkerEvent",
+    "WorkerStatus",
 ]

@@ -1,19 +1,23 @@
 """What the API needs from one served model, whoever runs its workers.
 
 `ModelPool` runs them as local processes; `warmserve.ray_serve` as Ray Serve replicas on
-other machines. The routes only see this interface, so the same app serves both.
+other machines; `ManagedModel` wraps either with load and unload. The routes only see this
+interface, so the same app serves all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Protocol
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
+from warmserve.errors import ModelUnavailable
 from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
+from warmserve.pool.events import Publish, WorkerStatus
 from warmserve.pool.stream import RequestStream
+from warmserve.pool.watch import Watched
 from warmserve.protocol import ModelState
 
 
@@ -24,7 +28,17 @@ class Pool(Protocol):
     def state(self) -> ModelState: ...
 
     @property
+    def reason(self) -> str | None:
+        """Why the state is what it is, when that is bad news (unhealthy: the load error)."""
+        ...
+
+    @property
     def ready_workers(self) -> int: ...
+
+    @property
+    def workers(self) -> list[WorkerStatus]:
+        """The worker processes, where the pool runs them itself (empty for Ray replicas)."""
+        ...
 
     @property
     def running(self) -> int: ...
@@ -33,13 +47,26 @@ class Pool(Protocol):
     def waiting(self) -> int: ...
 
     @property
+    def in_flight(self) -> Watched[int]:
+        """Requests admitted and not yet done: a drain waits for it to reach 0."""
+        ...
+
+    @property
     def facts(self) -> ModelFacts | None:
         """What a loaded worker reported about the model; None until one has."""
+        ...
+
+    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
+        """The state once it is one of `states` (or the state at the timeout); woken by the change, not a poll."""
         ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def fail_all(self, error: ModelUnavailable) -> None:
+        """End every request in flight with `error` (a drain that ran out of time)."""
+        ...
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
         """Admit a request (or raise a typed error); its events come on the returned stream."""
@@ -48,10 +75,11 @@ class Pool(Protocol):
     async def tokenize(self, request: GenerationRequest) -> list[int]: ...
 
     async def detokenize(self, tokens: list[int]) -> str: ...
+
     async def embed(self, request: EmbedRequest) -> Embedded:
         """One unit vector per input (or a typed error); computed beside generations, never queued behind them."""
         ...
 
 
-# Builds the pool of one model; the pool counts its requests and tokens in the app's metrics.
-PoolFactory = Callable[[ModelSpec, Metrics], Pool]
+# Builds the pool of one model: it counts its requests in the app's metrics and publishes its events.
+PoolFactory = Callable[[ModelSpec, Metrics, Publish], Pool]

@@ -2,19 +2,21 @@
 
 By default each model's pool is a `ModelPool` of local worker processes; `make_pool` builds another
 kind (Ray Serve replicas) behind the same interface, and then the set of models is fixed: Serve
-owns the deployments, so run-time changes are refused (`manageable` is False).
+owns the deployments, so run-time changes are refused (`manageable` is False). Every model's state
+changes and worker events go to one `EventHub`, which `subscribe` hands out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from warmserve.config import ModelSpec, ServerSettings
 from warmserve.errors import ModelExists, ModelNotFound, NotSupported
 from warmserve.metrics import Metrics
 from warmserve.pool.base import Pool, PoolFactory
+from warmserve.pool.events import EventHub, ModelStatus, PoolEvent, Publish, Snapshot
 from warmserve.pool.managed import ManagedModel
 from warmserve.pool.supervisor import ModelPool
 
@@ -28,17 +30,19 @@ class PoolManager:
         self.manageable = make_pool is None
         if make_pool is None:
 
-            def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
-                return ModelPool(spec, settings.log_level, metrics)
+            def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:
+                return ModelPool(spec, settings.log_level, metrics, publish)
 
         self._make_pool = make_pool
         self._metrics = metrics
+        self.events = EventHub(self.snapshot)
         # Mutated only on the event loop; readers that may run elsewhere (metrics) take a snapshot.
-        self.pools: dict[str, ManagedModel] = {
-            spec.name: ManagedModel(spec, make_pool, metrics) for spec in settings.models
-        }
+        self.pools: dict[str, ManagedModel] = {spec.name: self._managed(spec, "config") for spec in settings.models}
         self._background: set[asyncio.Task[None]] = set()
         metrics.watch_pools(self._gauges)
+
+    def _managed(self, spec: ModelSpec, source: str) -> ManagedModel:
+        return ManagedModel(spec, self._make_pool, self._metrics, self.events.publish, source)
 
     def get(self, model: str) -> ManagedModel:
         pool = self.pools.get(model)
@@ -61,6 +65,24 @@ class PoolManager:
     def running(self) -> int:
         return sum(pool.running for pool in list(self.pools.values()))
 
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            tuple(
+                ModelStatus(name, model.state, model.ready_workers, tuple(model.workers))
+                for name, model in list(self.pools.items())
+            )
+        )
+
+    def subscribe(self) -> AsyncIterator[Snapshot | PoolEvent]:
+        """Every model now, then each state change and worker event as it happens."""
+        return self.events.subscribe()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no model has a request in flight or waiting; False if `timeout_s` ran out first."""
+        models = list(self.pools.values())
+        done = await asyncio.gather(*(model.wait_idle(timeout_s) for model in models))
+        return all(done)
+
     async def start(self) -> None:
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
 
@@ -69,6 +91,7 @@ class PoolManager:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(pool.stop() for pool in list(self.pools.values())))
+        self.events.close()
 
     # --- run-time changes -----------------------------------------------------------------
 
@@ -88,7 +111,7 @@ class PoolManager:
                 "unload it first or choose another name.",
                 param="name",
             )
-        model = ManagedModel(spec, self._make_pool, self._metrics, source="admin")
+        model = self._managed(spec, "admin")
         self.pools[spec.name] = model  # before any await: a second add of the name gets 409
         try:
             await model.start()

@@ -86,6 +86,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
             if isinstance(message, Shutdown):
                 return
             if isinstance(message, Submit):
+                log.debug("request %s: queued (%d running, %d waiting)", message.request_id, len(running), len(waiting))
                 waiting[message.request_id] = message.request
                 if not message.request.stream:
                     held.hold(message.request_id)
@@ -99,6 +100,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 log.debug("threads -> %d", message.threads)
                 engine.set_threads(message.threads)
             elif isinstance(message, Cancel):
+                log.debug("request %s: cancelled", message.request_id)
                 held.drop(message.request_id)
                 engine.cancel_embedding(message.request_id)
                 if waiting.pop(message.request_id, None) is None:
@@ -110,7 +112,11 @@ def _serve(engine: Engine, conn: Connection) -> None:
         if engine.embedding:
             events.extend(engine.embed_step())
         for request_id, event in events:
-            if isinstance(event, Finished | Failed):
+            if isinstance(event, Finished):
+                log.debug("request %s: %s after %d tokens", request_id, event.finish_reason, event.completion_tokens)
+                running.discard(request_id)
+            elif isinstance(event, Failed):
+                log.info("request %s: failed (%s) %s", request_id, event.error.code, event.error.message)
                 running.discard(request_id)
         events = held.filter(events)
         if events:
@@ -146,7 +152,9 @@ def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running
     while waiting and engine.running < engine.capacity:
         request_id, request = waiting.popitem(last=False)
         try:
-            events.append((request_id, engine.add(request_id, request)))
+            started = engine.add(request_id, request)
+            log.debug("request %s: started, %d prompt tokens", request_id, started.prompt_tokens)
+            events.append((request_id, started))
             running.add(request_id)
         except WarmServeError as exc:
             events.append((request_id, Failed(exc.info())))

@@ -22,6 +22,7 @@ from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, WorkerDied
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
+from warmserve.pool.events import WorkerEventKind, WorkerStatus
 from warmserve.pool.messages import (
     Cancel,
     Detokenize,
@@ -37,7 +38,6 @@ from warmserve.pool.messages import (
     WorkerReady,
 )
 from warmserve.pool.stream import RequestStream
-from warmserve.pool.worker import worker_main
 
 KILL_WAIT_S = 5.0  # after SIGKILL, how long stop() waits for the process to be gone
 
@@ -53,7 +53,7 @@ class WorkerHandle:
         spec: ModelSpec,
         index: int,
         log_level: str,
-        on_change: Callable[[WorkerHandle], None],
+        on_change: Callable[[WorkerHandle, WorkerEventKind, str | None], None],
         on_done: Callable[[WorkerHandle, str, GenerationEvent | None], None],
     ) -> None:
         self.spec = spec
@@ -81,8 +81,21 @@ class WorkerHandle:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def status(self) -> WorkerStatus:
+        error = self.load_error.message if self.load_error is not None else None
+        return WorkerStatus(self.index, self.pid, self.state, len(self.inflight), error)
+
     async def start(self) -> None:
-        await asyncio.to_thread(self._spawn)
+        """Spawn the process; a spawn that fails counts as a worker that died while loading."""
+        try:
+            await asyncio.to_thread(self._spawn)
+        except Exception as exc:
+            log.exception("%s: could not start worker %d", self.spec.name, self.index)
+            self.load_error = ErrorInfo(code="model_unavailable", message=f"The worker could not start: {exc}")
+            self.state, self.exitcode = "failed", -1
+            self._on_change(self, "died", f"could not start: {exc}")
+            return
+        self._on_change(self, "started", None)
         threading.Thread(target=self._read, name=f"{self._name}-reader", daemon=True).start()
         threading.Thread(target=self._write, name=f"{self._name}-writer", daemon=True).start()
 
@@ -91,6 +104,8 @@ class WorkerHandle:
         return f"warmserve-{self.spec.name}-{self.index}"
 
     def _spawn(self) -> None:
+        from warmserve.pool.worker import worker_main  # the worker's imports load only in the worker
+
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
             target=worker_main,
@@ -180,11 +195,12 @@ class WorkerHandle:
             self.state = "ready"
             self.capacity = message.capacity
             self.facts = message.facts
-            self._on_change(self)
+            self._on_change(self, "ready", None)
         elif isinstance(message, WorkerLoadFailed):
             self.state = "failed"
             self.load_error = message.error
             log.error("%s: worker %d failed to load: %s", self.spec.name, self.index, message.error.message)
+            self._on_change(self, "load_failed", message.error.message)
 
     def _on_exit(self, exitcode: int | None) -> None:
         self.exitcode = exitcode
@@ -205,4 +221,4 @@ class WorkerHandle:
             self.state = "failed"
         if self.state != "failed":
             self.state = "exited"
-        self._on_change(self)
+        self._on_change(self, "died", f"exited with code {exitcode}")

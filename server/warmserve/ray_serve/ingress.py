@@ -9,10 +9,8 @@ that dies mid-request (its actor gone) is 503 `worker_died` for that request onl
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import time
-import uuid
+from collections.abc import Container
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,14 +26,26 @@ from warmserve.errors import (
     BackendError,
     ModelUnavailable,
     Overloaded,
-    ShuttingDown,
     WarmServeError,
     WorkerDied,
     error_from_info,
 )
-from warmserve.generation import Detokenized, Failed, Finished, GenerationRequest, ModelFacts, Started, Tokenized
+from warmserve.generation import (
+    Detokenized,
+    Failed,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    ModelFacts,
+    Started,
+    Tokenized,
+)
 from warmserve.metrics import Metrics
-from warmserve.pool import ModelState, Pool, RequestStream
+from warmserve.pool import ModelState, Pool, RequestStream, WorkerStatus
+from warmserve.pool.events import Publish
+from warmserve.pool.lifecycle import Lifecycle
+from warmserve.pool.tracker import RequestTracker
+from warmserve.pool.watch import Watched
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +57,38 @@ class RayPool:
     """One model served by the replicas of its deployment (see the module docstring)."""
 
     def __init__(
-        self, spec: ModelSpec, handle: DeploymentHandle[Any], app_name: str, deployment: str, metrics: Metrics
+        self,
+        spec: ModelSpec,
+        handle: DeploymentHandle[Any],
+        app_name: str,
+        deployment: str,
+        metrics: Metrics,
+        publish: Publish,
     ) -> None:
         self.spec = spec
         self._handle = handle
         self._app_name = app_name
         self._deployment = deployment
-        self._metrics = metrics
+        self._lifecycle = Lifecycle(spec.name, publish)
+        self._tracker = RequestTracker(spec.name, self._lifecycle, metrics, spec.request_timeout_s, self._cancel)
         self._pumps: dict[str, tuple[asyncio.Task[None], DeploymentResponseGenerator[Any]]] = {}
-        self._started: set[str] = set()
-        self._ids = itertools.count()
         self._replicas_running = 0
-        self._deployment_status = "UPDATING"
-        self._stopping = False
         self._watch: asyncio.Task[None] | None = None
         self._facts: ModelFacts | None = None
 
     # --- state: from Serve's view of the deployment --------------------------------------
+
+    @property
+    def state(self) -> ModelState:
+        return self._lifecycle.state
+
+    @property
+    def reason(self) -> str | None:
+        return self._lifecycle.reason
+
+    @property
+    def workers(self) -> list[WorkerStatus]:
+        return []  # replicas are Ray's processes, on other machines; Serve's dashboard shows them
 
     @property
     def ready_workers(self) -> int:
@@ -71,42 +96,45 @@ class RayPool:
 
     @property
     def running(self) -> int:
-        return len(self._started)
+        return self._tracker.running
 
     @property
     def waiting(self) -> int:
         """Sent to Serve and not yet admitted by a replica's engine (queued in the handle or replica)."""
-        return len(self._pumps) - len(self._started)
+        return self._tracker.waiting
+
+    @property
+    def in_flight(self) -> Watched[int]:
+        return self._tracker.in_flight
 
     @property
     def facts(self) -> ModelFacts | None:
         return self._facts
 
-    @property
-    def state(self) -> ModelState:
-        if self._stopping:
-            return "stopping"
-        if self._replicas_running and self._deployment_status == "HEALTHY":
-            return "ready"
-        if self._replicas_running:
-            return "degraded"
-        if self._deployment_status in ("UNHEALTHY", "DEPLOY_FAILED"):
-            return "unhealthy"
-        return "loading"
+    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
+        return await self._lifecycle.wait_for(states, timeout_s)
 
     async def start(self) -> None:
+        self._lifecycle.move("loading")
         self._watch = asyncio.get_running_loop().create_task(self._watch_status())
 
     async def stop(self) -> None:
-        self._stopping = True
+        if self._lifecycle.state == "unloaded":
+            return
+        self._lifecycle.move("stopping")
         if self._watch is not None:
             self._watch.cancel()
         for task, response in list(self._pumps.values()):
             response.cancel()
             task.cancel()
         await asyncio.gather(*(task for task, _ in self._pumps.values()), return_exceptions=True)
+        self._lifecycle.move("unloaded")
+
+    def fail_all(self, error: ModelUnavailable) -> None:
+        self._tracker.fail_all(error.info())
 
     async def _watch_status(self) -> None:
+        """Serve's controller pushes nothing to a caller, so its status is read here and turned into events."""
         while True:
             try:
                 await self._refresh_status()
@@ -119,23 +147,33 @@ class RayPool:
         application = status.applications.get(self._app_name)
         deployment = application.deployments.get(self._deployment) if application else None
         if deployment is None:
-            self._replicas_running, self._deployment_status = 0, "UPDATING"
-            return
-        self._replicas_running = sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
-        self._deployment_status = str(getattr(deployment.status, "value", deployment.status))
+            self._replicas_running, deployment_status = 0, "UPDATING"
+        else:
+            running = sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
+            self._replicas_running = running
+            deployment_status = str(getattr(deployment.status, "value", deployment.status))
         if self._facts is None and self._replicas_running:
             self._facts = await self._handle.facts.remote()
+        if self._lifecycle.state in ("stopping", "unloaded"):
+            return
+        if self._replicas_running and deployment_status == "HEALTHY":
+            self._lifecycle.move("ready")
+        elif self._replicas_running:
+            self._lifecycle.move("degraded")
+        elif deployment_status in ("UNHEALTHY", "DEPLOY_FAILED"):
+            self._lifecycle.move("unhealthy", "its replicas fail to start")
+        else:
+            self._lifecycle.move("loading")
 
     # --- requests ----------------------------------------------------------------------
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
-        self._check_admissible()
-        request_id = f"{self.spec.name}-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
-        stream = RequestStream(request_id, self._cancel, self.spec.request_timeout_s, self._timed_out)
+        self._tracker.check_admissible()
+        stream = self._tracker.open(request.response_id)
         response = self._handle.options(stream=True).generate.remote(request)
         assert isinstance(response, DeploymentResponseGenerator)
-        task = asyncio.get_running_loop().create_task(self._pump(request_id, stream, response))
-        self._pumps[request_id] = (task, response)
+        task = asyncio.get_running_loop().create_task(self._pump(stream, response))
+        self._pumps[stream.request_id] = (task, response)
         return stream
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
@@ -151,12 +189,12 @@ class RayPool:
     async def embed(self, request: EmbedRequest) -> Embedded:
         answer = await self._ask("embed", request)
         assert isinstance(answer, Embedded)
-        self._metrics.prompt_tokens.labels(self.spec.name).inc(answer.prompt_tokens)
+        self._tracker.count(answer)
         return answer
 
     async def _ask(self, method: str, argument: object) -> object:
         """A quick question to a replica, outside the generation stream; `Failed` is raised as its error."""
-        self._check_admissible()
+        self._tracker.check_admissible()
         try:
             answer = await getattr(self._handle, method).remote(argument)
         except Exception as exc:
@@ -165,48 +203,32 @@ class RayPool:
             raise error_from_info(answer.error)
         return answer
 
-    def _check_admissible(self) -> None:
-        if self._stopping:
-            raise ShuttingDown(f"Model '{self.spec.name}' is shutting down.")
-        if self.state == "unhealthy":
-            raise ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: its replicas fail to start.")
-
-    async def _pump(self, request_id: str, stream: RequestStream, response: DeploymentResponseGenerator[Any]) -> None:
-        admitted = time.monotonic()
+    async def _pump(self, stream: RequestStream, response: DeploymentResponseGenerator[Any]) -> None:
+        request_id = stream.request_id
+        last: GenerationEvent | None = None
         try:
             async for event in response:
                 if isinstance(event, Started):
-                    self._started.add(request_id)
-                elif isinstance(event, Finished):
-                    self._count(event, admitted)
+                    self._tracker.run(request_id)
+                last = event
                 stream.push(event)
         except Exception as exc:
             error = _as_warmserve_error(exc, self.spec.name)
             if isinstance(error, Overloaded):
-                self._metrics.rejected.labels(self.spec.name, "overloaded").inc()
+                self._tracker.rejected("overloaded")
             stream.push(Failed(error.info()))
         finally:
             self._pumps.pop(request_id, None)
-            self._started.discard(request_id)
+            self._tracker.done(request_id, last if isinstance(last, Finished) else None)
 
-    def _count(self, event: Finished, admitted: float) -> None:
-        name = self.spec.name
-        self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
-        self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
-        self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
-        self._metrics.request_seconds.labels(name).observe(time.monotonic() - admitted)
-
-    def _cancel(self, request_id: str) -> None:
+    def _cancel(self, request_id: str) -> bool:
         pump = self._pumps.pop(request_id, None)
-        self._started.discard(request_id)
-        if pump is not None:
-            task, response = pump
-            response.cancel()  # reaches the replica, whose stream close cancels the worker's request
-            task.cancel()
-            self._metrics.cancelled.labels(self.spec.name).inc()
-
-    def _timed_out(self, request_id: str) -> None:
-        self._metrics.timed_out.labels(self.spec.name).inc()
+        if pump is None:
+            return False
+        task, response = pump
+        response.cancel()  # reaches the replica, whose stream close cancels the worker's request
+        task.cancel()
+        return True
 
 
 def _as_warmserve_error(exc: Exception, model: str) -> WarmServeError:
@@ -233,7 +255,8 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         app_name = serve.get_replica_context().app_name
 
-        def make_pool(spec: ModelSpec, metrics: Metrics) -> Pool:
-            return RayPool(spec, self._models[spec.name], app_name, self._deployments[spec.name], metrics)
+        def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:
+            handle = self._models[spec.name]
+            return RayPool(spec, handle, app_name, self._deployments[spec.name], metrics, publish)
 
         return create_app(self._settings, make_pool)

@@ -8,7 +8,6 @@ the ingress never has to unwrap a Ray exception to learn what went wrong.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,8 +30,7 @@ class ModelReplica:
         self._spec = ModelSpec.model_validate(spec)
         self._pool = ModelPool(self._spec, log_level, Metrics())
         await self._pool.start()
-        while self._pool.state not in ("ready", "unhealthy"):  # noqa: ASYNC110 - the pool has no state event
-            await asyncio.sleep(0.05)
+        await self._pool.wait_for(("ready", "unhealthy"))
         self.check_health()
         log.info("replica of %s ready", self._spec.name)
 

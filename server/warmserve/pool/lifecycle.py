@@ -1,0 +1,44 @@
+"""A model's state as an explicit state machine that announces every change."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from warmserve.pool.events import TRANSITIONS, Publish, StateChanged
+from warmserve.pool.watch import Watched
+from warmserve.protocol import ModelState
+
+
+class InvalidTransition(RuntimeError):
+    """A pool tried a state change the machine does not allow: a bug, not a user error."""
+
+
+class Lifecycle:
+    def __init__(self, model: str, publish: Publish, state: ModelState = "unloaded") -> None:
+        self._model = model
+        self._publish = publish
+        self._state: Watched[ModelState] = Watched(state)
+        self.reason: str | None = None  # why the last change happened, when it was bad news
+
+    @property
+    def state(self) -> ModelState:
+        return self._state.value
+
+    def move(self, state: ModelState, reason: str | None = None) -> None:
+        """Change state (a no-op when already there) and publish the change."""
+        previous = self._state.value
+        if state == previous:
+            return
+        if state not in TRANSITIONS[previous]:
+            raise InvalidTransition(f"model {self._model}: {previous} -> {state} is not a valid change")
+        self.reason = reason
+        self._state.set(state)
+        self._publish(StateChanged(self._model, state, previous, reason))
+
+    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
+        """The state once it is one of `states`, or the state when `timeout_s` runs out."""
+        return await self._state.wait_for(lambda state: state in states, timeout_s)
+
+    async def wait_while(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
+        """The first state outside `states`, or the state when `timeout_s` runs out."""
+        return await self._state.wait_for(lambda state: state not in states, timeout_s)

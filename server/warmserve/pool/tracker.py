@@ -1,0 +1,142 @@
+"""The bookkeeping every pool does for its requests, written once for local and Ray pools.
+
+A pool decides where a request runs; the tracker owns what is the same wherever it runs:
+the request's id, its `RequestStream` (cancellation and the time limit), admission against
+the model's state, the count of requests in flight (awaitable: drains wait on it), and the
+metrics (tokens, durations, cancellations, time-outs, rejections).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from warmserve.embedding import Embedded
+from warmserve.errors import ErrorInfo, ModelUnavailable, ShuttingDown
+from warmserve.generation import Failed, Finished, GenerationEvent
+from warmserve.metrics import Metrics
+from warmserve.pool.lifecycle import Lifecycle
+from warmserve.pool.stream import RequestStream
+from warmserve.pool.watch import Watched
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Open:
+    stream: RequestStream
+    opened_at: float = field(default_factory=time.monotonic)
+    running: bool = False
+
+
+class RequestTracker:
+    def __init__(
+        self,
+        model: str,
+        lifecycle: Lifecycle,
+        metrics: Metrics,
+        timeout_s: float,
+        cancel: Callable[[str], bool],
+    ) -> None:
+        """`cancel(request_id)` withdraws a request wherever the pool holds it; False if it held none."""
+        self._model = model
+        self._lifecycle = lifecycle
+        self._metrics = metrics
+        self._timeout_s = timeout_s
+        self._cancel = cancel
+        self._open: dict[str, _Open] = {}
+        self._running = 0
+        self._ids = itertools.count()
+        self.in_flight: Watched[int] = Watched(0)  # requests opened and not yet done
+
+    @property
+    def running(self) -> int:
+        """Requests a worker (or replica) holds."""
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        """Requests admitted but not yet held by a worker."""
+        return len(self._open) - self._running
+
+    # --- admission ------------------------------------------------------------------------
+
+    def check_admissible(self) -> None:
+        """Refuse work now when the model will not serve it soon (stopping, or failing to load)."""
+        state = self._lifecycle.state
+        if state in ("stopping", "unloaded"):
+            raise ShuttingDown(f"Model '{self._model}' is shutting down.")
+        if state == "unhealthy":
+            reason = self._lifecycle.reason or "its workers keep failing"
+            raise ModelUnavailable(f"Model '{self._model}' is unhealthy: {reason}")
+
+    def rejected(self, reason: str) -> None:
+        self._metrics.rejected.labels(self._model, reason).inc()
+
+    # --- a request's life -------------------------------------------------------------------
+
+    def open(self, response_id: str | None = None, kind: str = "") -> RequestStream:
+        """A new request's stream; its id is the API response's (for logs across processes) when given."""
+        request_id = response_id or f"{self._model}-{kind}{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        if request_id in self._open:
+            request_id = f"{request_id}~{next(self._ids)}"
+        stream = RequestStream(request_id, self._withdraw, self._timeout_s, self._timed_out)
+        self._open[request_id] = _Open(stream)
+        self.in_flight.set(len(self._open))
+        return stream
+
+    def run(self, request_id: str) -> None:
+        """A worker holds the request now (it stops counting as waiting)."""
+        entry = self._open.get(request_id)
+        if entry is not None and not entry.running:
+            entry.running = True
+            self._running += 1
+
+    def done(self, request_id: str, event: GenerationEvent | None = None) -> None:
+        """The request ended (its last event, or None when it was cancelled or lost); safe to call twice."""
+        entry = self._open.pop(request_id, None)
+        if entry is None:
+            return
+        if entry.running:
+            self._running -= 1
+        self.in_flight.set(len(self._open))
+        self.count(event, entry.opened_at)
+
+    def count(self, event: GenerationEvent | None, opened_at: float | None = None) -> None:
+        """The metrics of a request's last event."""
+        name = self._model
+        if isinstance(event, Embedded):
+            self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
+        elif isinstance(event, Finished):
+            self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
+            self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
+            self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
+            if opened_at is not None:
+                self._metrics.request_seconds.labels(name).observe(time.monotonic() - opened_at)
+
+    def fail(self, request_id: str, error: ErrorInfo) -> None:
+        """End a request with an error its reader will raise (queue timeout, shutdown, drain timeout)."""
+        entry = self._open.get(request_id)
+        if entry is not None:
+            entry.stream.push(Failed(error))
+            self._cancel(request_id)
+            self.done(request_id)
+
+    def fail_all(self, error: ErrorInfo) -> None:
+        for request_id in list(self._open):
+            self.fail(request_id, error)
+
+    # --- callbacks of the stream --------------------------------------------------------------
+
+    def _withdraw(self, request_id: str) -> None:
+        """The reader closed the stream before its end: the client left (or the time limit hit)."""
+        if request_id in self._open and self._cancel(request_id):
+            self._metrics.cancelled.labels(self._model).inc()
+        self.done(request_id)
+
+    def _timed_out(self, request_id: str) -> None:
+        self._metrics.timed_out.labels(self._model).inc()
