@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.conftest import serve_in_process
+from tests.api.conftest import serve_with_workers
 from tests.conftest import fake_settings
 from warmserve.api import create_app
 from warmserve.api.app import drain
@@ -61,6 +61,13 @@ async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """Admin tests are about worker processes: the fake engine runs in real ones here."""
+    async with serve_with_workers(fake_settings()) as http:
+        yield http
+
+
 async def model(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
     response = await http.get(f"/admin/models/{name}")
     assert response.status_code == 200, response.text
@@ -69,7 +76,7 @@ async def model(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
 
 
 async def test_a_model_added_at_run_time_answers_and_is_gone_after_delete():
-    async with serve_in_process(fake_settings()) as http:
+    async with serve_with_workers(fake_settings()) as http:
         added = await http.post("/admin/models", json=SECOND)
         assert added.status_code == 201, added.text
         card = added.json()
@@ -101,7 +108,7 @@ async def test_a_model_added_at_run_time_answers_and_is_gone_after_delete():
 
 async def test_unloading_lets_a_running_stream_finish_and_turns_new_requests_away():
     settings = fake_settings(token_delay_s=0.02, n_ctx=2048)
-    async with serve_in_process(settings) as http:
+    async with serve_with_workers(settings) as http:
         pids = [w["pid"] for w in (await model(http, "fake"))["workers"]]
         body = chat("fake", max_tokens=60, temperature=0, stream=True)
         streaming = asyncio.create_task(http.post("/v1/chat/completions", json=body))
@@ -133,7 +140,7 @@ async def test_unloading_lets_a_running_stream_finish_and_turns_new_requests_awa
 
 
 async def test_an_unloaded_model_stays_listed_refuses_requests_and_loads_again():
-    async with serve_in_process(fake_settings()) as http:
+    async with serve_with_workers(fake_settings()) as http:
         pids = [w["pid"] for w in (await model(http, "fake"))["workers"]]
         unloaded = await http.post("/admin/models/fake/unload")
         assert unloaded.status_code == 200
@@ -154,7 +161,7 @@ async def test_an_unloaded_model_stays_listed_refuses_requests_and_loads_again()
 
 async def test_a_lazy_model_starts_no_worker_until_its_first_request():
     settings = fake_settings(model={"lazy": True}, load_delay_s=0.2)
-    async with serve_in_process(settings) as http:  # waits for /ready: a lazy model must not hold it back
+    async with serve_with_workers(settings) as http:  # waits for /ready: a lazy model must not hold it back
         card = await model(http, "fake")
         assert (card["state"], card["workers"]) == ("unloaded", [])
         assert (await http.get("/v1/models/fake")).json()["state"] == "unloaded"
@@ -172,7 +179,7 @@ async def test_a_lazy_model_starts_no_worker_until_its_first_request():
 
 async def test_an_idle_model_is_unloaded_and_the_next_request_loads_it_again():
     settings = fake_settings(model={"idle_unload_s": 0.3})
-    async with serve_in_process(settings) as http:
+    async with serve_with_workers(settings) as http:
         assert (await http.post("/v1/chat/completions", json=chat("fake"))).status_code == 200
         pids = [w["pid"] for w in (await model(http, "fake"))["workers"]]
 
@@ -197,7 +204,9 @@ async def test_the_sigterm_drain_is_not_held_up_by_an_unloaded_lazy_model():
 
 @pytest.fixture
 async def locked():
-    async with serve_in_process(fake_settings(server={"api_keys": ["user-key"], "admin_api_keys": ["admin-key"]})) as h:
+    async with serve_with_workers(
+        fake_settings(server={"api_keys": ["user-key"], "admin_api_keys": ["admin-key"]})
+    ) as h:
         yield h
 
 
@@ -227,7 +236,7 @@ async def test_the_admin_key_opens_admin_and_the_user_key_the_api(locked):
 
 
 async def test_without_admin_keys_the_api_keys_guard_admin():
-    async with serve_in_process(fake_settings(server={"api_keys": ["user-key"]})) as http:
+    async with serve_with_workers(fake_settings(server={"api_keys": ["user-key"]})) as http:
         assert (await http.get("/admin/models")).status_code == 401
         assert (await http.get("/admin/models", headers={"Authorization": "Bearer user-key"})).status_code == 200
 
@@ -272,11 +281,11 @@ async def test_a_model_that_cannot_load_is_undone_with_a_503_saying_why(client):
     assert (await client.get("/admin/models/second")).status_code == 404
 
 
-async def test_with_another_pool_factory_as_with_ray_changes_are_501():
+async def test_with_a_fixed_model_set_as_with_ray_changes_are_501():
     def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:
         return ModelPool(spec, "warning", metrics, publish)
 
-    async with running_app(create_app(fake_settings(), make_pool)) as http:
+    async with running_app(create_app(fake_settings(), make_pool, manageable=False)) as http:
         assert (await http.get("/admin/models")).status_code == 200
         for method, path in (
             ("POST", "/admin/models"),

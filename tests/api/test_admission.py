@@ -3,14 +3,14 @@
 import asyncio
 import re
 
-from tests.api.conftest import serve_in_process
+from tests.api.conftest import serve_with_workers
 from tests.conftest import fake_settings
 
 
 async def test_a_burst_far_over_capacity_accounts_for_every_request():
     # 1 worker x capacity 2, 3 may wait: 40 requests at once, each sent exactly once.
     settings = fake_settings(capacity=2, token_delay_s=0.01, model={"max_waiting": 3})
-    async with serve_in_process(settings) as http:
+    async with serve_with_workers(settings) as http:
         bodies = [{"model": "fake", "prompt": f"req{i} a b", "max_tokens": 3, "temperature": 0} for i in range(40)]
         responses = await asyncio.gather(*(http.post("/v1/completions", json=body) for body in bodies))
         statuses = [r.status_code for r in responses]
@@ -36,7 +36,7 @@ async def test_a_burst_far_over_capacity_accounts_for_every_request():
 
 async def test_a_request_that_waits_past_the_queue_timeout_gets_503():
     settings = fake_settings(capacity=1, token_delay_s=0.01, model={"queue_timeout_s": 0.3})
-    async with serve_in_process(settings) as http:
+    async with serve_with_workers(settings) as http:
         hog = asyncio.create_task(
             http.post("/v1/completions", json={"model": "fake", "prompt": "slow", "max_tokens": 200})
         )
@@ -50,7 +50,7 @@ async def test_a_request_that_waits_past_the_queue_timeout_gets_503():
 
 async def test_a_request_over_its_time_limit_is_cancelled_with_504_and_frees_its_slot():
     settings = fake_settings(capacity=1, token_delay_s=0.01, model={"request_timeout_s": 0.5})
-    async with serve_in_process(settings) as http:
+    async with serve_with_workers(settings) as http:
         endless = await http.post("/v1/completions", json={"model": "fake", "prompt": "x", "max_tokens": 100})
         assert endless.status_code == 504
         error = endless.json()["error"]
@@ -62,7 +62,7 @@ async def test_a_request_over_its_time_limit_is_cancelled_with_504_and_frees_its
 
 
 async def test_a_model_whose_workers_die_while_loading_becomes_unhealthy_and_fails_fast():
-    async with serve_in_process(fake_settings(crash_on_load=True), wait_ready=False) as http:
+    async with serve_with_workers(fake_settings(crash_on_load=True), wait_ready=False) as http:
         for _ in range(200):  # backoff 0.5 + 1 + 2 s before the third failure
             card = (await http.get("/v1/models/fake")).json()
             if card["state"] == "unhealthy":

@@ -33,10 +33,11 @@ class Lifecycle:
     draining: bool = False
 
 
-def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None) -> FastAPI:
-    """The app; `make_pool` replaces local worker processes (Ray Serve hands in its replicas)."""
+def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, manageable: bool = True) -> FastAPI:
+    """The app; `make_pool` replaces local worker processes (Ray Serve hands in its replicas, and a
+    fixed model set: `manageable=False` refuses run-time loads and unloads)."""
     registry = Metrics()
-    pools = PoolManager(settings, registry, make_pool)
+    pools = PoolManager(settings, registry, make_pool, manageable)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,9 @@
 """All served models: one `ManagedModel` per name, loaded, unloaded, added and removed at run time.
 
 By default each model's pool is a `ModelPool` of local worker processes; `make_pool` builds another
-kind (Ray Serve replicas) behind the same interface, and then the set of models is fixed: Serve
-owns the deployments, so run-time changes are refused (`manageable` is False). Every model's state
+kind (Ray Serve replicas, or the in-process fake of the API tests) behind the same interface. With
+Ray the set of models is fixed: Serve owns the deployments, so run-time changes are refused
+(`manageable` is False). Every model's state
 changes and worker events go to one `EventHub`, which `subscribe` hands out.
 """
 
@@ -25,9 +26,15 @@ _SERVING = ("ready", "degraded", "unloaded", "draining", "stopping")
 
 
 class PoolManager:
-    def __init__(self, settings: ServerSettings, metrics: Metrics, make_pool: PoolFactory | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        metrics: Metrics,
+        make_pool: PoolFactory | None = None,
+        manageable: bool = True,
+    ) -> None:
         self.created = int(time.time())
-        self.manageable = make_pool is None
+        self.manageable = manageable
         if make_pool is None:
 
             def make_pool(spec: ModelSpec, metrics: Metrics, publish: Publish) -> Pool:

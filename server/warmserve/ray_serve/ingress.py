@@ -259,4 +259,4 @@ class Ingress:
             handle = self._models[spec.name]
             return RayPool(spec, handle, app_name, self._deployments[spec.name], metrics, publish)
 
-        return create_app(self._settings, make_pool)
+        return create_app(self._settings, make_pool, manageable=False)
