@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from warmserve.api.deps import Pools
+from warmserve.api.disconnect import until_disconnected
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.api.params import require_task
-from warmserve.api.streaming import until_disconnected
 from warmserve.embedding import EmbedRequest, base64_vector, unpack_vector
 from warmserve.errors import UnsupportedParameter
 from warmserve.protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from warmserve.api.streaming import Collected
+from warmserve.api.generations import Collected
 from warmserve.api.structured import OutputPlan
 from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
