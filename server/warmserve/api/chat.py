@@ -44,11 +44,10 @@ router = APIRouter()
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    plan = output_plan(body)
-    generation_requests = chat_requests(body, settings.max_messages, plan)
-    pool = pools.get(body.model)
+    pool = pools.get(body.model)  # an unknown model is a 404 before any grammar is compiled
     require_task(pool.spec, "generate")
-    generations = await Generations.open(pool, generation_requests, request)
+    plan = output_plan(body)
+    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     names = plan.tool_names
     if body.stream:
