@@ -17,15 +17,19 @@ FINISHED = Finished("stop", prompt_tokens=2, completion_tokens=3)
 class FakePool:
     """Admits every request at once; the test pushes each stream's events and sees what was cancelled."""
 
-    def __init__(self, refuse_from: int | None = None) -> None:
+    def __init__(self, refuse_from: int | None = None, admit: bool = True) -> None:
         self.streams: list[RequestStream] = []
         self.cancelled: list[str] = []
         self.refuse_from = refuse_from
+        self.admit = admit
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
         stream = RequestStream(f"r{len(self.streams)}", self.cancelled.append, timeout_s=60)
         refused = self.refuse_from is not None and len(self.streams) >= self.refuse_from
-        stream.push(Failed(Overloaded("full").info()) if refused else Started(prompt_tokens=2))
+        if refused:
+            stream.push(Failed(Overloaded("full").info()))
+        elif self.admit:
+            stream.push(Started(prompt_tokens=2))
         self.streams.append(stream)
         return stream
 
@@ -126,6 +130,15 @@ async def test_a_client_that_leaves_during_a_whole_answer_cancels_every_choice()
     with pytest.raises(ClientDisconnected):
         async with generations:
             await generations.collect()  # nothing is ever pushed: only the disconnect ends this
+    await asyncio.sleep(0)
+    assert pool.cancelled == ["r0", "r1"]
+    assert len(asyncio.all_tasks()) == 1
+
+
+async def test_a_client_that_leaves_while_its_choices_wait_in_the_queue_cancels_them():
+    pool = FakePool(admit=False)
+    with pytest.raises(ClientDisconnected):
+        await opened(pool, 2, LeavingClient())
     await asyncio.sleep(0)
     assert pool.cancelled == ["r0", "r1"]
     assert len(asyncio.all_tasks()) == 1

@@ -49,11 +49,7 @@ class Generations:
     async def open(cls, pool: Pool, requests: Sequence[GenerationRequest], client: Request | None) -> Generations:
         """Submit every request and wait until each is admitted; on any failure cancel them all."""
         generations = cls(client)
-        try:
-            await generations._watched(generations._admit(pool, requests))
-        except BaseException:
-            generations.close()
-            raise
+        await generations._watched(generations._admit(pool, requests))
         return generations
 
     async def _admit(self, pool: Pool, requests: Sequence[GenerationRequest]) -> None:
@@ -62,7 +58,7 @@ class Generations:
                 self._streams.append(await pool.submit(request))
             for stream in self._streams:  # all are queued already: waiting in turn costs no time
                 await stream.start()
-        except BaseException:  # here too: a disconnect cancels this task after `open` has closed
+        except BaseException:  # a refusal, a failure, or the client leaving (which cancels this)
             self.close()
             raise
 
