@@ -1,5 +1,7 @@
 """Bad input gets an OpenAI error body with the right status, never a 500 or a traceback."""
 
+import json
+
 import openai
 import pytest
 
@@ -106,6 +108,24 @@ async def test_a_backend_failure_is_a_500_body_or_an_error_event(client, sdk):
     with pytest.raises(openai.APIError, match="injected fault"):
         async for _ in stream:
             pass
+    assert (await client.post("/v1/completions", json={"model": "fake", "prompt": "fine"})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/completions", {"prompt": "BOOM goes the engine"}),
+        ("/v1/completions", {"prompt": ["x y z", "BOOM a b c"]}),  # one choice of two fails
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "BOOM now"}], "n": 2}),
+    ],
+)
+async def test_a_failing_stream_ends_with_one_error_event_and_no_done(client, route, body):
+    response = await client.post(route, json={"model": "fake", "max_tokens": 50, "stream": True, **body})
+    assert response.status_code == 200
+    frames = [frame for frame in response.text.split("\n\n") if frame]
+    assert all(frame.startswith("data: {") for frame in frames), frames  # no [DONE]
+    assert json.loads(frames[-1].removeprefix("data: "))["error"]["code"] == "backend_error"
+    assert all("error" not in json.loads(frame.removeprefix("data: ")) for frame in frames[:-1])
     assert (await client.post("/v1/completions", json={"model": "fake", "prompt": "fine"})).status_code == 200
 
 

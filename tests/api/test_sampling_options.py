@@ -152,11 +152,14 @@ async def test_strict_policy_rejects_and_lenient_policy_drops_and_names_unsuppor
         assert streamed.headers["x-warmserve-ignored-parameters"] == "messages, modalities, prediction"
         plain = await lenient.post("/v1/chat/completions", json={**body, "modalities": None, "prediction": None})
         assert "x-warmserve-ignored-parameters" not in plain.headers
+        embedded = await lenient.post("/v1/embeddings", json={"model": "fake", "input": "a", "truncate": True})
+        assert embedded.status_code == 200
+        assert embedded.headers["x-warmserve-ignored-parameters"] == "truncate"
 
 
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"])
 async def test_strict_policy_is_the_default(client: httpx.AsyncClient, route: str):
-    body = {"model": "fake", "messages": MESSAGES, "prompt": "a", "prediction": {}}
+    body = {"model": "fake", "messages": MESSAGES, "prompt": "a", "input": "a", "prediction": {}}
     error = (await client.post(route, json=body)).json()["error"]
     assert error["code"] == "unsupported_parameter"
     assert "--unsupported-parameters ignore" in error["message"]

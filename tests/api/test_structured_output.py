@@ -78,6 +78,16 @@ async def test_a_malformed_schema_is_a_400_and_a_concurrent_request_still_succee
     assert streamed.endswith("data: [DONE]")
 
 
+async def test_an_unknown_model_is_a_404_before_its_schema_or_tools_are_compiled(client):
+    bad_schema = chat(
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strin"}}}
+    )
+    bad_tool = chat(tools=[{**ADD, "function": {"name": "add", "parameters": {"type": "strin"}}}])
+    for body in (bad_schema, bad_tool):
+        assert_error(await client.post("/v1/chat/completions", json={**body, "model": "nope"}), 404, "model_not_found")
+        assert_error(await client.post("/v1/chat/completions", json=body), 400)
+
+
 async def test_an_unsupported_schema_keyword_is_a_400_not_a_silent_fallback(client):
     schema = {"type": "object", "properties": {"a": {"not": {"type": "string"}}}}
     bad = chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})

@@ -44,9 +44,9 @@ def test_stop_accepts_a_string_or_a_list():
 
 def test_unsupported_parameters_are_listed_but_hints_and_neutral_values_are_not():
     body = chat(best_of=2, modalities=["audio"], user="u", metadata={"a": "b"}, service_tier="auto", tools=None)
-    assert body.unsupported_parameters() == ["best_of", "modalities"]
-    assert chat(n=2, logprobs=False, response_format={"type": "text"}).unsupported_parameters() == []
-    assert chat(frobnicate=3).unsupported_parameters() == ["frobnicate"]
+    assert body.unsupported_sent() == ["best_of", "modalities"]
+    assert chat(n=2, logprobs=False, response_format={"type": "text"}).unsupported_sent() == []
+    assert chat(frobnicate=3).unsupported_sent() == ["frobnicate"]
 
 
 def test_completion_defaults_to_openais_16_tokens_and_lists_prompts():

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
+from warmserve.api.generations import Collected, Generations
 from warmserve.api.logprobs import chat_logprobs
 from warmserve.api.params import chat_requests, ignored_header, require_task, unsupported, usage_of
-from warmserve.api.streaming import (
-    Collected,
-    collect_all,
-    merged,
-    open_streams,
-    sse_data,
-    sse_error,
-    sse_response,
-    text_chunk_renderer,
-    until_disconnected,
-)
+from warmserve.api.streaming import OPENAI_SSE, sse_data, sse_response, text_chunk_renderer
 from warmserve.api.structured import output_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
-from warmserve.errors import WarmServeError
 from warmserve.generation import Finished, TextDelta
-from warmserve.pool import RequestStream
 from warmserve.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -46,7 +34,6 @@ from warmserve.protocol import (
 )
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 
 
 @router.post(
@@ -57,21 +44,17 @@ log = logging.getLogger(__name__)
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    plan = output_plan(body)
-    generations = chat_requests(body, settings.max_messages, plan)
-    pool = pools.get(body.model)
+    pool = pools.get(body.model)  # an unknown model is a 404 before any grammar is compiled
     require_task(pool.spec, "generate")
-    streams = await until_disconnected(request, open_streams(pool, generations))
+    plan = output_plan(body)
+    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     names = plan.tool_names
     if body.stream:
-        chunks = _chunks(streams, completion_id, created, body.model, body.include_usage(), names)
-        return sse_response(chunks, headers)
-    try:
-        results = await until_disconnected(request, collect_all(streams))
-    finally:
-        for stream in streams:
-            stream.close()
+        chunks = _chunks(generations, completion_id, created, body.model, body.include_usage(), names)
+        return sse_response(chunks, generations, OPENAI_SSE, headers)
+    async with generations:
+        results = await generations.collect()
     completion = ChatCompletion(
         id=completion_id,
         created=created,
@@ -111,13 +94,13 @@ def _call_deltas(position: int, call: ToolCall) -> list[ChatDelta]:
 
 
 async def _chunks(
-    streams: list[RequestStream],
+    generations: Generations,
     completion_id: str,
     created: int,
     model: str,
     include_usage: bool,
     tool_names: frozenset[str] = frozenset(),
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     def chunk(
         index: int, delta: ChatDelta, reason: FinishReasonOut | None = None, logprobs: ChoiceLogprobs | None = None
     ) -> str:
@@ -127,10 +110,10 @@ async def _chunks(
 
     content_chunks = [
         text_chunk_renderer(lambda text, i=i: chunk(i, ChatDelta(content=text)))  # type: ignore[misc]
-        for i in range(len(streams))
+        for i in range(len(generations))
     ]
-    parsers = [ToolCallParser(tool_names) for _ in streams] if tool_names else None
-    calls_sent = [0] * len(streams)
+    parsers = [ToolCallParser(tool_names) for _ in range(len(generations))] if tool_names else None
+    calls_sent = [0] * len(generations)
 
     def pieces(index: int, items: list[str | ToolCall]) -> list[str]:
         out: list[str] = []
@@ -142,39 +125,28 @@ async def _chunks(
                 calls_sent[index] += 1
         return out
 
-    finished: dict[int, Finished] = {}
-    try:
-        for index in range(len(streams)):
-            yield chunk(index, ChatDelta(role="assistant", content=""))
-        async for index, event in merged(streams):
-            if isinstance(event, TextDelta) and parsers is None:
-                if event.logprobs:
-                    yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
-                else:
-                    yield content_chunks[index](event.text)
-            elif isinstance(event, TextDelta):
-                assert parsers is not None
-                for piece in pieces(index, parsers[index].feed(event.text)):
+    for index in range(len(generations)):
+        yield chunk(index, ChatDelta(role="assistant", content=""))
+    async for index, event in generations.events():
+        if isinstance(event, TextDelta) and parsers is None:
+            if event.logprobs:
+                yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
+            else:
+                yield content_chunks[index](event.text)
+        elif isinstance(event, TextDelta):
+            assert parsers is not None
+            for piece in pieces(index, parsers[index].feed(event.text)):
+                yield piece
+            if event.logprobs:  # tool-call text is parsed, so its tokens' logprobs travel on their own
+                yield chunk(index, ChatDelta(), logprobs=chat_logprobs(event.logprobs))
+        elif isinstance(event, Finished):
+            called = False
+            if parsers is not None:
+                for piece in pieces(index, parsers[index].finish()):
                     yield piece
-                if event.logprobs:  # tool-call text is parsed, so its tokens' logprobs travel on their own
-                    yield chunk(index, ChatDelta(), logprobs=chat_logprobs(event.logprobs))
-            elif isinstance(event, Finished):
-                finished[index] = event
-                called = False
-                if parsers is not None:
-                    for piece in pieces(index, parsers[index].finish()):
-                        yield piece
-                    called = bool(parsers[index].calls)
-                yield chunk(index, ChatDelta(), _finish_reason(event, called))
-        if include_usage:
-            totals = usage_of([finished[i] for i in sorted(finished)], choices_per_prompt=len(streams))
-            last = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=totals)
-            yield sse_data(last.model_dump(mode="json"))
-        yield sse_data("[DONE]")
-    except Exception as exc:  # after the 200 has gone out, an error event is all we can send
-        if not isinstance(exc, WarmServeError):
-            log.exception("stream failed")
-        yield sse_error(exc)
-    finally:
-        for stream in streams:
-            stream.close()
+                called = bool(parsers[index].calls)
+            yield chunk(index, ChatDelta(), _finish_reason(event, called))
+    if include_usage:
+        totals = usage_of(generations.finished(), choices_per_prompt=len(generations))
+        last = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[], usage=totals)
+        yield sse_data(last.model_dump(mode="json"))

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from warmserve.api.deps import Pools
 from warmserve.api.errors import success_response
+from warmserve.api.generations import Generations
 from warmserve.api.logprobs import completion_logprobs
 from warmserve.api.params import best_of, completion_requests, ignored_header, require_task, unsupported, usage_of
-from warmserve.api.streaming import (
-    collect_all,
-    merged,
-    open_streams,
-    sse_data,
-    sse_error,
-    sse_response,
-    text_chunk_renderer,
-    until_disconnected,
-)
-from warmserve.errors import WarmServeError
+from warmserve.api.streaming import OPENAI_SSE, sse_data, sse_response, text_chunk_renderer
 from warmserve.generation import Finished, GenerationRequest, TextDelta
-from warmserve.pool import Pool, RequestStream
+from warmserve.pool import Pool
 from warmserve.protocol import Completion, CompletionChoice, CompletionRequest, Usage
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 
 
 @router.post(
@@ -40,22 +29,19 @@ log = logging.getLogger(__name__)
 )
 async def create_completion(body: CompletionRequest, request: Request, pools: Pools) -> Response:
     headers = ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters))
-    generations = completion_requests(body)
+    generation_requests = completion_requests(body)
     pool = pools.get(body.model)
     require_task(pool.spec, "generate")
     # `echo`: each choice's text starts with its own prompt (a prompt of token ids detokenized once).
     candidates = body.candidates()
-    prompts = [await _echo(pool, g) if body.echo else "" for g in generations[::candidates]]
-    streams = await until_disconnected(request, open_streams(pool, generations))
+    prompts = [await _echo(pool, g) if body.echo else "" for g in generation_requests[::candidates]]
+    generations = await Generations.open(pool, generation_requests, request)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:  # never with best_of above n: one stream per choice
-        chunks = _chunks(streams, completion_id, created, body, [p for p in prompts for _ in range(candidates)])
-        return sse_response(chunks, headers)
-    try:
-        generated = await until_disconnected(request, collect_all(streams))
-    finally:
-        for stream in streams:
-            stream.close()
+        chunks = _chunks(generations, completion_id, created, body, [p for p in prompts for _ in range(candidates)])
+        return sse_response(chunks, generations, OPENAI_SSE, headers)
+    async with generations:
+        generated = await generations.collect()
     results = best_of(generated, candidates, body.n)
     echoes = [p for p in prompts for _ in range(body.n)]
     completion = Completion(
@@ -85,39 +71,28 @@ async def _echo(pool: Pool, generation: GenerationRequest) -> str:
 
 
 async def _chunks(
-    streams: list[RequestStream], completion_id: str, created: int, request: CompletionRequest, echoes: list[str]
-) -> AsyncIterator[str]:
+    generations: Generations, completion_id: str, created: int, request: CompletionRequest, echoes: list[str]
+) -> AsyncGenerator[str, None]:
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
         body = Completion(id=completion_id, created=created, model=request.model, choices=choices, usage=usage)
         return sse_data(body.model_dump(mode="json"))
 
     text_chunks = [
         text_chunk_renderer(lambda text, i=i: chunk([CompletionChoice(index=i, text=text)]))  # type: ignore[misc]
-        for i in range(len(streams))
+        for i in range(len(generations))
     ]
     offsets = [len(echo) for echo in echoes]  # characters of each choice's text sent so far
-    finished: dict[int, Finished] = {}
-    try:
-        for index, echo in enumerate(echoes):
-            if echo:
-                yield text_chunks[index](echo)
-        async for index, event in merged(streams):
-            if isinstance(event, TextDelta) and request.logprobs is not None:
-                logprobs = completion_logprobs(event.logprobs, offsets[index])
-                yield chunk([CompletionChoice(index=index, text=event.text, logprobs=logprobs)])
-                offsets[index] += len(event.text)
-            elif isinstance(event, TextDelta):
-                yield text_chunks[index](event.text)
-            elif isinstance(event, Finished):
-                finished[index] = event
-                yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
-        if request.include_usage():
-            yield chunk([], usage_of([finished[i] for i in sorted(finished)], request.n))
-        yield sse_data("[DONE]")
-    except Exception as exc:  # after the 200 has gone out, an error event is all we can send
-        if not isinstance(exc, WarmServeError):
-            log.exception("stream failed")
-        yield sse_error(exc)
-    finally:
-        for stream in streams:
-            stream.close()
+    for index, echo in enumerate(echoes):
+        if echo:
+            yield text_chunks[index](echo)
+    async for index, event in generations.events():
+        if isinstance(event, TextDelta) and request.logprobs is not None:
+            logprobs = completion_logprobs(event.logprobs, offsets[index])
+            yield chunk([CompletionChoice(index=index, text=event.text, logprobs=logprobs)])
+            offsets[index] += len(event.text)
+        elif isinstance(event, TextDelta):
+            yield text_chunks[index](event.text)
+        elif isinstance(event, Finished):
+            yield chunk([CompletionChoice(index=index, text="", finish_reason=event.finish_reason)])
+    if request.include_usage():
+        yield chunk([], usage_of(generations.finished(), request.n))

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from warmserve.api.deps import Pools
+from warmserve.api.disconnect import until_disconnected
 from warmserve.api.errors import ERROR_RESPONSES
-from warmserve.api.params import require_task
-from warmserve.api.streaming import until_disconnected
+from warmserve.api.params import ignored_header, require_task, unsupported
 from warmserve.embedding import EmbedRequest, base64_vector, unpack_vector
-from warmserve.errors import UnsupportedParameter
 from warmserve.protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 
 router = APIRouter()
 
 
 @router.post("/v1/embeddings", responses=ERROR_RESPONSES)
-async def create_embeddings(body: EmbeddingRequest, request: Request, pools: Pools) -> EmbeddingResponse:
-    unsupported = body.unsupported_parameters()
-    if unsupported:
-        also = f" (also unsupported here: {', '.join(unsupported[1:])})" if len(unsupported) > 1 else ""
-        raise UnsupportedParameter(
-            f"The parameter '{unsupported[0]}' is not supported by this server{also}.", param=unsupported[0]
-        )
+async def create_embeddings(
+    body: EmbeddingRequest, request: Request, response: Response, pools: Pools
+) -> EmbeddingResponse:
+    response.headers.update(ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters)))
     pool = pools.get(body.model)
     require_task(pool.spec, "embed")
     inputs = tuple(item if isinstance(item, str) else tuple(item) for item in body.inputs())

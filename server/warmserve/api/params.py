@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Protocol
 
-from warmserve.api.streaming import Collected
+from warmserve.api.generations import Collected
 from warmserve.api.structured import OutputPlan
 from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
@@ -26,12 +27,18 @@ OPENAI_COMPLETION_DEFAULT = 16
 IGNORED_HEADER = "X-Warmserve-Ignored-Parameters"
 
 
-def unsupported(body: SamplingFields, policy: UnsupportedPolicy) -> list[str]:
+class ReportsUnsupported(Protocol):
+    """A request body that can name the parameters it sent which this server does not support."""
+
+    def unsupported_sent(self) -> list[str]: ...
+
+
+def unsupported(body: ReportsUnsupported, policy: UnsupportedPolicy) -> list[str]:
     """Parameters this server does not support: a 400 naming them, or (policy "ignore") their names.
 
     Never silently dropped: ignored names go back to the client in IGNORED_HEADER.
     """
-    names = body.unsupported_parameters()
+    names = body.unsupported_sent()
     if names and policy == "reject":
         raise UnsupportedParameter(
             f"The parameter '{names[0]}' is not supported by this server"
@@ -39,11 +46,14 @@ def unsupported(body: SamplingFields, policy: UnsupportedPolicy) -> list[str]:
             + " A server started with --unsupported-parameters ignore drops such parameters instead.",
             param=names[0],
         )
+    return names
+
+
+def _require_stream_for_options(body: SamplingFields) -> None:
     if body.stream_options is not None and not body.stream:
         raise InvalidRequest(
             "The 'stream_options' parameter is only allowed when 'stream' is true.", param="stream_options"
         )
-    return names
 
 
 def ignored_header(names: list[str]) -> dict[str, str]:
@@ -73,6 +83,7 @@ def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
 
 def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPlan) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
+    _require_stream_for_options(body)
     if len(body.messages) > max_messages:
         raise InvalidRequest(
             f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
@@ -108,6 +119,7 @@ def chat_messages(messages: Sequence[ChatMessageIn]) -> tuple[ChatMessage, ...]:
 
 
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
+    _require_stream_for_options(body)
     prompts = body.prompts()
     if not prompts:
         raise InvalidRequest("The 'prompt' list is empty.", param="prompt")

@@ -1,137 +1,33 @@
-"""Running pool streams for a route: SSE framing, merging choices, disconnects.
+"""Server-sent events: framing, a wire format's end of stream, and the response that owns the request.
 
-A request's worker-side generation must stop when its client goes away. For SSE,
-Starlette cancels the response generator on disconnect and our `finally` closes
-the pool stream; for plain JSON, `until_disconnected` watches the connection.
+A renderer (chat, completions, or a future API) only turns events into framed payloads;
+`sse_events` adds what every stream of a format ends with: its done marker after success,
+or, once the 200 has gone out, one error event in that format's shape. The format is a
+parameter (`SseFormat`), so an API with typed events and no `[DONE]` (OpenAI Responses,
+Anthropic Messages) needs only its renderer and its format.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
-from typing import TypeVar
 
-from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from warmserve.api.errors import ClientDisconnected, error_body
+from warmserve.api.errors import error_body
 from warmserve.errors import WarmServeError
-from warmserve.generation import Finished, GenerationRequest, TextDelta, TokenLogprob
-from warmserve.pool import Pool, RequestStream
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
-async def open_streams(pool: Pool, requests: Sequence[GenerationRequest]) -> list[RequestStream]:
-    """Submit every request and wait until each is admitted; on any failure cancel them all."""
-    streams: list[RequestStream] = []
-    try:
-        for request in requests:
-            streams.append(await pool.submit(request))
-        await asyncio.gather(*(s.start() for s in streams))
-    except BaseException:
-        for stream in streams:
-            stream.close()
-        raise
-    return streams
-
-
-@dataclass(frozen=True)
-class Collected:
-    """A whole generation: its text, its tokens' logprobs (when asked for) and how it ended."""
-
-    text: str
-    logprobs: tuple[TokenLogprob, ...]
-    finished: Finished
-
-
-async def collect(stream: RequestStream) -> Collected:
-    parts: list[str] = []
-    logprobs: list[TokenLogprob] = []
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            parts.append(event.text)
-            logprobs.extend(event.logprobs)
-        elif isinstance(event, Finished):
-            return Collected("".join(parts), tuple(logprobs), event)
-    raise WarmServeError("The generation ended without a finish event.")
-
-
-async def collect_all(streams: Sequence[RequestStream]) -> list[Collected]:
-    """Every stream's text, in order; the first failure cancels the others and is raised."""
-    tasks = [asyncio.ensure_future(collect(s)) for s in streams]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def merged(streams: Sequence[RequestStream]) -> AsyncIterator[tuple[int, TextDelta | Finished]]:
-    """Events of several streams as they come, tagged with the choice index."""
-    queue: asyncio.Queue[tuple[int, TextDelta | Finished | BaseException | None]] = asyncio.Queue()
-
-    async def pump(index: int, stream: RequestStream) -> None:
-        try:
-            async for event in stream:
-                if isinstance(event, TextDelta | Finished):
-                    await queue.put((index, event))
-        except BaseException as exc:
-            await queue.put((index, exc))
-        finally:
-            await queue.put((index, None))
-
-    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-    try:
-        remaining = len(streams)
-        while remaining:
-            index, item = await queue.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
-    finally:
-        for task in tasks:
-            task.cancel()
-        for stream in streams:
-            stream.close()
-
-
-async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, but give up (and raise ClientDisconnected) if the client leaves."""
-    work_task = asyncio.ensure_future(work)
-    watcher = asyncio.create_task(_wait_for_disconnect(request))
-    try:
-        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if work_task.done():
-            return work_task.result()
-        raise ClientDisconnected
-    finally:
-        watcher.cancel()
-        work_task.cancel()
-
-
-async def _wait_for_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-def sse_response(events: AsyncIterator[str], headers: dict[str, str] | None = None) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
-    )
-
-
-def sse_data(payload: dict[str, object] | str) -> str:
+def sse_data(payload: dict[str, object] | str, event: str | None = None) -> str:
+    """One SSE frame; `event` names its type for APIs with typed events."""
     data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n"
+    return f"data: {data}\n\n" if event is None else f"event: {event}\ndata: {data}\n\n"
 
 
 def text_chunk_renderer(render: Callable[[str], str]) -> Callable[[str], str]:
@@ -146,8 +42,60 @@ def text_chunk_renderer(render: Callable[[str], str]) -> Callable[[str], str]:
     return lambda text: head + json.dumps(text) + tail
 
 
-def sse_error(error: Exception) -> str:
-    """A failure after the 200 has gone out: an error event the OpenAI SDK raises on."""
-    if not isinstance(error, WarmServeError):
-        error = WarmServeError("The server had an internal error while streaming the response.")
-    return sse_data(error_body(error))
+@dataclass(frozen=True)
+class SseFormat:
+    """How one wire format ends a stream: its error event, and the frame (if any) after success."""
+
+    error_event: Callable[[WarmServeError], str]
+    done: str | None = None
+
+
+# Chat and completions: an error event the OpenAI SDK raises on, and `data: [DONE]` after success.
+OPENAI_SSE = SseFormat(error_event=lambda error: sse_data(error_body(error)), done=sse_data("[DONE]"))
+
+
+async def sse_events(payloads: AsyncGenerator[str, None], fmt: SseFormat) -> AsyncGenerator[str, None]:
+    """A renderer's frames, then `fmt`'s done frame; on failure its error event instead, and nothing after."""
+    async with aclosing(payloads):
+        try:
+            async for payload in payloads:
+                yield payload
+        except Exception as exc:  # after the 200 has gone out, an error event is all we can send
+            yield fmt.error_event(_wire_error(exc))
+            return
+    if fmt.done is not None:
+        yield fmt.done
+
+
+def _wire_error(error: Exception) -> WarmServeError:
+    """A typed error as it is; anything else is a bug, logged here and shown as an internal error."""
+    if isinstance(error, WarmServeError):
+        return error
+    log.error("stream failed", exc_info=error)
+    return WarmServeError("The server had an internal error while streaming the response.")
+
+
+class _OwnedStream(StreamingResponse):
+    """An SSE response that releases its request's resources however it ends, the client leaving included."""
+
+    def __init__(
+        self, frames: AsyncGenerator[str, None], owner: AbstractAsyncContextManager[object], headers: dict[str, str]
+    ) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers=headers)
+        self._owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self._owner:
+            await super().__call__(scope, receive, send)
+
+
+def sse_response(
+    payloads: AsyncGenerator[str, None],
+    owner: AbstractAsyncContextManager[object],
+    fmt: SseFormat,
+    headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    """The stream of a renderer's `payloads` in `fmt`; leaving `owner` (e.g. Generations) ends the request."""
+    return _OwnedStream(
+        sse_events(payloads, fmt), owner, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
+    )

@@ -3,7 +3,7 @@
 This package is the only place the schema is written down, one module per endpoint
 (base: what they share). Requests keep unknown fields (`extra="allow"`) so the API
 layer can name them in a 400 instead of dropping them silently;
-`unsupported_parameters()` lists them. Import from `warmserve.protocol`.
+`unsupported_sent()` lists them. Import from `warmserve.protocol`.
 """
 
 from warmserve.protocol.base import (

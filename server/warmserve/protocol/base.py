@@ -107,7 +107,7 @@ class SamplingFields(BaseModel):
     def token_bias(self) -> tuple[tuple[int, float], ...]:
         return tuple((int(token), bias) for token, bias in (self.logit_bias or {}).items())
 
-    def unsupported_parameters(self) -> list[str]:
+    def unsupported_sent(self) -> list[str]:
         """Fields the client sent that this server would otherwise silently ignore."""
         extra = self.model_extra or {}
         return [

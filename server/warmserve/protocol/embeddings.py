@@ -86,7 +86,7 @@ class EmbeddingRequest(BaseModel):
             return [[item for item in self.input if isinstance(item, int)]]
         return [item for item in self.input if isinstance(item, str | list)]
 
-    def unsupported_parameters(self) -> list[str]:
+    def unsupported_sent(self) -> list[str]:
         """Fields the client sent that this server would otherwise silently ignore."""
         return [name for name, value in (self.model_extra or {}).items() if value is not None]
 
