@@ -20,10 +20,12 @@ class FakePool:
     def __init__(self, refuse_from: int | None = None, admit: bool = True) -> None:
         self.streams: list[RequestStream] = []
         self.cancelled: list[str] = []
+        self.response_ids: list[str | None] = []
         self.refuse_from = refuse_from
         self.admit = admit
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
+        self.response_ids.append(request.response_id)
         stream = RequestStream(f"r{len(self.streams)}", self.cancelled.append, timeout_s=60)
         refused = self.refuse_from is not None and len(self.streams) >= self.refuse_from
         if refused:
@@ -40,7 +42,14 @@ class FakePool:
 
 
 async def opened(pool: FakePool, n: int, client: object = None) -> Generations:
-    return await Generations.open(pool, [GenerationRequest(prompt="p")] * n, client)  # type: ignore[arg-type]
+    return await Generations.open(pool, [GenerationRequest(prompt="p")] * n, client, "resp")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("n", "ids"), [(1, ["resp"]), (3, ["resp/0", "resp/1", "resp/2"])])
+async def test_each_choice_carries_the_response_id_into_the_pool(n, ids):
+    pool = FakePool()
+    async with await opened(pool, n):
+        assert pool.response_ids == ids
 
 
 async def test_one_choice_is_read_straight_from_its_stream_without_tasks():

@@ -47,8 +47,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     pool = pools.get(body.model)  # an unknown model is a 404 before any grammar is compiled
     require_task(pool.spec, "generate")
     plan = output_plan(body)
-    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request, completion_id)
     names = plan.tool_names
     if body.stream:
         chunks = _chunks(generations, completion_id, created, body.model, body.include_usage(), names)

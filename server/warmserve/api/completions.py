@@ -35,8 +35,8 @@ async def create_completion(body: CompletionRequest, request: Request, pools: Po
     # `echo`: each choice's text starts with its own prompt (a prompt of token ids detokenized once).
     candidates = body.candidates()
     prompts = [await _echo(pool, g) if body.echo else "" for g in generation_requests[::candidates]]
-    generations = await Generations.open(pool, generation_requests, request)
     completion_id, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    generations = await Generations.open(pool, generation_requests, request, completion_id)
     if body.stream:  # never with best_of above n: one stream per choice
         chunks = _chunks(generations, completion_id, created, body, [p for p in prompts for _ in range(candidates)])
         return sse_response(chunks, generations, OPENAI_SSE, headers)

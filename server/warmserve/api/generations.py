@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Coroutine, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -46,9 +46,19 @@ class Generations:
         self._finished: dict[int, Finished] = {}
 
     @classmethod
-    async def open(cls, pool: Pool, requests: Sequence[GenerationRequest], client: Request | None) -> Generations:
-        """Submit every request and wait until each is admitted; on any failure cancel them all."""
+    async def open(
+        cls, pool: Pool, requests: Sequence[GenerationRequest], client: Request | None, response_id: str
+    ) -> Generations:
+        """Submit every request and wait until each is admitted; on any failure cancel them all.
+
+        Each request carries `response_id` (with its choice index when there are several) into
+        the pool and the worker, whose log lines name it.
+        """
         generations = cls(client)
+        if len(requests) == 1:
+            requests = [replace(requests[0], response_id=response_id)]
+        else:
+            requests = [replace(request, response_id=f"{response_id}/{i}") for i, request in enumerate(requests)]
         await generations._watched(generations._admit(pool, requests))
         return generations
 

@@ -143,6 +143,10 @@ class ModelPool:
             task.cancel()
         await asyncio.gather(*self._restarts, return_exceptions=True)
         await asyncio.gather(*(asyncio.to_thread(w.stop, _STOP_TIMEOUT_S) for w in self._workers))
+        # Each worker's end is announced (and its requests failed) before the pool says it is unloaded.
+        await asyncio.gather(
+            *(asyncio.wait_for(w.exited.wait(), KILL_WAIT_S) for w in self._workers), return_exceptions=True
+        )
         self._lifecycle.move("unloaded")
 
     def fail_all(self, error: ModelUnavailable) -> None:

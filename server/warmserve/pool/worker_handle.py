@@ -71,6 +71,7 @@ class WorkerHandle:
         self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
         self._conn: Connection | None = None
+        self.exited = asyncio.Event()  # set once the process's end has been handled (and announced)
         self._process: multiprocessing.process.BaseProcess | None = None
 
     @property
@@ -93,6 +94,7 @@ class WorkerHandle:
             log.exception("%s: could not start worker %d", self.spec.name, self.index)
             self.load_error = ErrorInfo(code="model_unavailable", message=f"The worker could not start: {exc}")
             self.state, self.exitcode = "failed", -1
+            self.exited.set()
             self._on_change(self, "died", f"could not start: {exc}")
             return
         self._on_change(self, "started", None)
@@ -221,4 +223,5 @@ class WorkerHandle:
             self.state = "failed"
         if self.state != "failed":
             self.state = "exited"
+        self.exited.set()
         self._on_change(self, "died", f"exited with code {exitcode}")
