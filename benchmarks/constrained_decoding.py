@@ -35,7 +35,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from warmserve.backends import llama_native as native
+from warmserve.backends.llama import native
 from warmserve.config import embedded_model_path
 from warmserve.generation import SamplingParams
 

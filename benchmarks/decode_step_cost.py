@@ -1,6 +1,6 @@
 """What one decode step of n sequences costs in llama.cpp, batched in one call or one call each.
 
-The engine's grouping choice (backends/decode_grouping.py) and the pool's split of the CPU both
+The engine's grouping choice (backends/llama/decode_grouping.py) and the pool's split of the CPU both
 follow from these costs. In process, on the embedded SmolLM2-135M-Instruct Q4_1: n sequences are
 prefilled, then the same step is timed (median of --repeats) as one llama_decode call with n
 output rows, as n calls of one row, and as one call with a single output row (what the body of
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import llama_cpp
 
-from warmserve.backends import llama_native as native
-from warmserve.backends.llama_cpp import LlamaCppEngine
+from warmserve.backends.llama import native
+from warmserve.backends.llama.engine import LlamaCppEngine
 from warmserve.bench.prompt import prompt_text
 from warmserve.config import ModelSpec, embedded_model_path
 from warmserve.generation import GenerationRequest, SamplingParams

@@ -12,9 +12,9 @@ from warmserve.backends.base import Engine
 from warmserve.config import BackendName, ModelSpec
 
 _ENGINES: dict[BackendName, tuple[str, str]] = {
-    "llama_cpp": ("warmserve.backends.llama_cpp", "LlamaCppEngine"),
-    "transformers": ("warmserve.backends.transformers", "TransformersEngine"),
-    "fake": ("warmserve.backends.fake", "FakeEngine"),
+    "llama_cpp": ("warmserve.backends.llama.engine", "LlamaCppEngine"),
+    "transformers": ("warmserve.backends.hf.engine", "TransformersEngine"),
+    "fake": ("warmserve.backends.fake.engine", "FakeEngine"),
 }
 
 

@@ -5,7 +5,7 @@ sequence's output does not depend on its neighbours). Every `step` builds one ba
 the next token of every decoding sequence, then prompt chunks of sequences still
 prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. On a
 CPU, a step of decoding sequences alone may instead decode each in its own call,
-when that was measured to be faster (backends/decode_grouping.py). The
+when that was measured to be faster (backends/llama/decode_grouping.py). The
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
 order: llama.cpp groups consecutive ids best (measured: ids 0-3 ran 1.2-1.3x faster
@@ -31,7 +31,6 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from warmserve.backends import llama_native as native
 from warmserve.backends.base import (
     Engine,
     StepEvents,
@@ -43,9 +42,10 @@ from warmserve.backends.base import (
 )
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.constraints import TokenConstraint
-from warmserve.backends.decode_grouping import DecodeGrouping
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
-from warmserve.backends.llama_embed import LlamaEmbedder
+from warmserve.backends.llama import native
+from warmserve.backends.llama.decode_grouping import DecodeGrouping
+from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest

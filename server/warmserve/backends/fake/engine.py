@@ -4,7 +4,7 @@ Tokens are whitespace-separated words. The output repeats the prompt's words in
 reverse order (shuffled by the seed when temperature > 0), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
 hard crash of the worker process when the prompt contains a marker. A request with a
-Constraint follows its grammar (fake_structured.py), so structured output and tool
+Constraint follows its grammar (structured.py), so structured output and tool
 calls can be tested without a real model.
 
 Embeddings are the mean of a fixed pseudo-random vector per token (a text's tokens are
@@ -23,7 +23,7 @@ import numpy as np
 
 from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, given_tokens, output_budget
 from warmserve.backends.embedding import EmbedPiece, Vector, check_input_tokens
-from warmserve.backends.fake_structured import FakeConstrained
+from warmserve.backends.fake.structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest

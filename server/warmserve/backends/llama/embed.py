@@ -19,8 +19,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from warmserve.backends import llama_native as native
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
+from warmserve.backends.llama import native
 from warmserve.embedding import EmbedRequest
 
 log = logging.getLogger(__name__)

@@ -37,10 +37,10 @@ from warmserve.backends.base import (
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.constraints import TokenConstraint
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
-from warmserve.backends.hf_source import model_directory
-from warmserve.backends.kv_batch import KVBatch, supports_batching
+from warmserve.backends.hf.kv_batch import KVBatch, supports_batching
+from warmserve.backends.hf.sampling import TorchSampler
+from warmserve.backends.hf.source import model_directory
 from warmserve.backends.logprobs import top_logprobs
-from warmserve.backends.sampling import TorchSampler
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tool_prompt import template_inputs
 from warmserve.config import ModelSpec
