@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import numpy as np
 
-from warmserve.backends import llama_native as native
+from warmserve.backends.llama import native
 from warmserve.config import embedded_model_path
 from warmserve.generation import SamplingParams
 
@@ -78,14 +77,13 @@ class LlamaRun:
         self.m = native.load(
             embedded_model_path(), n_ctx=512, n_batch=512, sequences=1, threads=1, gpu_layers=0, flash_attn="off"
         )
-        self.memory = llama_cpp.llama_get_memory(self.m.context)
         self.batch = native.Batch(512)
 
     def generate(
         self, chain: Any, before_sample: Any = None, after_sample: Any = None
     ) -> tuple[list[int], list[float]]:
-        llama_cpp.llama_memory_seq_rm(self.memory, 0, -1, -1)
-        tokens = native.tokenize(self.m.vocab, PROMPT, add_special=True)
+        self.m.forget(0)
+        tokens = self.m.vocab.tokenize(PROMPT, add_special=True)
         self.batch.clear()
         for i, t in enumerate(tokens):
             row = self.batch.add(t, i, 0, logits=i == len(tokens) - 1)
@@ -99,7 +97,7 @@ class LlamaRun:
             if after_sample is not None:
                 after_sample(token)
             times.append(time.perf_counter() - started)
-            if llama_cpp.llama_vocab_is_eog(self.m.vocab, token):
+            if self.m.vocab.is_end_of_generation(token):
                 break
             out.append(token)
             self.batch.clear()
@@ -109,7 +107,7 @@ class LlamaRun:
         return out, times
 
     def text(self, tokens: list[int]) -> str:
-        return b"".join(native.piece(self.m.vocab, t) for t in tokens).decode(errors="replace")
+        return b"".join(self.m.vocab.piece(t) for t in tokens).decode(errors="replace")
 
 
 def bench_llama_grammar(run: LlamaRun) -> dict[str, Any]:
@@ -118,7 +116,7 @@ def bench_llama_grammar(run: LlamaRun) -> dict[str, Any]:
     started = time.perf_counter()
     gbnf = json_schema_to_gbnf(json.dumps(SCHEMA))
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    grammar = llama_cpp.llama_sampler_init_grammar(run.m.vocab, gbnf.encode(), b"root")
+    grammar = llama_cpp.llama_sampler_init_grammar(run.m.vocab.pointer, gbnf.encode(), b"root")
     compile_s = time.perf_counter() - started
     llama_cpp.llama_sampler_chain_add(chain, grammar)
     llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
@@ -128,9 +126,9 @@ def bench_llama_grammar(run: LlamaRun) -> dict[str, Any]:
 
 
 def bench_unconstrained(run: LlamaRun) -> dict[str, Any]:
-    chain = native.sampler_chain(SamplingParams(temperature=0), run.m.n_vocab)
-    tokens, times = run.generate(chain)
-    llama_cpp.llama_sampler_free(chain)
+    sampler = native.Sampler(SamplingParams(temperature=0), run.m.n_vocab)
+    tokens, times = run.generate(sampler.chain)
+    sampler.free()
     return {"per_token": _summary(times), "output": run.text(tokens)}
 
 
@@ -142,24 +140,21 @@ def _shipped_constraint() -> Any:
 
 def bench_llguidance_llama(run: LlamaRun) -> tuple[dict[str, Any], list[int]]:
     """What warmserve ships: backends/constraints.py over the llama.cpp vocab."""
-    from llguidance.llamacpp import lltokenizer_from_vocab
-
     from warmserve.backends.constraints import TokenConstraint
 
     started = time.perf_counter()
-    tokenizer = lltokenizer_from_vocab(run.m.vocab)
+    tokenizer = run.m.vocab.grammar_tokenizer()
     tokenizer_s = time.perf_counter() - started
     started = time.perf_counter()
     constraint = TokenConstraint(tokenizer, _shipped_constraint(), run.m.n_vocab)
     compile_s = time.perf_counter() - started
 
     def mask_logits(row: int) -> None:
-        logits = llama_cpp.llama_get_logits_ith(run.m.context, row)
-        constraint.mask(np.ctypeslib.as_array(logits, shape=(run.m.n_vocab,)))
+        constraint.mask(run.m.logits(row))
 
-    chain = native.sampler_chain(SamplingParams(temperature=0), run.m.n_vocab)
-    tokens, times = run.generate(chain, mask_logits, constraint.accept)
-    llama_cpp.llama_sampler_free(chain)
+    sampler = native.Sampler(SamplingParams(temperature=0), run.m.n_vocab)
+    tokens, times = run.generate(sampler.chain, mask_logits, constraint.accept)
+    sampler.free()
     result = {
         "tokenizer_init_ms": round(tokenizer_s * 1e3, 1),
         "compile_ms": round(compile_s * 1e3, 2),

@@ -1,6 +1,6 @@
 """What one decode step of n sequences costs in llama.cpp, batched in one call or one call each.
 
-The engine's grouping choice (backends/decode_grouping.py) and the pool's split of the CPU both
+The engine's grouping choice (backends/llama/decode_grouping.py) and the pool's split of the CPU both
 follow from these costs. In process, on the embedded SmolLM2-135M-Instruct Q4_1: n sequences are
 prefilled, then the same step is timed (median of --repeats) as one llama_decode call with n
 output rows, as n calls of one row, and as one call with a single output row (what the body of
@@ -21,10 +21,8 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-import llama_cpp
-
-from warmserve.backends import llama_native as native
-from warmserve.backends.llama_cpp import LlamaCppEngine
+from warmserve.backends.llama import native
+from warmserve.backends.llama.engine import LlamaCppEngine
 from warmserve.bench.prompt import prompt_text
 from warmserve.config import ModelSpec, embedded_model_path
 from warmserve.generation import GenerationRequest, SamplingParams
@@ -50,20 +48,20 @@ def step_costs(engine: LlamaCppEngine, batch: native.Batch, n: int, repeats: int
         engine.add(request_id, GenerationRequest(prompt=prompt, sampling=SamplingParams(temperature=0)))
     while any(slot.pending for slot in engine._slots if slot.busy):
         engine.step()
-    context, memory = engine._native.context, engine._memory
+    model = engine._native
     rows = [(slot.sequence, len(slot.cached)) for slot in engine._slots if slot.busy]
 
     def together(k: int, outputs: int) -> None:
         batch.clear()
         for i, (sequence, position) in enumerate(rows):
             batch.add(100, position + k, sequence, logits=i < outputs)
-        batch.decode(context)
+        model.decode(batch)
 
     def each(k: int) -> None:
         for sequence, position in rows:
             batch.clear()
             batch.add(100, position + k, sequence, logits=True)
-            batch.decode(context)
+            model.decode(batch)
 
     ways: dict[str, Callable[[int], None]] = {
         "one_call_ms": lambda k: together(k, n),
@@ -74,7 +72,7 @@ def step_costs(engine: LlamaCppEngine, batch: native.Batch, n: int, repeats: int
     for name, run in ways.items():
         result[name] = median_ms(run, repeats)
         for sequence, position in rows:  # forget the timed tokens before the next way
-            llama_cpp.llama_memory_seq_rm(memory, sequence, position, -1)
+            model.forget(sequence, position)
     for request_id in ids:
         engine.cancel(request_id)
     return result

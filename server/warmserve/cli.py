@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from warmserve import __version__
@@ -68,7 +68,7 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
     for name, field in model.model_fields.items():
         if name in _NOT_FLAGS:
             continue
-        flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+        flags = [_FLAG_NAMES.get(name, _flag(name)), *_old_flags(name, field)]
         common: dict[str, Any] = {
             "dest": dest_prefix + name,
             "default": argparse.SUPPRESS,
@@ -76,13 +76,26 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
         }
         flag_type, choices = _flag_type(field.annotation)
         if flag_type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
             continue
         if typing.get_origin(_without_none(field.annotation)) is list:  # comma-separated, and the flag may repeat
             common["help"] += " Comma-separated; the flag may repeat."
-            parser.add_argument(flag, type=flag_type, action="extend", metavar=name.upper(), **common)
+            parser.add_argument(*flags, type=flag_type, action="extend", metavar=name.upper(), **common)
             continue
-        parser.add_argument(flag, type=flag_type, choices=choices, metavar=None if choices else name.upper(), **common)
+        parser.add_argument(
+            *flags, type=flag_type, choices=choices, metavar=None if choices else name.upper(), **common
+        )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _old_flags(name: str, field: FieldInfo) -> list[str]:
+    """A field's other accepted names (`AliasChoices`), as flags too: old names keep working everywhere."""
+    alias = field.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else []
+    return [_flag(choice) for choice in choices if isinstance(choice, str) and choice != name]
 
 
 def _help(field: FieldInfo) -> str:

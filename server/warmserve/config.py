@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,7 +94,9 @@ class FakeOptions(BaseModel):
 
     token_delay_s: float = Field(0.0, ge=0.0, le=10.0, description="Sleep per generated token.")
     load_delay_s: float = Field(0.0, ge=0.0, le=600.0, description="Sleep before reporting ready.")
-    capacity: int = Field(4, ge=1, le=256, description="Requests decoded together per step.")
+    capacity: int | None = Field(
+        None, ge=1, le=256, description="Old name of the model's `slots`, still read when `slots` is not set."
+    )
     fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
     crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
     crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
@@ -137,11 +139,16 @@ class ModelSpec(BaseModel):
     share_idle_cores: bool = Field(
         True,
         description="llama_cpp on a CPU with several workers and threads unset: a worker idle for 0.25 s lends "
-        "its core to busy workers for prompt processing while the machine has that core idle (measured: time to "
-        "first token of a lone request 82 instead of 144 ms, 1.12x its tokens/s; unchanged under load).",
+        "its core to busy workers for prompt processing while the machine has that core idle (a lone request's "
+        "first token comes sooner; see README for the numbers).",
     )
     slots: int = Field(
-        4, ge=1, le=256, description="llama_cpp: sequences decoded together per worker, each with n_ctx tokens."
+        0,
+        ge=0,
+        le=256,
+        validation_alias=AliasChoices("slots", "max_batch_size"),
+        description="Requests one worker decodes together (llama_cpp: sequences, each with n_ctx tokens); "
+        "0 = the engine's default: 8 for transformers, else 4. Also read under its old name max_batch_size.",
     )
     device: str = Field(
         "auto",
@@ -149,7 +156,6 @@ class ModelSpec(BaseModel):
         description="transformers: auto (a GPU per worker when there are GPUs, else CPU), cpu, cuda, cuda:N.",
     )
     dtype: DType = Field("auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
-    max_batch_size: int = Field(8, ge=1, le=256, description="transformers: requests decoded together per step.")
     trust_remote_code: bool = Field(False, description="transformers: run code that ships with the model.")
     revision: str | None = Field(None, max_length=256, description="transformers: hub revision to download.")
     cache_dir: str = Field(str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept.")
@@ -194,10 +200,10 @@ class ModelSpec(BaseModel):
     def _auto_workers(self) -> int:
         """One per GPU for transformers; for GGUF on a CPU, one single-thread worker per core.
 
-        Measured on 2 cores: two 1-thread workers matched one 2-thread worker on a quiet machine
-        and kept their speed when another process was busy, while the 2-thread worker's spinning
-        barriers fell to a fifth of its speed (benchmarks/cpu_split.sh). Every worker holds its
-        own copy of the weights, so only as many as fit twice in half the memory.
+        Single-thread workers match one worker with every core on a quiet machine and keep their
+        speed when another process is busy, where a multi-thread worker's spinning barriers collapse
+        (README, benchmarks/cpu_split.sh). Every worker holds its own copy of the weights, so only
+        as many as fit twice in half the memory.
         """
         if self.backend == "transformers":
             return max(1, visible_gpu_count()) if self.device == "auto" else 1
@@ -209,6 +215,17 @@ class ModelSpec(BaseModel):
             return 1  # reported when the worker loads it
         fit = total_memory_bytes() // 2 // max(footprint, 1)
         return max(1, min(os.cpu_count() or 1, fit))
+
+    @model_validator(mode="after")
+    def _default_slots(self) -> ModelSpec:
+        """`slots` is every engine's capacity; `max_batch_size` (transformers) and `fake.capacity` were
+        its old names, and `slots` wins where both are set."""
+        if self.slots == 0:
+            slots = 8 if self.backend == "transformers" else 4
+            if self.backend == "fake" and self.fake.capacity is not None:
+                slots = self.fake.capacity
+            object.__setattr__(self, "slots", slots)
+        return self
 
     @model_validator(mode="after")
     def _default_tasks(self) -> ModelSpec:

@@ -36,13 +36,6 @@ class Embedded:
     prompt_tokens: int
 
 
-def pack_vector(values: list[float]) -> bytes:
-    data = array("f", values)
-    if sys.byteorder == "big":
-        data.byteswap()
-    return data.tobytes()
-
-
 def unpack_vector(packed: bytes) -> list[float]:
     data = array("f")
     data.frombytes(packed)

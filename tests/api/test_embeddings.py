@@ -8,7 +8,7 @@ from openai.types import CreateEmbeddingResponse
 
 from tests.api.conftest import serve_in_process
 from tests.conftest import fake_settings
-from warmserve.backends.fake import FAKE_EMBED_SIZE
+from warmserve.backends.fake.engine import FAKE_EMBED_SIZE
 
 TEXTS = ["the cat sat on the mat", "the cat sat on a mat", "quarterly revenue rose sharply"]
 

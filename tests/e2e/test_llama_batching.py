@@ -14,7 +14,7 @@ QUESTIONS = ["Name three colours of the rainbow.", "What is 2+2?", "Write a haik
 
 
 def engine(**spec):
-    from warmserve.backends.llama_cpp import LlamaCppEngine
+    from warmserve.backends.llama.engine import LlamaCppEngine
 
     return LlamaCppEngine(ModelSpec(**{"threads": 1, "n_ctx": 512, "slots": 4, **spec}))
 

@@ -209,7 +209,7 @@ def test_hanging_up_mid_stream_cancels_the_generation_and_frees_the_slot(server,
 
 
 def test_a_cancelled_llama_cpp_sequence_stops_at_once(local_llama):
-    from warmserve.backends.llama_cpp import LlamaCppEngine
+    from warmserve.backends.llama.engine import LlamaCppEngine
     from warmserve.config import ModelSpec
     from warmserve.generation import GenerationRequest, SamplingParams, TextDelta
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def engine(hf_cache_dir):
-    from warmserve.backends.transformers import TransformersEngine
+    from warmserve.backends.hf.engine import TransformersEngine
 
     return TransformersEngine(ModelSpec(backend="transformers", threads=1, cache_dir=str(hf_cache_dir)), 0)
 

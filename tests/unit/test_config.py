@@ -135,3 +135,25 @@ def test_gguf_on_a_cpu_gets_one_single_thread_worker_per_core_that_fits_in_memor
     assert ModelSpec().workers == 1  # 2 x 100 MB per worker in half of 600 MB
     assert ModelSpec(n_gpu_layers=-1).workers == 1  # on a GPU: one worker
     assert ModelSpec(workers=3).workers == 3
+
+
+def test_slots_is_every_engines_capacity_with_a_default_per_engine():
+    assert ModelSpec().slots == 4
+    assert ModelSpec(backend="fake").slots == 4
+    assert ModelSpec(backend="transformers", path="x").slots == 8
+    assert ModelSpec(backend="transformers", path="x", slots=2).slots == 2
+
+
+def test_old_capacity_names_still_work_in_the_file_env_and_flags(tmp_path: Path, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "models:\n  - {name: t, backend: transformers, path: x, max_batch_size: 3}\n"
+        "  - {name: f, backend: fake, fake: {capacity: 2}}\n"
+        "  - {name: g, backend: fake, slots: 5, fake: {capacity: 2}}\n"
+    )
+    assert [m.slots for m in load_settings(config).models] == [3, 2, 5]
+    monkeypatch.setenv("WARMSERVE_MODELS", '[{"backend": "transformers", "path": "x", "max_batch_size": 6}]')
+    assert [m.slots for m in load_settings().models] == [6]
+    monkeypatch.delenv("WARMSERVE_MODELS")
+    args = build_parser().parse_args(["serve", "--backend", "transformers", "--model", "x", "--max-batch-size", "7"])
+    assert settings_from_args(args).models[0].slots == 7

@@ -1,6 +1,6 @@
 """Choosing between one batched decode call and one call per sequence, from measured costs."""
 
-from warmserve.backends.decode_grouping import DecodeGrouping
+from warmserve.backends.llama.decode_grouping import DecodeGrouping
 
 
 def test_both_ways_are_measured_before_the_cheaper_one_is_chosen():

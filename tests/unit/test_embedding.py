@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, check_dimensions, check_input_tokens, normalized
+from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, check_dimensions, normalized
+from warmserve.backends.tokens import check_input_tokens
 from warmserve.cli import build_parser, settings_from_args
 from warmserve.config import ModelSpec, is_generative_folder
 from warmserve.embedding import Embedded, base64_vector, unpack_vector

@@ -3,7 +3,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from warmserve.backends.hf_source import ModelSourceError, hub_download, model_directory
+from warmserve.backends.hf.source import ModelSourceError, hub_download, model_directory
 from warmserve.config import ModelSpec
 
 

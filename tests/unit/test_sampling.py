@@ -1,6 +1,6 @@
 import torch
 
-from warmserve.backends.sampling import TorchSampler
+from warmserve.backends.hf.sampling import TorchSampler
 from warmserve.generation import SamplingParams
 
 LOGITS = torch.tensor([1.0, 3.0, 2.0, 0.5])

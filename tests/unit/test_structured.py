@@ -8,7 +8,7 @@ import pytest
 from warmserve.api import grammar
 from warmserve.api.structured import output_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
-from warmserve.backends.fake_structured import FakeConstrained
+from warmserve.backends.fake.structured import FakeConstrained
 from warmserve.backends.tool_prompt import template_inputs
 from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage, Constraint, ToolCallData

@@ -1,20 +1,22 @@
-"""Engines behind one interface (`base.Engine`), loaded by name inside worker processes.
+"""Engines behind two interfaces (`base.Generator`, `base.Embedder`), loaded by name inside worker processes.
 
-Engine modules import heavy libraries (llama_cpp, later torch), so they are imported
-only by `load_engine`, which only worker processes call.
+One package per engine: llama/ (llama.cpp), hf/ (transformers), fake/ (tests); the
+modules beside them are what every engine shares. Engine modules import heavy
+libraries (llama_cpp, torch, numpy), so they are imported only by `load_engine`,
+which only worker processes call; this package itself stays light for the API process.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from warmserve.backends.base import Engine
+from warmserve.backends.base import Embedder, Engine, Generator
 from warmserve.config import BackendName, ModelSpec
 
 _ENGINES: dict[BackendName, tuple[str, str]] = {
-    "llama_cpp": ("warmserve.backends.llama_cpp", "LlamaCppEngine"),
-    "transformers": ("warmserve.backends.transformers", "TransformersEngine"),
-    "fake": ("warmserve.backends.fake", "FakeEngine"),
+    "llama_cpp": ("warmserve.backends.llama.engine", "LlamaCppEngine"),
+    "transformers": ("warmserve.backends.hf.engine", "TransformersEngine"),
+    "fake": ("warmserve.backends.fake.engine", "FakeEngine"),
 }
 
 
@@ -24,4 +26,4 @@ def load_engine(spec: ModelSpec, worker_index: int = 0) -> Engine:
     return engine
 
 
-__all__ = ["Engine", "load_engine"]
+__all__ = ["Embedder", "Engine", "Generator", "load_engine"]

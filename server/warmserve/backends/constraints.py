@@ -1,14 +1,12 @@
 """Constrained decoding: one request's grammar, enforced on every token it samples.
 
 Both engines use llguidance. It was chosen on measurement (benchmarks/constrained_decoding.py,
-results in benchmarks/results/constrained-decoding.json; SmolLM2's 49152-token vocab, one
-CPU thread, a shared and loaded machine): computing and applying a token mask costs
-0.2-0.4 ms a token over the llama.cpp vocab and 0.05 ms over the Hugging Face tokenizer,
-against 6-7 ms a token for llama.cpp's own grammar sampler (GBNF from llama-cpp-python's
-schema converter) and 0.16 ms for xgrammar's mask. One library for both engines also
-means one JSON Schema dialect and one set of errors whichever engine runs a model.
-Grammars compile in 1-10 ms, so they are compiled per request, not cached; an engine
-builds its vocabulary's token table once, on its first constrained request (about 0.5 s).
+results in benchmarks/results/constrained-decoding.json): computing and applying its token mask
+costs a small fraction of what llama.cpp's own grammar sampler does, and is on par with
+xgrammar's. One library for both engines also means one JSON Schema dialect and one set of
+errors whichever engine runs a model. Grammars compile quickly enough to be compiled per
+request, not cached; llguidance's table of a vocabulary's tokens is slow to build, so each
+engine builds it once, on its first constrained request (`Grammars`).
 
 The mask is applied to the logits before the engine's own sampler (penalties,
 temperature, top_p, seeded draw) runs, so sampling settings keep their meaning within
@@ -17,6 +15,7 @@ what the grammar allows; each sampled token then advances the grammar.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,3 +49,24 @@ class TokenConstraint:
     def accept(self, token: int) -> None:
         if not self._matcher.consume_token(token):
             raise BackendError(f"The sampled token {token} broke the output grammar: {self._matcher.get_error()}")
+
+
+class Grammars:
+    """Constraints over one engine's vocabulary; llguidance's view of it is built on first use.
+
+    `tokenizer` builds that view (each engine knows how: from llama.cpp's vocab, from a
+    Hugging Face tokenizer); `n_logits` is the length of the engine's logits rows.
+    """
+
+    def __init__(self, tokenizer: Callable[[], LLTokenizer], n_logits: int) -> None:
+        self._build = tokenizer
+        self._tokenizer: LLTokenizer | None = None
+        self._n_logits = n_logits
+
+    def constraint(self, constraint: Constraint | None) -> TokenConstraint | None:
+        """The request's grammar, ready to mask logits; None for an unconstrained request."""
+        if constraint is None:
+            return None
+        if self._tokenizer is None:
+            self._tokenizer = self._build()
+        return TokenConstraint(self._tokenizer, constraint, self._n_logits)

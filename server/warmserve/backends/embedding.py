@@ -16,12 +16,12 @@ other pooling unchanged; OpenAI's vectors are unit length too.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 from warmserve.embedding import Embedded
-from warmserve.errors import BackendError, ContextLengthExceeded, ErrorInfo, InvalidRequest, WarmServeError
+from warmserve.errors import BackendError, ErrorInfo, InvalidRequest, WarmServeError
 from warmserve.generation import Failed, GenerationEvent
 
 if TYPE_CHECKING:  # numpy is imported where vectors are made: in workers, never in the API process
@@ -64,25 +64,6 @@ def to_wire(vector: Vector) -> bytes:
     import numpy as np
 
     return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def check_input_tokens(tokens: Sequence[int], index: int, limit: int, vocab_size: int | None) -> None:
-    """An input the model can read whole: not empty, within its context, known token ids."""
-    if not tokens:
-        raise InvalidRequest(f"Input {index} is empty after tokenization; send text or token ids.", param="input")
-    if len(tokens) > limit:
-        raise ContextLengthExceeded(
-            f"This model's maximum context length for embeddings is {limit} tokens, however input {index} "
-            f"has {len(tokens)} tokens. Please reduce the length of the input.",
-            param="input",
-        )
-    if vocab_size is not None:
-        bad = next((t for t in tokens if not 0 <= t < vocab_size), None)
-        if bad is not None:
-            raise InvalidRequest(
-                f"Input {index} holds the token id {bad}, outside this model's vocabulary (0 to {vocab_size - 1}).",
-                param="input",
-            )
 
 
 def check_dimensions(requested: int | None, size: int) -> None:

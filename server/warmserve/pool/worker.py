@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 
-from warmserve.backends import Engine, load_engine
+from warmserve.backends import Embedder, Engine, Generator, load_engine
 from warmserve.backends.base import StepEvents as Events
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, WarmServeError
@@ -123,7 +123,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
             conn.send(RequestEvents(tuple(events)))
 
 
-def _tokenize(engine: Engine, message: Tokenize | Detokenize) -> tuple[str, GenerationEvent]:
+def _tokenize(engine: Generator, message: Tokenize | Detokenize) -> tuple[str, GenerationEvent]:
     try:
         if isinstance(message, Detokenize):
             return message.request_id, Detokenized(engine.detokenize(list(message.tokens)))
@@ -135,7 +135,7 @@ def _tokenize(engine: Engine, message: Tokenize | Detokenize) -> tuple[str, Gene
         return message.request_id, Failed(BackendError(f"The tokenizer failed: {exc}").info())
 
 
-def _add_embedding(engine: Engine, message: Embed) -> tuple[str, GenerationEvent] | None:
+def _add_embedding(engine: Embedder, message: Embed) -> tuple[str, GenerationEvent] | None:
     """Queue an embedding request in the engine, or the Failed event that refuses it."""
     try:
         engine.add_embedding(message.request_id, message.request)
@@ -147,7 +147,7 @@ def _add_embedding(engine: Engine, message: Embed) -> tuple[str, GenerationEvent
         return message.request_id, Failed(BackendError(f"The engine failed: {exc}").info())
 
 
-def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running: set[str]) -> Events:
+def _admit(engine: Generator, waiting: OrderedDict[str, GenerationRequest], running: set[str]) -> Events:
     events: Events = []
     while waiting and engine.running < engine.capacity:
         request_id, request = waiting.popitem(last=False)
@@ -164,7 +164,7 @@ def _admit(engine: Engine, waiting: OrderedDict[str, GenerationRequest], running
     return events
 
 
-def _step(engine: Engine, running: set[str]) -> Events:
+def _step(engine: Generator, running: set[str]) -> Events:
     try:
         return engine.step()
     except Exception as exc:

@@ -37,7 +37,7 @@ def deployment_name(spec: ModelSpec) -> str:
 
 def engine_capacity(spec: ModelSpec) -> int:
     """Requests one worker runs at once: what its engine decodes together, or max_running if lower."""
-    capacity = {"llama_cpp": spec.slots, "transformers": spec.max_batch_size, "fake": spec.fake.capacity}[spec.backend]
+    capacity = spec.slots
     return min(capacity, spec.max_running) if spec.max_running else capacity
 
 

@@ -1,9 +1,9 @@
 """Where a transformers model's files come from: a directory, a GGUF file, or the hub.
 
 A GGUF file loads through transformers' `gguf_file=`, which dequantizes every tensor
-(about 30 s for SmolLM2-135M on 2 cores) and yields a model `save_pretrained` refuses
+(slow: README has the time for SmolLM2) and yields a model `save_pretrained` refuses
 to write. We convert it once into a plain safetensors folder under the cache
-directory, keyed by the file's identity, so every later load takes a second or so.
+directory, keyed by the file's identity, so every later load is quick.
 Hub ids download through huggingface_hub (with its progress bars) when online.
 """
 

@@ -7,55 +7,37 @@ requests join between decode steps and a cancelled one leaves at the next step.
 Models whose cache cannot be merged (sliding-window layers) run one at a time.
 Constrained requests mask their own logits row (backends/constraints.py).
 
-Embeddings are the last hidden states pooled as the model's sentence-transformers
-folder says (1_Pooling: mean, cls or last token; mean when it says nothing), then
-scaled to unit length. An embedding-only model (BertModel and the like) loads with
+Embeddings: embed.py. An embedding-only model (BertModel and the like) loads with
 AutoModel and answers no generation.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from warmserve.backends.base import (
-    Engine,
-    StepEvents,
-    check_logit_bias,
-    check_token_ids,
-    fill_in_middle,
-    given_tokens,
-    output_budget,
-)
-from warmserve.backends.chat_template import ChatTemplate
-from warmserve.backends.constraints import TokenConstraint
-from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_input_tokens
-from warmserve.backends.hf_source import model_directory
-from warmserve.backends.kv_batch import KVBatch, supports_batching
+from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.constraints import Grammars
+from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
+from warmserve.backends.hf.embed import HFEmbedder
+from warmserve.backends.hf.kv_batch import KVBatch, supports_batching
+from warmserve.backends.hf.sampling import TorchSampler
+from warmserve.backends.hf.source import model_directory
+from warmserve.backends.hf.vocabulary import HFVocabulary
 from warmserve.backends.logprobs import top_logprobs
-from warmserve.backends.sampling import TorchSampler
 from warmserve.backends.text import OutputTracker
-from warmserve.backends.tool_prompt import template_inputs
+from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import BackendError, InvalidRequest, WarmServeError
-from warmserve.generation import Constraint, Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
-
-# Prefix, suffix and middle tokens, as StarCoder / Qwen-style and Code Llama-style vocabularies name them.
-_FIM_NAMES = (
-    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
-    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
-    ("<PRE>", "<SUF>", "<MID>"),
-)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -135,14 +117,14 @@ class TransformersEngine(Engine):
         limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
         self._n_ctx = min(spec.n_ctx, limit)
         self._eos = self._eos_ids() if self._generates else set()
-        self._vocab_size = int(self._model.config.vocab_size)
-        self._fim = self._find_fim_tokens()
-        self._pooling, max_seq_length = _sentence_transformers_settings(directory)
-        self._embed_limit = min(self._n_ctx, max_seq_length or self._n_ctx)
-        self._embed_budget = spec.n_batch
-        self._fallback_template = None if self._tokenizer.chat_template else ChatTemplate(None, "", "")
-        self._grammar_tokenizer: Any = None  # llguidance's view of the vocab, built on first use
-        self.capacity = spec.max_batch_size
+        self._vocab = HFVocabulary(self._tokenizer, int(self._model.config.vocab_size))
+        self._embedder = HFEmbedder(
+            self._model, self._tokenizer.pad_token_id, self._device, directory, self._n_ctx, spec.n_batch
+        )
+        head = self._model.get_output_embeddings() if self._generates else None
+        n_logits = int(head.weight.shape[0]) if head is not None else self._vocab.size  # padded past the vocab
+        self._grammars = Grammars(self._grammar_tokenizer, n_logits)
+        self.capacity = spec.slots
         self._batch = KVBatch()
         self._batching = True  # until a model's cache turns out not to be mergeable
         self._rows: list[_Sequence] = []  # in KV-batch row order
@@ -154,16 +136,19 @@ class TransformersEngine(Engine):
 
     @property
     def facts(self) -> ModelFacts:
-        return ModelFacts(context_length=self._n_ctx, vocab_size=self._vocab_size, fill_in_middle=self._fim is not None)
+        fim = self._vocab.fim is not None
+        return ModelFacts(context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=fim)
+
+    def tokenize(self, request: GenerationRequest) -> list[int]:
+        return self._vocab.tokenize(request)
 
     def detokenize(self, tokens: list[int]) -> str:
-        check_token_ids(tokens, self._vocab_size)
-        return str(self._tokenizer.decode(tokens, skip_special_tokens=False))
+        return self._vocab.detokenize(tokens)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         if not self._generates:
             raise InvalidRequest("This model only computes embeddings; it does not generate.", param="model")
-        check_logit_bias(request, self._vocab_size)
+        self._vocab.check_logit_bias(request)
         prompt = self.tokenize(request)
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         with_logprobs = request.sampling.logprobs is not None
@@ -171,7 +156,7 @@ class TransformersEngine(Engine):
             _Sequence(
                 request_id=request_id,
                 prompt=prompt,
-                sampler=TorchSampler(request.sampling, self._constraint(request.constraint)),
+                sampler=TorchSampler(request.sampling, self._grammars.constraint(request.constraint)),
                 tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
                 detokenizer=Detokenizer(self._tokenizer),
                 logprobs=request.sampling.logprobs,
@@ -251,60 +236,14 @@ class TransformersEngine(Engine):
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 
-    def _constraint(self, constraint: Constraint | None) -> TokenConstraint | None:
-        if constraint is None:
-            return None
-        if self._grammar_tokenizer is None:
-            from llguidance.hf import from_tokenizer
+    def _grammar_tokenizer(self) -> Any:
+        from llguidance.hf import from_tokenizer
 
-            try:  # llguidance reads the tokenizer's Rust (fast) form
-                tokenizer: Any = self._tokenizer
-                self._grammar_tokenizer = from_tokenizer(tokenizer, eos_token=sorted(self._eos) or None)
-            except ValueError as exc:
-                raise BackendError(f"Constrained decoding is not available for this tokenizer: {exc}") from exc
-        n_vocab = int(self._model.get_output_embeddings().weight.shape[0])
-        return TokenConstraint(self._grammar_tokenizer, constraint, n_vocab)
-
-    def tokenize(self, request: GenerationRequest) -> list[int]:
-        tokenizer = self._tokenizer
-        if request.prompt_tokens is not None:
-            return given_tokens(request, self._vocab_size)
-        if request.messages is not None:
-            if self._fallback_template is not None:
-                text = self._fallback_template.render(request.messages, request.tools)
-            else:
-                source = tokenizer.chat_template
-                messages, tools = template_inputs(request.messages, request.tools, source)
-                template_tools: Any = tools
-                try:
-                    text = str(
-                        tokenizer.apply_chat_template(
-                            messages, tools=template_tools, add_generation_prompt=True, tokenize=False
-                        )
-                    )
-                except Exception as exc:  # template errors are the request's fault
-                    raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
-            ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-        elif request.suffix is not None:
-            ids = self._fill_in_middle(request)
-        else:
-            assert request.prompt is not None
-            ids = tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
-        if not ids:
-            raise InvalidRequest("The prompt is empty.", param=request.input_param)
-        return ids
-
-    def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
-        return fill_in_middle(request, self._fim, lambda text: self._tokenizer.encode(text, add_special_tokens=False))
-
-    def _find_fim_tokens(self) -> tuple[int, int, int] | None:
-        """The first naming convention for fill-in-the-middle tokens this vocabulary has."""
-        vocab = self._tokenizer.get_vocab()
-        for names in _FIM_NAMES:
-            ids = [vocab.get(name) for name in names]
-            if all(i is not None for i in ids):
-                return ids[0], ids[1], ids[2]  # type: ignore[return-value]
-        return None
+        try:  # llguidance reads the tokenizer's Rust (fast) form
+            tokenizer: Any = self._tokenizer
+            return from_tokenizer(tokenizer, eos_token=sorted(self._eos) or None)
+        except ValueError as exc:
+            raise BackendError(f"Constrained decoding is not available for this tokenizer: {exc}") from exc
 
     def _piece(self, token: int) -> bytes:
         return str(self._tokenizer.decode([token])).encode()
@@ -313,37 +252,16 @@ class TransformersEngine(Engine):
 
     @property
     def embed_size(self) -> int:
-        return int(self._model.config.hidden_size)
+        return self._embedder.size
 
     def embedding_jobs(self) -> EmbeddingJobs:
-        return EmbeddingJobs(budget=self._embed_budget, max_pieces=64, split=False, padded=True)
+        return self._embedder.jobs()
 
     def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
-        inputs = [
-            list(self._tokenizer(item, add_special_tokens=True)["input_ids"]) if isinstance(item, str) else list(item)
-            for item in request.inputs
-        ]
-        for index, tokens in enumerate(inputs):
-            check_input_tokens(tokens, index, self._embed_limit, len(self._tokenizer))
-        return inputs
+        return self._vocab.embed_inputs(request, self._embedder.limit)
 
-    @torch.inference_mode()
     def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
-        lengths = torch.tensor([len(piece.tokens) for piece in pieces])
-        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(pieces), int(lengths.max())), pad, dtype=torch.long)
-        for row, piece in enumerate(pieces):
-            input_ids[row, : len(piece.tokens)] = torch.tensor(piece.tokens)
-        mask = (torch.arange(input_ids.shape[1])[None, :] < lengths[:, None]).long()
-        out = self._model.base_model(input_ids=input_ids.to(self._device), attention_mask=mask.to(self._device))
-        hidden = out.last_hidden_state.float().cpu()
-        if self._pooling == "cls":
-            pooled = hidden[:, 0]
-        elif self._pooling == "lasttoken":
-            pooled = hidden[torch.arange(len(pieces)), lengths - 1]
-        else:
-            pooled = (hidden * mask[:, :, None]).sum(dim=1) / lengths[:, None]
-        return list(pooled.numpy())
+        return self._embedder.pieces(pieces)
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -353,21 +271,3 @@ class TransformersEngine(Engine):
             elif isinstance(value, list):
                 ids.update(value)
         return ids
-
-
-_POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_lasttoken": "lasttoken"}
-
-
-def _sentence_transformers_settings(directory: Path) -> tuple[str, int | None]:
-    """Pooling mode and longest input from a sentence-transformers folder; mean and None without one."""
-    pooling, max_seq_length = "mean", None
-    try:
-        modules = json.loads((directory / "modules.json").read_text())
-        for module in modules:
-            if str(module.get("type", "")).endswith("Pooling"):
-                config = json.loads((directory / module.get("path", "") / "config.json").read_text())
-                pooling = next((mode for key, mode in _POOLING_MODES.items() if config.get(key)), "mean")
-        max_seq_length = json.loads((directory / "sentence_bert_config.json").read_text()).get("max_seq_length")
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    return pooling, max_seq_length if isinstance(max_seq_length, int) and max_seq_length > 0 else None

@@ -4,7 +4,7 @@ Tokens are whitespace-separated words. The output repeats the prompt's words in
 reverse order (shuffled by the seed when temperature > 0), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
 hard crash of the worker process when the prompt contains a marker. A request with a
-Constraint follows its grammar (fake_structured.py), so structured output and tool
+Constraint follows its grammar (structured.py), so structured output and tool
 calls can be tested without a real model.
 
 Embeddings are the mean of a fixed pseudo-random vector per token (a text's tokens are
@@ -21,23 +21,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warmserve.backends.base import Engine, StepEvents, check_logit_bias, check_token_ids, given_tokens, output_budget
-from warmserve.backends.embedding import EmbedPiece, Vector, check_input_tokens
-from warmserve.backends.fake_structured import FakeConstrained
+from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.embedding import EmbedPiece, Vector
+from warmserve.backends.fake.structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
+from warmserve.backends.tokens import Vocabulary, given_tokens, output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import BackendError, InvalidRequest
-from warmserve.generation import Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
+from warmserve.generation import ChatMessage, Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
 
-FAKE_VOCAB_SIZE = 50_000
-
+FAKE_VOCAB_SIZE = 50_000  # a word's token is its hash modulo this
 FAKE_EMBED_SIZE = 16
-FAKE_VOCAB = 50_000
 
 
 def _word_token(word: str) -> int:
-    return zlib.crc32(word.encode()) % FAKE_VOCAB
+    return zlib.crc32(word.encode()) % FAKE_VOCAB_SIZE
 
 
 def render_prompt(request: GenerationRequest) -> str:
@@ -46,12 +45,34 @@ def render_prompt(request: GenerationRequest) -> str:
     if request.prompt is not None:
         return request.prompt if request.suffix is None else f"{request.prompt} {request.suffix}"
     assert request.messages is not None
-    return "\n".join(f"{m.role}: {m.content}" for m in request.messages)
+    return _chat_text(request.messages)
 
 
-def _words(request: GenerationRequest, prompt: str | None = None) -> list[str]:
+def _chat_text(messages: tuple[ChatMessage, ...]) -> str:
+    return "\n".join(f"{m.role}: {m.content}" for m in messages)
+
+
+class _FakeVocabulary(Vocabulary):
+    """Words are tokens; ids can only be named, never spelled out; `suffix` is just more words."""
+
+    size = FAKE_VOCAB_SIZE
+
+    def encode(self, text: str, special: bool) -> list[int]:
+        return [_word_token(word) for word in text.split()]
+
+    def decode(self, tokens: list[int]) -> str:
+        return " ".join(f"<{token}>" for token in tokens)
+
+    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
+        return self.encode(_chat_text(messages), True)
+
+    def infill(self, request: GenerationRequest) -> list[int]:
+        return self.encode(render_prompt(request), False)
+
+
+def _words(request: GenerationRequest, prompt: str) -> list[str]:
     """The fake's tokens: the prompt's words; an empty prompt is the request's fault."""
-    words = (render_prompt(request) if prompt is None else prompt).split()
+    words = prompt.split()
     if not words:
         raise InvalidRequest("The prompt is empty.", param=request.input_param)
     return words
@@ -78,7 +99,8 @@ class FakeEngine(Engine):
     def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         self._options = spec.fake
         self._n_ctx = spec.n_ctx
-        self.capacity = spec.fake.capacity
+        self.capacity = spec.slots
+        self._vocab = _FakeVocabulary()
         self._running: dict[str, _Sequence] = {}
         time.sleep(self._options.load_delay_s)
         if self._options.crash_on_load:
@@ -93,27 +115,17 @@ class FakeEngine(Engine):
         return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
-        if request.prompt_tokens is not None:
-            return given_tokens(request, FAKE_VOCAB_SIZE)
-        return [_word_token(word) for word in _words(request)]
+        return self._vocab.tokenize(request)
 
     def detokenize(self, tokens: list[int]) -> str:
-        """The fake's token ids are word hashes: it can only name them."""
-        check_token_ids(tokens, FAKE_VOCAB_SIZE)
-        return " ".join(f"<{token}>" for token in tokens)
+        return self._vocab.detokenize(tokens)
 
     @property
     def embed_size(self) -> int:
         return FAKE_EMBED_SIZE
 
     def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
-        inputs = [
-            [_word_token(word) for word in item.split()] if isinstance(item, str) else list(item)
-            for item in request.inputs
-        ]
-        for index, tokens in enumerate(inputs):
-            check_input_tokens(tokens, index, self._n_ctx, FAKE_VOCAB_SIZE)
-        return inputs
+        return self._vocab.embed_inputs(request, self._n_ctx)
 
     def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
         if self._options.token_delay_s:
@@ -121,7 +133,7 @@ class FakeEngine(Engine):
         return [np.mean([_token_vector(t) for t in piece.tokens], axis=0) for piece in pieces]
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
-        check_logit_bias(request, FAKE_VOCAB_SIZE)
+        self._vocab.check_logit_bias(request)
         if request.prompt_tokens is not None:
             given_tokens(request, FAKE_VOCAB_SIZE)
         prompt = render_prompt(request)

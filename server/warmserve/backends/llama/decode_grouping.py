@@ -1,8 +1,7 @@
 """Whether one-token decode steps of several sequences run as one llama_decode call or one call each.
 
-Batching is the rule on a GPU, but on a CPU a batch can cost more than its sequences alone. Measured
-on this project's 2-core machine with SmolLM2-135M Q4_1 on one thread: 2 sequences took 16.7 ms in one
-call and 13.6 ms in two, 4 took 28.8 against 27.2, 8 took 46.4 against 54.6. The culprit is the
+Batching is the rule on a GPU, but on a CPU a batch can cost more than its sequences alone (measured
+for a few sequences of SmolLM2 on one thread: README, benchmarks/decode_step_cost.py). The culprit is the
 output layer: with two or more output rows llama.cpp computes it with a matrix kernel (llamafile's
 tinyBLAS) that is slower at this size than its one-row kernel. The crossover depends on the model,
 the CPU, the threads and what else runs (one call per sequence reads the weights once per sequence),

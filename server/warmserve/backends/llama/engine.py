@@ -5,11 +5,11 @@ sequence's output does not depend on its neighbours). Every `step` builds one ba
 the next token of every decoding sequence, then prompt chunks of sequences still
 prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. On a
 CPU, a step of decoding sequences alone may instead decode each in its own call,
-when that was measured to be faster (backends/decode_grouping.py). The
+when that was measured to be faster (backends/llama/decode_grouping.py). The
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
-order: llama.cpp groups consecutive ids best (measured: ids 0-3 ran 1.2-1.3x faster
-than scattered ones).
+order: llama.cpp groups consecutive ids best (measured: consecutive ids ran faster than
+scattered ones).
 
 A finished sequence keeps its KV cells. A new request is placed in the free slot
 whose cached tokens share the longest prefix with its prompt (the next turn of a
@@ -19,6 +19,8 @@ reported as `cached_tokens`.
 A request with a Constraint (structured output, tool calls) gets its own grammar
 matcher (backends/constraints.py): its logits row is masked before its sampler chain
 runs, so constraints are per request whatever shares the batch.
+
+Every call into llama.cpp goes through native.py; this module is the scheduling.
 """
 
 from __future__ import annotations
@@ -26,36 +28,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-import llama_cpp
-import numpy as np
-
-from warmserve.backends import llama_native as native
-from warmserve.backends.base import (
-    Engine,
-    StepEvents,
-    check_logit_bias,
-    check_token_ids,
-    fill_in_middle,
-    given_tokens,
-    output_budget,
-)
-from warmserve.backends.chat_template import ChatTemplate
-from warmserve.backends.constraints import TokenConstraint
-from warmserve.backends.decode_grouping import DecodeGrouping
+from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.constraints import Grammars, TokenConstraint
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
-from warmserve.backends.llama_embed import LlamaEmbedder
+from warmserve.backends.llama import native
+from warmserve.backends.llama.decode_grouping import DecodeGrouping
+from warmserve.backends.llama.embed import LlamaEmbedder
+from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.text import OutputTracker
+from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
-from warmserve.errors import InvalidRequest, WarmServeError
-from warmserve.generation import Constraint, Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.errors import WarmServeError
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
 
-# Prompt tokens per step while idle workers lend their cores (measured: a 33-token prompt took 71 ms
-# on 2 threads in chunks of 16, 66 ms in one chunk).
+# Prompt tokens per step while idle workers lend their cores: a lender that gets a request of its own
+# takes its core back after one such chunk, and chunks this long cost little more than a whole prompt.
 _LENT_CHUNK = 16
 
 
@@ -66,7 +57,7 @@ class _Slot:
     request_id: str | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
     next_token: int | None = None  # sampled, to be evaluated by the next step
-    sampler: Any = None
+    sampler: native.Sampler | None = None
     tracker: OutputTracker | None = None
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
     constraint: TokenConstraint | None = None
@@ -90,8 +81,7 @@ class LlamaCppEngine(Engine):
             gpu_layers=spec.n_gpu_layers,
             flash_attn=spec.flash_attn,
         )
-        self._vocab = self._native.vocab
-        self._memory = llama_cpp.llama_get_memory(self._native.context)
+        self._vocab = LlamaVocabulary(self._native)
         # llama.cpp's CPU flash attention runs 64 or more rows of one sequence through a tiled kernel
         # that rounds differently from its per-row kernel; prompt chunks of at most 63 tokens keep
         # every row on the per-row kernel, so a reused prefix computes exactly as in a cold run.
@@ -103,21 +93,14 @@ class LlamaCppEngine(Engine):
         self._threads = self._own_threads  # what the context uses now
         self._grouping = DecodeGrouping() if spec.n_gpu_layers == 0 else None  # batching always pays on a GPU
         self._slots = [_Slot(i) for i in range(spec.slots)]
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        bos = self._special_text(llama_cpp.llama_vocab_bos(self._vocab))
-        eos = self._special_text(llama_cpp.llama_vocab_eos(self._vocab))
-        self._template = ChatTemplate(native.chat_template(self._native.model), bos, eos)
-        self._fim = native.fim_tokens(self._vocab)
         self._embedder = LlamaEmbedder(
-            self._native.model,
-            self._vocab,
-            self._native.n_vocab,
+            self._native,
             limit=min(spec.n_ctx, self._native.n_ctx_train),
             budget=spec.n_batch,
             threads=spec.effective_threads(),
             flash_attn=native.embedding_flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
         )
-        self._grammar_tokenizer: Any = None  # llguidance's view of the vocab, built on first use
+        self._grammars = Grammars(self._native.vocab.grammar_tokenizer, self._native.n_vocab)
 
     @property
     def running(self) -> int:
@@ -126,47 +109,30 @@ class LlamaCppEngine(Engine):
     @property
     def facts(self) -> ModelFacts:
         return ModelFacts(
-            context_length=self._n_ctx, vocab_size=self._native.n_vocab, fill_in_middle=self._fim is not None
+            context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=self._vocab.fim is not None
         )
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
-        if request.prompt_tokens is not None:
-            return given_tokens(request, self._native.n_vocab)
-        if request.messages is not None:
-            text = self._template.render(request.messages, request.tools)
-            # A template that writes the BOS token itself must not get a second one.
-            has_bos = bool(self._template.bos_token) and text.startswith(self._template.bos_token)
-            tokens = native.tokenize(self._vocab, text, add_special=not has_bos)
-        elif request.suffix is not None:
-            tokens = self._fill_in_middle(request)
-        else:
-            assert request.prompt is not None
-            tokens = native.tokenize(self._vocab, request.prompt, add_special=True)
-        if not tokens:
-            raise InvalidRequest("The prompt is empty.", param=request.input_param)
-        return tokens
+        return self._vocab.tokenize(request)
 
     def detokenize(self, tokens: list[int]) -> str:
-        check_token_ids(tokens, self._native.n_vocab)
-        return b"".join(native.piece(self._vocab, token, special=True) for token in tokens).decode(
-            "utf-8", errors="replace"
-        )
+        return self._vocab.detokenize(tokens)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
-        check_logit_bias(request, self._native.n_vocab)
+        self._vocab.check_logit_bias(request)
         tokens = self.tokenize(request)
         budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
-        constraint = self._constraint(request.constraint)
+        constraint = self._grammars.constraint(request.constraint)
         slot, reused = self._choose_slot(tokens)
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
         reused = min(reused, len(tokens) - 1)
-        llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, reused, -1)
+        self._native.forget(slot.sequence, reused)
         slot.cached = tokens[:reused]
         slot.pending = tokens[reused:]
         slot.next_token = None
         slot.request_id = request_id
-        slot.sampler = native.sampler_chain(request.sampling, self._native.n_vocab)
+        slot.sampler = native.Sampler(request.sampling, self._native.n_vocab)
         slot.tracker = OutputTracker(
             len(tokens),
             budget,
@@ -194,7 +160,7 @@ class LlamaCppEngine(Engine):
         fed: list[tuple[_Slot, list[int]]] = []
         prompt_work = False
         # On lent cores, short chunks: a lender that gets a request of its own takes its core back
-        # after at most one of them (~35 ms) instead of sharing it with a whole prompt's step.
+        # after at most one of them instead of sharing it with a whole prompt's step.
         chunk_limit = self._prefill_chunk if self._prompt_threads == self._own_threads else _LENT_CHUNK
         for slot in busy:
             if slot.next_token is not None:
@@ -247,10 +213,10 @@ class LlamaCppEngine(Engine):
         """Evaluate the batch, then move the fed tokens from pending to cached; returns the seconds taken."""
         started = time.perf_counter()
         try:
-            self._batch.decode(self._native.context)
+            self._native.decode(self._batch)
         except Exception:
             for slot, _ in fed:  # what reached the cache is unknown: forget these sequences
-                llama_cpp.llama_memory_seq_rm(self._memory, slot.sequence, -1, -1)
+                self._native.forget(slot.sequence)
                 slot.cached = []
             raise
         seconds = time.perf_counter() - started
@@ -270,7 +236,7 @@ class LlamaCppEngine(Engine):
 
     def _use_threads(self, threads: int) -> None:
         if threads != self._threads:
-            llama_cpp.llama_set_n_threads(self._native.context, threads, threads)
+            self._native.set_threads(threads)
             self._threads = threads
 
     def cancel(self, request_id: str) -> None:
@@ -286,7 +252,7 @@ class LlamaCppEngine(Engine):
         return self._embedder.jobs()
 
     def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
-        return self._embedder.tokens(request)
+        return self._vocab.embed_inputs(request, self._embedder.limit)
 
     def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
         return self._embedder.pieces(pieces)
@@ -308,24 +274,15 @@ class LlamaCppEngine(Engine):
         best = max(free, key=lambda slot: (_common_prefix(slot.cached, tokens), -slot.sequence))
         return best, _common_prefix(best.cached, tokens)
 
-    def _constraint(self, constraint: Constraint | None) -> TokenConstraint | None:
-        if constraint is None:
-            return None
-        if self._grammar_tokenizer is None:
-            from llguidance.llamacpp import lltokenizer_from_vocab
-
-            self._grammar_tokenizer = lltokenizer_from_vocab(self._vocab)
-        return TokenConstraint(self._grammar_tokenizer, constraint, self._native.n_vocab)
-
     def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
         assert slot.tracker is not None
-        context = self._native.context
+        assert slot.sampler is not None
+        model = self._native
         if slot.constraint is not None:
-            logits = llama_cpp.llama_get_logits_ith(context, row)
-            slot.constraint.mask(np.ctypeslib.as_array(logits, shape=(self._native.n_vocab,)))
-        token = llama_cpp.llama_sampler_sample(slot.sampler, context, row)
+            slot.constraint.mask(model.logits(row))
+        token = model.sample(slot.sampler, row)
         events: list[GenerationEvent]
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+        if model.vocab.is_end_of_generation(token):
             events = slot.tracker.end_of_generation()
         else:
             try:
@@ -335,9 +292,9 @@ class LlamaCppEngine(Engine):
                 self._release(slot)
                 return [Failed(exc.info())]
             if slot.logprobs is None:
-                events = slot.tracker.push(native.piece(self._vocab, token))
+                events = slot.tracker.push(model.vocab.piece(token))
             else:
-                logprob = native.logprob_of(context, self._vocab, row, token, slot.logprobs)
+                logprob = model.logprob(row, token, slot.logprobs)
                 events = slot.tracker.push(logprob.token, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
@@ -348,22 +305,13 @@ class LlamaCppEngine(Engine):
     def _release(self, slot: _Slot) -> None:
         """Free the slot for the next request; its KV cells stay for prefix reuse."""
         if slot.sampler is not None:
-            llama_cpp.llama_sampler_free(slot.sampler)
+            slot.sampler.free()
         slot.pending = []  # cancelled mid-prompt: the cached part is still exact
         slot.request_id = None
         slot.sampler = None
         slot.tracker = None
         slot.constraint = None
         slot.next_token = None
-
-    def _fill_in_middle(self, request: GenerationRequest) -> list[int]:
-        head = [llama_cpp.llama_vocab_bos(self._vocab)] if self._add_bos else []
-        return head + fill_in_middle(
-            request, self._fim, lambda text: native.tokenize(self._vocab, text, add_special=False)
-        )
-
-    def _special_text(self, token: int) -> str:
-        return native.piece(self._vocab, token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
