@@ -58,8 +58,15 @@ def free_port(host: str = HOST) -> int:
 
 
 def server_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without `WARMSERVE_*` settings, plus `extra`."""
+    """This process's environment without `WARMSERVE_*` settings, plus `extra`.
+
+    When this warmserve is a source tree (not in site-packages), its directory goes first on
+    PYTHONPATH, so the server runs this code even if PYTHONPATH was relative or never set.
+    """
     env = {name: value for name, value in os.environ.items() if not name.startswith("WARMSERVE_")}
+    source = Path(__file__).resolve().parents[1]
+    if source.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     return env | dict(extra or {})
 
 
