@@ -1,6 +1,7 @@
 """get_num_tokens asks the server's tokenizer: POST {base_url}/tokenize, whose contract is
-`{"model", "prompt" | "messages"} -> {"model", "count", ...}`. The real server counts; stubs show
-exactly what the client sends, and play an older server without the endpoint."""
+`{"model", "prompt" | "messages"} -> {"model", "count", ...}`. The real server's counts are checked
+in test_chat_models.py; here stubs show exactly what the client sends, and play an older server
+without the endpoint."""
 
 import pytest
 from langchain_core.exceptions import ModelNotFoundError
@@ -9,14 +10,6 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_warmserve import ChatWarmServe, TokenizationUnsupportedError, WarmServeLLM
 from tests.standard_properties import MODEL
 from tests.stub_server import Reply
-
-
-def test_the_real_server_counts_with_the_models_tokenizer_and_chat_template():
-    model = ChatWarmServe()
-    text = model.get_num_tokens("Roses are red")
-    assert 0 < text < 10
-    assert WarmServeLLM().get_num_tokens("Roses are red") == text
-    assert model.get_num_tokens_from_messages([HumanMessage("Roses are red")]) > text
 
 
 def test_text_is_counted_by_the_server(stub):

@@ -42,7 +42,7 @@ __all__ = [
 
 
 def rejected(body: dict[str, Any], request: type[SamplingFields]) -> list[str]:
-    """Why the server would answer this body with a 400: invalid fields, or else unsupported ones; [] if none."""
+    """Why the server would answer this body with a 400: invalid fields, else unsupported ones; [] if none."""
     try:
         parsed = request.model_validate(body)
     except ValidationError as error:
