@@ -15,8 +15,6 @@ import concurrent.futures
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from importlib.metadata import version
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+
+from warmserve.testing import ServerProcess, start_server
 
 QUESTIONS = [
     "Name three colours of the rainbow.",
@@ -33,27 +33,15 @@ QUESTIONS = [
 ]
 
 
-def serve(args: argparse.Namespace, workdir: Path) -> subprocess.Popen[bytes]:
+def serve(args: argparse.Namespace, workdir: Path) -> ServerProcess:
     model = {"name": "bench", "backend": args.backend, "workers": args.workers, "threads": args.threads}
     if args.backend == "transformers":
         model["max_batch_size"] = 8
     else:
         model["flash_attn"] = args.flash_attn
     config = workdir / "bench.yaml"
-    config.write_text(yaml.safe_dump({"port": args.port, "models": [model]}))
-    log = (workdir / "server.log").open("wb")
-    command = [sys.executable, "-m", "warmserve", "serve", "--config", str(config)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{args.port}/ready", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise TimeoutError((workdir / "server.log").read_text())
+    config.write_text(yaml.safe_dump({"models": [model]}))
+    return start_server(["--config", str(config)], port=args.port, log_path=workdir / "server.log", timeout_s=600)
 
 
 def one_request(client: httpx.Client, index: int, max_tokens: int, model: str) -> int:
@@ -115,12 +103,11 @@ def main() -> None:
         levels = measure(args.base_url)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            process = serve(args, Path(tmp))
+            server = serve(args, Path(tmp))
             try:
-                levels = measure(f"http://127.0.0.1:{args.port}")
+                levels = measure(server.base_url)
             finally:
-                process.terminate()
-                process.wait(60)
+                server.stop()
     result = {
         "what": "aggregate completion tokens/s, chat, temperature 0, embedded SmolLM2-135M-Instruct",
         "machine": {"cpu_count": len(os.sched_getaffinity(0)), "platform": platform.platform()},

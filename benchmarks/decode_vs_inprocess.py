@@ -15,8 +15,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from importlib.metadata import version
@@ -26,6 +24,7 @@ import httpx
 import llama_cpp
 
 from warmserve.config import EMBEDDED_MODEL_NAME, embedded_model_path
+from warmserve.testing import ServerProcess
 
 PROMPT = "Here is a long story about a lighthouse keeper and the sea.\n\nOnce upon a time,"
 
@@ -64,22 +63,12 @@ def local_chunks(llm: llama_cpp.Llama, max_tokens: int) -> object:
             yield chunk
 
 
-def start_server(port: int, threads: int, log: Path) -> tuple[subprocess.Popen[bytes], float, float]:
+def start_server(port: int, threads: int, log: Path) -> tuple[ServerProcess, float, float]:
     started = time.perf_counter()
-    command = [sys.executable, "-m", "warmserve", "serve", "--port", str(port), "--threads", str(threads)]
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.05)
+    server = ServerProcess(["--threads", str(threads)], port=port, log_path=log).ready_or_stopped()
     ready_s = time.perf_counter() - started
     load_s = float(re.findall(r"model loaded in ([\d.]+) s", log.read_text())[0])
-    return process, ready_s, load_s
+    return server, ready_s, load_s
 
 
 def main() -> None:
@@ -96,7 +85,7 @@ def main() -> None:
     llm = llama_cpp.Llama(model_path=str(embedded_model_path()), n_ctx=4096, n_threads=args.threads, verbose=False)
     local_load_s = time.perf_counter() - load_started
     server_log = Path(tempfile.mkstemp(prefix="warmserve-bench-", suffix=".log")[1])
-    process, ready_s, server_load_s = start_server(args.port, args.threads, server_log)
+    server, ready_s, server_load_s = start_server(args.port, args.threads, server_log)
     try:
         base_url = f"http://127.0.0.1:{args.port}"
         for _ in server_chunks(base_url, 8):  # warm-up both sides once
@@ -108,8 +97,7 @@ def main() -> None:
             server_runs.append(timed_stream(server_chunks(base_url, args.max_tokens)))
             local_runs.append(timed_stream(local_chunks(llm, args.max_tokens)))
     finally:
-        process.terminate()
-        process.wait(30)
+        server.stop()
 
     def median(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(run[key] for run in runs)

@@ -17,14 +17,13 @@ import os
 import platform
 import random
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from warmserve.testing import ServerProcess
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = ["Tell me about the sea.", "What is 2+2?", "Name three fruits.", "Write a short poem about snow."]
@@ -94,21 +93,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "soak.json")
     args = parser.parse_args()
     base_url = f"http://127.0.0.1:{args.port}"
-    log = Path(tempfile.mkstemp(prefix="warmserve-soak-", suffix=".log")[1])
-    command = [sys.executable, "-m", "warmserve", "serve", "--port", str(args.port), "--workers", "2", "--threads", "1"]
-    server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = ServerProcess(["--workers", "2", "--threads", "1"], port=args.port)
     try:
-        while True:
-            try:
-                if httpx.get(f"{base_url}/ready", timeout=1).json()["status"] == "ready":
-                    break
-            except (httpx.HTTPError, ValueError):
-                time.sleep(0.2)
+        server.wait_ready()
         outcomes: collections.Counter[str] = collections.Counter()
         with httpx.Client(base_url=base_url, timeout=120) as warm:
             for _ in range(8):
                 one(warm, random.Random(0), collections.Counter())
-        before = memory(server.pid)
+        before = memory(server.process.pid)
         deadline = time.monotonic() + args.seconds
         lock = threading.Lock()
 
@@ -125,17 +117,16 @@ def main() -> None:
         for thread in threads:
             thread.start()
         time.sleep(args.seconds / 2)
-        victim = max(worker_pids(server.pid), key=rss_kib)
+        victim = max(worker_pids(server.process.pid), key=rss_kib)
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         for thread in threads:
             thread.join()
         time.sleep(3)
-        after = memory(server.pid)
+        after = memory(server.process.pid)
         metrics = httpx.get(f"{base_url}/metrics").text
     finally:
-        server.send_signal(signal.SIGTERM)
-        exit_code = server.wait(120)
+        exit_code = server.stop(timeout_s=120)
     restarts = [line for line in metrics.splitlines() if line.startswith("warmserve_worker_restarts_total")]
     result = {
         "what": "mixed chat load (plain, stream, hang-up mid-stream), one worker SIGKILLed at half time",

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import openai
 import pytest
 import yaml
 
+from warmserve import testing
 from warmserve.config import FakeOptions, ModelSpec, ServerSettings
+from warmserve.testing import ServerProcess
+
+__all__ = ["ServerProcess", "fake_settings", "start_fake_server", "start_server", "write_config"]
 
 
 def fake_settings(
@@ -34,69 +30,9 @@ def fake_settings(
     return ServerSettings(models=[spec], **(server or {}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServerProcess:
-    """A `warmserve serve` subprocess on 127.0.0.1; stopped by its own pid."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        command = [
-            sys.executable,
-            "-m",
-            "warmserve",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        self.process = subprocess.Popen(command + args, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/ready", timeout=2).json()["status"] == "ready":
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_path.read_text()}")
-
-    def openai_client(self, api_key: str = "none", timeout: float = 120) -> openai.OpenAI:
-        """The official client on this server, without retries, so a failure shows at once."""
-        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
-
-
 def start_server(args: list[str], tmp: Path) -> ServerProcess:
-    server = ServerProcess(args, tmp / "server.log")
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    """A ready `warmserve serve ARGS` process logging to tmp/server.log; the caller stops it."""
+    return testing.start_server(args, log_path=tmp / "server.log")
 
 
 def write_config(path: Path, settings: dict[str, Any]) -> Path:

@@ -1,7 +1,9 @@
-"""A tiny HTTP server on 127.0.0.1 with canned answers, for what the real server cannot do yet.
+"""A tiny HTTP server on 127.0.0.1 with canned answers, and a record of every request it gets.
 
-It stands in for a warmserve that checks API keys (401), is overloaded (429), offers
-/v1/tokenize, or fails mid-stream, and records every request it gets.
+The real server does all of this (API keys, 429 at capacity, /v1/tokenize, an error event when
+a worker dies mid-stream); the stub stands in where the shared session server should not be
+put in that state, where a test must see exactly what the client sent, or where it plays an
+older server (no /v1/tokenize, no capabilities). Unknown paths get warmserve's 404 body.
 """
 
 from __future__ import annotations

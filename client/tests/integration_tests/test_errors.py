@@ -1,5 +1,7 @@
 """Errors reach LangChain code typed and with the server's message: the real server, then stubs
-for what it cannot produce yet (API keys, overload) or only by crashing (errors mid-stream)."""
+for answers the shared session server should not be driven to (a server started with API keys,
+one at capacity, a worker dying before or during a stream). The stubs send the real server's
+error bodies, built from its own error classes."""
 
 import pytest
 from langchain_core.exceptions import (
@@ -11,6 +13,8 @@ from langchain_core.exceptions import (
     ModelNotFoundError,
     ModelRateLimitError,
 )
+from warmserve.api.errors import error_body
+from warmserve.errors import Overloaded, Unauthorized, WarmServeError, WorkerDied
 
 from langchain_warmserve import ChatWarmServe, WarmServeLLM, WarmServeStreamError
 from tests.integration_tests.conftest import free_port
@@ -20,8 +24,10 @@ from tests.stub_server import Reply
 UNKNOWN = "The model 'gpt-4o' does not exist. Models served here: smollm2-135m-instruct, smollm2-second-name."
 
 
-def error(status: int, code: str, message: str, error_type: str = "invalid_request_error") -> Reply:
-    return Reply(status, {"error": {"message": message, "type": error_type, "param": None, "code": code}})
+def error(failure: WarmServeError) -> Reply:
+    """What warmserve answers for `failure`, but with Retry-After 0 so retries do not wait."""
+    headers = {name: "0" for name in failure.headers()}
+    return Reply(failure.status_code, error_body(failure), headers)
 
 
 def test_an_unknown_model_is_model_not_found_with_the_servers_message():
@@ -61,7 +67,7 @@ def test_a_tool_choice_without_tools_is_refused_naming_it():
 
 
 def test_an_auth_error_carries_the_servers_message_and_sends_the_key(stub):
-    refused = error(401, "invalid_api_key", "Invalid API key.", "authentication_error")
+    refused = error(Unauthorized("Invalid API key."))
     for path in ("/v1/chat/completions", "/v1/completions"):
         stub.reply("POST", path, refused)
     with pytest.raises(ModelAuthenticationError) as info:
@@ -73,9 +79,9 @@ def test_an_auth_error_carries_the_servers_message_and_sends_the_key(stub):
 
 
 def test_overloaded_is_a_rate_limit_error_after_the_retries(stub):
-    overloaded = error(429, "overloaded", "The server is overloaded; retry later.", "server_error")
+    overloaded = error(Overloaded("The server is overloaded; retry later."))
     for path in ("/v1/chat/completions", "/v1/completions"):
-        stub.reply("POST", path, Reply(429, overloaded.body, {"Retry-After": "0"}))
+        stub.reply("POST", path, overloaded)
     with pytest.raises(ModelRateLimitError, match=r"overloaded; retry later\. \(HTTP 429, overloaded\)"):
         ChatWarmServe(base_url=stub.base_url, max_retries=1).invoke("Hi")
     with pytest.raises(ModelRateLimitError, match="overloaded"):
@@ -84,8 +90,7 @@ def test_overloaded_is_a_rate_limit_error_after_the_retries(stub):
 
 
 def test_overloaded_is_retried_after_retry_after(stub):
-    overloaded = error(429, "overloaded", "The server is overloaded; retry later.", "server_error")
-    stub.reply("POST", "/v1/completions", Reply(429, overloaded.body, {"Retry-After": "0"}))
+    stub.reply("POST", "/v1/completions", error(Overloaded("The server is overloaded; retry later.")))
     ok = {"id": "t", "object": "text_completion", "created": 1, "model": MODEL,
           "choices": [{"index": 0, "text": " fine", "finish_reason": "stop"}],
           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}  # fmt: skip
@@ -95,7 +100,7 @@ def test_overloaded_is_retried_after_retry_after(stub):
 
 
 def test_a_dead_worker_is_a_model_api_error(stub):
-    died = error(503, "worker_died", "The worker serving this request stopped.", "server_error")
+    died = error(WorkerDied("The worker serving this request stopped."))
     stub.reply("POST", "/v1/chat/completions", died)
     with pytest.raises(
         ModelAPIError, match=r"worker serving this request stopped\. \(HTTP 503, worker_died\)"
@@ -106,14 +111,7 @@ def test_a_dead_worker_is_a_model_api_error(stub):
 def test_an_error_event_mid_stream_is_raised_with_the_servers_message(stub):
     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
              "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]}  # fmt: skip
-    died = {
-        "error": {
-            "message": "The worker stopped.",
-            "type": "server_error",
-            "param": None,
-            "code": "worker_died",
-        }
-    }
+    died = error_body(WorkerDied("The worker stopped."))
     stub.reply("POST", "/v1/chat/completions", Reply(sse=(chunk, died)))
     received = []
 

@@ -1,5 +1,7 @@
-"""get_num_tokens asks the server's tokenizer: POST {base_url}/tokenize, against a stub that
-implements the contract `{"model", "prompt" | "messages"} -> {"model", "count"}`."""
+"""get_num_tokens asks the server's tokenizer: POST {base_url}/tokenize, whose contract is
+`{"model", "prompt" | "messages"} -> {"model", "count", ...}`. The real server's counts are checked
+in test_chat_models.py; here stubs show exactly what the client sends, and play an older server
+without the endpoint."""
 
 import pytest
 from langchain_core.exceptions import ModelNotFoundError

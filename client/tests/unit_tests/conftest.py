@@ -1,4 +1,7 @@
-"""Unit tests run without a network: requests go to an httpx.MockTransport that records them."""
+"""Unit tests run without a network: requests go to an httpx.MockTransport that records them.
+
+Its canned answers are checked against the server's response models (see wire.py).
+"""
 
 from __future__ import annotations
 
@@ -9,35 +12,40 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.unit_tests import wire
+
 BASE_URL = "http://warmserve.test/v1"
 MODEL = "smollm2-135m-instruct"
 USAGE = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
 
 
-def chat_answer(body: dict[str, Any]) -> httpx.Response:
+def sse(events: list[dict[str, Any]]) -> httpx.Response:
+    text = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+    return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+
+def chat_answer(body: dict[str, Any], content: str = "Hi there") -> httpx.Response:
     if body.get("stream"):
         chunks = [
             {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            {"choices": [{"index": 0, "delta": {"content": "Hi there"}}]},
+            {"choices": [{"index": 0, "delta": {"content": content}}]},
             {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
         ]
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append({"choices": [], "usage": USAGE})
         common = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
-        events = [f"data: {json.dumps({**common, **chunk})}\n\n" for chunk in chunks] + ["data: [DONE]\n\n"]
-        return httpx.Response(200, text="".join(events), headers={"content-type": "text/event-stream"})
-    message = {"role": "assistant", "content": "Hi there"}
-    return httpx.Response(
-        200,
-        json={
-            "id": "c1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": USAGE,
-        },
-    )
+        chunks = [wire.valid({**common, **chunk}, wire.ChatCompletionChunk) for chunk in chunks]
+        return sse(chunks)
+    message = {"role": "assistant", "content": content}
+    answer = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": body["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": USAGE,
+    }
+    return httpx.Response(200, json=wire.valid(answer, wire.ChatCompletion))
 
 
 def completion_answer(body: dict[str, Any]) -> httpx.Response:
@@ -46,21 +54,18 @@ def completion_answer(body: dict[str, Any]) -> httpx.Response:
         common = {"id": "t1", "object": "text_completion", "created": 1, "model": body["model"]}
         chunks = [{"choices": [{"index": 0, "text": " red", "finish_reason": None}]}]
         chunks.append({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
-        events = [f"data: {json.dumps({**common, **chunk})}\n\n" for chunk in chunks] + ["data: [DONE]\n\n"]
-        return httpx.Response(200, text="".join(events), headers={"content-type": "text/event-stream"})
-    return httpx.Response(
-        200,
-        json={
-            "id": "t1",
-            "object": "text_completion",
-            "created": 1,
-            "model": body["model"],
-            "choices": [
-                {"index": i, "text": f" answer {i}", "finish_reason": "length"} for i in range(len(prompts))
-            ],
-            "usage": USAGE,
-        },
-    )
+        return sse([wire.valid({**common, **chunk}, wire.Completion) for chunk in chunks])
+    answer = {
+        "id": "t1",
+        "object": "text_completion",
+        "created": 1,
+        "model": body["model"],
+        "choices": [
+            {"index": i, "text": f" answer {i}", "finish_reason": "length"} for i in range(len(prompts))
+        ],
+        "usage": USAGE,
+    }
+    return httpx.Response(200, json=wire.valid(answer, wire.Completion))
 
 
 class Recorder:
@@ -111,4 +116,5 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def error_answer(status: int, code: str | None, message: str) -> Callable[[httpx.Request], httpx.Response]:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    wire.valid(body, wire.ErrorResponse)
     return lambda request: httpx.Response(status, json=body)

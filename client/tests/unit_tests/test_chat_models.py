@@ -1,3 +1,5 @@
+import json
+
 import httpx
 import pytest
 from langchain_core.exceptions import (
@@ -10,10 +12,11 @@ from langchain_core.exceptions import (
     ModelRateLimitError,
 )
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
 
 from langchain_warmserve import ChatWarmServe
 from tests.unit_tests import wire
-from tests.unit_tests.conftest import BASE_URL, MODEL, error_answer
+from tests.unit_tests.conftest import BASE_URL, MODEL, chat_answer, error_answer
 
 
 def chat(recorder, **kwargs) -> ChatWarmServe:
@@ -67,7 +70,7 @@ def test_sampling_parameters_are_sent_and_nothing_the_server_rejects(recorder):
     model = chat(recorder, temperature=0.3, max_tokens=12, top_p=0.9, stop=["\n"], seed=4)
     model.invoke([SystemMessage("Be brief."), HumanMessage("Hi", name="ann"), AIMessage("Hello"), "More?"])
     [body] = recorder.bodies
-    assert wire.unsupported(body, wire.CHAT) == []
+    assert wire.rejected(body, wire.ChatCompletionRequest) == []
     assert body["temperature"] == 0.3
     assert (body["max_tokens"], body["top_p"], body["stop"], body["seed"]) == (12, 0.9, ["\n"], 4)
     assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
@@ -79,8 +82,8 @@ def test_default_requests_plain_and_streamed_carry_only_accepted_parameters(reco
     model.invoke("Hi")
     list(model.stream("Hi"))
     plain, streamed = recorder.bodies
-    assert wire.unsupported(plain, wire.CHAT) == []
-    assert wire.unsupported(streamed, wire.CHAT) == []
+    assert wire.rejected(plain, wire.ChatCompletionRequest) == []
+    assert wire.rejected(streamed, wire.ChatCompletionRequest) == []
     assert streamed["stream"] is True
     assert streamed["stream_options"] == {"include_usage": True}
 
@@ -89,7 +92,25 @@ async def test_async_requests_carry_only_accepted_parameters(recorder):
     model = chat(recorder)
     await model.ainvoke("Hi")
     [chunk async for chunk in model.astream("Hi")]
-    assert all(wire.unsupported(body, wire.CHAT) == [] for body in recorder.bodies)
+    assert all(wire.rejected(body, wire.ChatCompletionRequest) == [] for body in recorder.bodies)
+
+
+def test_tool_and_structured_output_requests_are_ones_the_server_accepts(recorder):
+    class Weather(BaseModel):
+        """The weather in a city."""
+
+        city: str
+
+    recorder.answer = lambda request: chat_answer(json.loads(request.content), '{"city": "Paris"}')
+    model = chat(recorder)
+    model.bind_tools([Weather], tool_choice="Weather").invoke("Weather in Paris?")
+    model.with_structured_output(Weather, method="json_schema", include_raw=True).invoke("Paris")
+    model.with_structured_output(Weather, method="function_calling", include_raw=True).invoke("Paris")
+    tools, schema, function = recorder.bodies
+    assert [wire.rejected(body, wire.ChatCompletionRequest) for body in recorder.bodies] == [[], [], []]
+    assert tools["tool_choice"] == {"type": "function", "function": {"name": "Weather"}}
+    assert schema["response_format"]["type"] == "json_schema"
+    assert function["tools"][0]["function"]["name"] == "Weather"
 
 
 def test_extra_model_kwargs_are_sent(recorder):
@@ -187,15 +208,22 @@ def test_an_auth_error_without_a_configured_key_says_how_to_set_one(recorder):
     assert recorder.requests[-1].headers["authorization"] == "Bearer wrong"
 
 
-CARD = {
-    "id": "smollm2-135m-instruct",
-    "object": "model",
-    "created": 1,
-    "owned_by": "warmserve",
-    "backend": "llama_cpp",
-    "context_length": 2048,
-    "capabilities": {"chat": True, "tools": True, "json_schema": False, "embeddings": True, "logprobs": True},
-}
+CAPABILITIES = {"chat": True, "completions": True, "embeddings": True, "tools": True, "json_schema": False}
+CARD = wire.valid(
+    {
+        "id": "smollm2-135m-instruct",
+        "object": "model",
+        "created": 1,
+        "owned_by": "warmserve",
+        "backend": "llama_cpp",
+        "context_length": 2048,
+        "capabilities": {**CAPABILITIES, "logprobs": True, "logit_bias": True, "echo": True, "suffix": False},
+        "state": "ready",
+        "ready_workers": 1,
+        "workers": 1,
+    },
+    wire.ModelCard,
+)
 
 
 def test_server_capabilities_and_profile_come_from_the_models_endpoint(recorder):

@@ -32,8 +32,8 @@ def test_default_requests_carry_only_parameters_the_server_accepts(recorder):
     assert model.invoke("Roses are") == " answer 0"
     assert "".join(model.stream("Roses are")) == " red"
     plain, streamed = recorder.bodies
-    assert wire.unsupported(plain, wire.COMPLETIONS) == []
-    assert wire.unsupported(streamed, wire.COMPLETIONS) == []
+    assert wire.rejected(plain, wire.CompletionRequest) == []
+    assert wire.rejected(streamed, wire.CompletionRequest) == []
     assert plain["model"] == MODEL
     assert plain["max_tokens"] == 256
     assert "n" not in plain

@@ -1,33 +1,56 @@
-"""What the warmserve server accepts in a request body (its `protocol.py`, as of this client).
+"""The server's own wire models (`warmserve.protocol`), to check what the unit tests send and fake.
 
-Any other parameter is a 400 `unsupported_parameter`, so the default requests must stay inside this.
+A hand copy of the schema went stale as the server grew; the server package is installed in
+this environment (the Makefile's `make install`), so the tests check against the real thing:
+requests as the server parses them, the canned answers as the server would write them.
 """
+
+from __future__ import annotations
 
 from typing import Any
 
-SHARED = {
-    "model",
-    "temperature",
-    "top_p",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "stream",
-    "stream_options",
-    "user",
-    "n",
-    "logit_bias",
-}
-CHAT = SHARED | {"messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs"}
-COMPLETIONS = SHARED | {"prompt", "max_tokens", "logprobs", "echo", "suffix", "best_of"}
-# Accepted only with the value that means OpenAI's default behaviour.
-NEUTRAL: dict[str, Any] = {}
+from pydantic import BaseModel, ValidationError
+
+try:
+    from warmserve.protocol import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatCompletionRequest,
+        Completion,
+        CompletionRequest,
+        ErrorResponse,
+        ModelCard,
+        SamplingFields,
+    )
+except ModuleNotFoundError as missing:
+    raise RuntimeError(
+        "The unit tests check requests against the server's wire models: install warmserve in this "
+        "environment (`make install` at the repository root)."
+    ) from missing
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionRequest",
+    "Completion",
+    "CompletionRequest",
+    "ErrorResponse",
+    "ModelCard",
+    "rejected",
+    "valid",
+]
 
 
-def unsupported(body: dict[str, Any], accepted: set[str]) -> list[str]:
-    return [
-        name
-        for name, value in body.items()
-        if name not in accepted and value is not None and not (name in NEUTRAL and NEUTRAL[name] == value)
-    ]
+def rejected(body: dict[str, Any], request: type[SamplingFields]) -> list[str]:
+    """Why the server would answer this body with a 400: invalid fields, else unsupported ones; [] if none."""
+    try:
+        parsed = request.model_validate(body)
+    except ValidationError as error:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    return [f"{name}: unsupported parameter" for name in parsed.unsupported_parameters()]
+
+
+def valid(body: dict[str, Any], response: type[BaseModel]) -> dict[str, Any]:
+    """`body`, once the server's response model accepts it (a canned answer it could really send)."""
+    response.model_validate(body)
+    return body
