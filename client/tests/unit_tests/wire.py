@@ -47,7 +47,7 @@ def rejected(body: dict[str, Any], request: type[SamplingFields]) -> list[str]:
         parsed = request.model_validate(body)
     except ValidationError as error:
         return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
-    return [f"{name}: unsupported parameter" for name in parsed.unsupported_parameters()]
+    return [f"{name}: unsupported parameter" for name in parsed.unsupported_sent()]
 
 
 def valid(body: dict[str, Any], response: type[BaseModel]) -> dict[str, Any]:
