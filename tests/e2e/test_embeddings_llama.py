@@ -31,11 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def client(server: ServerProcess) -> openai.OpenAI:
-    return server.openai_client()
-
-
-@pytest.fixture(scope="module")
 def local_llama() -> llama_cpp.Llama:
     """The same weights embedded by llama-cpp-python's own API, mean pooling, whole inputs."""
     return llama_cpp.Llama(

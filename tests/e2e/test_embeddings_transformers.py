@@ -43,11 +43,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> openai.OpenAI:
-    return server.openai_client()
-
-
 def matrix(answer) -> np.ndarray:
     return np.array([item.embedding for item in answer.data], dtype=np.float64)
 

@@ -30,11 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def client(server: ServerProcess) -> openai.OpenAI:
-    return server.openai_client()
-
-
-@pytest.fixture(scope="module")
 def local_llama() -> llama_cpp.Llama:
     """The same weights in this process, as a user would run them without a server.
 

@@ -88,11 +88,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> openai.OpenAI:
-    return server.openai_client()
-
-
 @pytest.mark.parametrize(
     ("model", "question"),
     [

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from warmserve.admin_protocol import AdminModel, AdminModelList, ModelDeleted, WorkerInfo
 from warmserve.api.deps import Pools
-from warmserve.api.errors import ERROR_RESPONSES
+from warmserve.api.errors import ERROR_RESPONSES, SSE_EVENT
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest, ModelUnavailable
 from warmserve.pool import ManagedModel, PoolEvent, PoolManager, Snapshot
@@ -81,7 +81,7 @@ async def list_models(pools: Pools) -> AdminModelList:
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **ERROR_RESPONSES},
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}}}, **ERROR_RESPONSES},
 )
 async def events(pools: Pools) -> StreamingResponse:
     """Server-sent events: `snapshot` (every model and worker now), then each `state` and `worker` event."""

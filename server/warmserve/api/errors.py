@@ -108,13 +108,21 @@ def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
+# One server-sent event, as OpenAPI describes each event of a text/event-stream: its `data` is JSON text.
+SSE_EVENT: dict[str, object] = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
+
+
 def success_response(model: type, description: str) -> dict[int | str, dict[str, object]]:
     """A 200 that is JSON `model`, or an SSE stream when the request asked for one."""
     return {
         200: {
             "model": model,
             "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
         },
         **ERROR_RESPONSES,
     }

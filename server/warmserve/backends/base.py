@@ -16,8 +16,10 @@ still drives each through its own interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol
 
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_dimensions
+from warmserve.backends.tokens import Vocabulary
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import error_from_info
 from warmserve.generation import Failed, GenerationEvent, GenerationRequest, ModelFacts, Started
@@ -125,3 +127,41 @@ class Engine(Generator, Embedder):
 
     def close(self) -> None:
         """Release the model before the worker exits."""
+
+
+class EmbeddingModel(Protocol):
+    """The model side of an engine's embeddings (llama/embed.py, hf/embed.py)."""
+
+    size: int  # dimensions of a vector
+    limit: int  # the longest input, in tokens
+
+    def jobs(self) -> EmbeddingJobs: ...
+
+    def pieces(self, pieces: list[EmbedPiece]) -> list[Vector]: ...
+
+
+class ModelEngine(Engine):
+    """An engine over a real model: its `Vocabulary` tokenizes and its `EmbeddingModel` embeds,
+    so what is left to the engine itself is generation."""
+
+    _vocab: Vocabulary
+    _embedder: EmbeddingModel
+
+    def tokenize(self, request: GenerationRequest) -> list[int]:
+        return self._vocab.tokenize(request)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self._vocab.detokenize(tokens)
+
+    @property
+    def embed_size(self) -> int:
+        return self._embedder.size
+
+    def embedding_jobs(self) -> EmbeddingJobs:
+        return self._embedder.jobs()
+
+    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
+        return self._vocab.embed_inputs(request, self._embedder.limit)
+
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        return self._embedder.pieces(pieces)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
 from typing import TYPE_CHECKING
 
 from warmserve.config import ModelSpec
@@ -23,9 +22,7 @@ from warmserve.pool.events import Publish, WorkerStatus
 from warmserve.pool.lifecycle import Lifecycle
 from warmserve.pool.messages import Submit
 from warmserve.pool.stream import RequestStream
-from warmserve.pool.tracker import RequestTracker
-from warmserve.pool.watch import Watched
-from warmserve.protocol import ModelState
+from warmserve.pool.tracker import RequestTracker, Tracked
 
 if TYPE_CHECKING:
     from warmserve.backends import Engine
@@ -33,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class InProcessPool:
+class InProcessPool(Tracked):
     def __init__(self, spec: ModelSpec, metrics: Metrics, publish: Publish) -> None:
         if spec.backend == "fake" and (spec.fake.crash_on or spec.fake.crash_on_load):
             raise ValueError("an in-process engine must not crash the process: test crashes with ModelPool")
@@ -47,14 +44,6 @@ class InProcessPool:
         self._loop: asyncio.Task[None] | None = None
 
     @property
-    def state(self) -> ModelState:
-        return self._lifecycle.state
-
-    @property
-    def reason(self) -> str | None:
-        return self._lifecycle.reason
-
-    @property
     def ready_workers(self) -> int:
         return 1 if self._engine is not None else 0
 
@@ -63,23 +52,8 @@ class InProcessPool:
         return []
 
     @property
-    def running(self) -> int:
-        return self._tracker.running
-
-    @property
-    def waiting(self) -> int:
-        return self._tracker.waiting
-
-    @property
-    def in_flight(self) -> Watched[int]:
-        return self._tracker.in_flight
-
-    @property
     def facts(self) -> ModelFacts | None:
         return self._engine.facts if self._engine is not None else None
-
-    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
-        return await self._lifecycle.wait_for(states, timeout_s)
 
     async def start(self) -> None:
         from warmserve.backends import load_engine  # an engine's imports stay out of the API process otherwise
@@ -99,9 +73,6 @@ class InProcessPool:
             await asyncio.gather(self._loop, return_exceptions=True)
         self._engine = None
         self._lifecycle.move("unloaded")
-
-    def fail_all(self, error: ModelUnavailable) -> None:
-        self._tracker.fail_all(error.info())
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
         self._tracker.check_admissible()

@@ -42,3 +42,22 @@ class Lifecycle:
     async def wait_while(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
         """The first state outside `states`, or the state when `timeout_s` runs out."""
         return await self._state.wait_for(lambda state: state not in states, timeout_s)
+
+
+class Stateful:
+    """What a pool (or a managed model) answers from its `Lifecycle`."""
+
+    _lifecycle: Lifecycle
+
+    @property
+    def state(self) -> ModelState:
+        return self._lifecycle.state
+
+    @property
+    def reason(self) -> str | None:
+        """Why the state is what it is, when that is bad news (unhealthy: the load error)."""
+        return self._lifecycle.reason
+
+    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
+        """The state once it is one of `states` (or the state at the timeout); woken by the change, not a poll."""
+        return await self._lifecycle.wait_for(states, timeout_s)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container
 from dataclasses import dataclass
 
 from warmserve.config import ModelSpec
@@ -28,7 +27,7 @@ from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.events import PoolEvent, Publish, StateChanged, WorkerStatus
-from warmserve.pool.lifecycle import Lifecycle
+from warmserve.pool.lifecycle import Lifecycle, Stateful
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.watch import Watched
 from warmserve.protocol import ModelState
@@ -46,7 +45,7 @@ class _Unload:
     reload: bool  # an idle unload: requests that come meanwhile wait, then load the model again
 
 
-class ManagedModel:
+class ManagedModel(Stateful):
     """A model's pool behind load / unload (see the module docstring); itself a `Pool`."""
 
     def __init__(
@@ -74,14 +73,6 @@ class ManagedModel:
     def pool(self) -> Pool | None:
         """The pool while the model is loaded (or draining), else None."""
         return self._pool
-
-    @property
-    def state(self) -> ModelState:
-        return self._lifecycle.state
-
-    @property
-    def reason(self) -> str | None:
-        return self._lifecycle.reason
 
     @property
     def removed(self) -> bool:
@@ -123,9 +114,6 @@ class ManagedModel:
     @property
     def idle_s(self) -> float:
         return time.monotonic() - self._last_used
-
-    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
-        return await self._lifecycle.wait_for(states, timeout_s)
 
     async def wait_loaded(self, timeout_s: float) -> ModelState:
         """Wait until every worker holds the model, or the load fails; the state it reached."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
@@ -28,10 +28,8 @@ from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerS
 from warmserve.pool.lifecycle import Lifecycle
 from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
 from warmserve.pool.stream import RequestStream
-from warmserve.pool.tracker import RequestTracker
-from warmserve.pool.watch import Watched
+from warmserve.pool.tracker import RequestTracker, Tracked
 from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
-from warmserve.protocol import ModelState
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ def _ignore(_: object) -> None:
     pass
 
 
-class ModelPool:
+class ModelPool(Tracked):
     def __init__(self, spec: ModelSpec, log_level: str, metrics: Metrics, publish: Publish = _ignore) -> None:
         self.spec = spec
         self._log_level = log_level
@@ -73,14 +71,6 @@ class ModelPool:
     # --- state --------------------------------------------------------------------------
 
     @property
-    def state(self) -> ModelState:
-        return self._lifecycle.state
-
-    @property
-    def reason(self) -> str | None:
-        return self._lifecycle.reason
-
-    @property
     def workers(self) -> list[WorkerStatus]:
         return [w.status() for w in self._workers]
 
@@ -89,24 +79,9 @@ class ModelPool:
         return sum(w.state == "ready" for w in self._workers)
 
     @property
-    def running(self) -> int:
-        return self._tracker.running
-
-    @property
-    def waiting(self) -> int:
-        return self._tracker.waiting
-
-    @property
-    def in_flight(self) -> Watched[int]:
-        return self._tracker.in_flight
-
-    @property
     def facts(self) -> ModelFacts | None:
         """What the engine reported about the model, once a worker has loaded it."""
         return next((w.facts for w in self._workers if w.facts is not None), None)
-
-    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
-        return await self._lifecycle.wait_for(states, timeout_s)
 
     def _update_state(self) -> None:
         if self._lifecycle.state in ("stopping", "unloaded"):
@@ -148,10 +123,6 @@ class ModelPool:
             *(asyncio.wait_for(w.exited.wait(), KILL_WAIT_S) for w in self._workers), return_exceptions=True
         )
         self._lifecycle.move("unloaded")
-
-    def fail_all(self, error: ModelUnavailable) -> None:
-        """End every request in flight with `error` (a drain that timed out)."""
-        self._tracker.fail_all(error.info())
 
     # --- requests -----------------------------------------------------------------------
 

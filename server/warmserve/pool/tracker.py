@@ -19,7 +19,7 @@ from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, ModelUnavailable, ShuttingDown
 from warmserve.generation import Failed, Finished, GenerationEvent
 from warmserve.metrics import Metrics
-from warmserve.pool.lifecycle import Lifecycle
+from warmserve.pool.lifecycle import Lifecycle, Stateful
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.watch import Watched
 
@@ -140,3 +140,25 @@ class RequestTracker:
 
     def _timed_out(self, request_id: str) -> None:
         self._metrics.timed_out.labels(self._model).inc()
+
+
+class Tracked(Stateful):
+    """What a pool answers from its `RequestTracker` (and its `Lifecycle`)."""
+
+    _tracker: RequestTracker
+
+    @property
+    def running(self) -> int:
+        return self._tracker.running
+
+    @property
+    def waiting(self) -> int:
+        return self._tracker.waiting
+
+    @property
+    def in_flight(self) -> Watched[int]:
+        return self._tracker.in_flight
+
+    def fail_all(self, error: ModelUnavailable) -> None:
+        """End every request in flight with `error` (a drain that ran out of time)."""
+        self._tracker.fail_all(error.info())

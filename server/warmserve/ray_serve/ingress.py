@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,7 +23,6 @@ from warmserve.config import ModelSpec, ServerSettings
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
-    ModelUnavailable,
     Overloaded,
     WarmServeError,
     WorkerDied,
@@ -41,11 +39,10 @@ from warmserve.generation import (
     Tokenized,
 )
 from warmserve.metrics import Metrics
-from warmserve.pool import ModelState, Pool, RequestStream, WorkerStatus
+from warmserve.pool import Pool, RequestStream, WorkerStatus
 from warmserve.pool.events import Publish
 from warmserve.pool.lifecycle import Lifecycle
-from warmserve.pool.tracker import RequestTracker
-from warmserve.pool.watch import Watched
+from warmserve.pool.tracker import RequestTracker, Tracked
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +50,7 @@ _STATUS_EVERY_S = 1.0
 _REPLICA_GONE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
 
 
-class RayPool:
+class RayPool(Tracked):
     """One model served by the replicas of its deployment (see the module docstring)."""
 
     def __init__(
@@ -79,14 +76,6 @@ class RayPool:
     # --- state: from Serve's view of the deployment --------------------------------------
 
     @property
-    def state(self) -> ModelState:
-        return self._lifecycle.state
-
-    @property
-    def reason(self) -> str | None:
-        return self._lifecycle.reason
-
-    @property
     def workers(self) -> list[WorkerStatus]:
         return []  # replicas are Ray's processes, on other machines; Serve's dashboard shows them
 
@@ -95,24 +84,8 @@ class RayPool:
         return self._replicas_running
 
     @property
-    def running(self) -> int:
-        return self._tracker.running
-
-    @property
-    def waiting(self) -> int:
-        """Sent to Serve and not yet admitted by a replica's engine (queued in the handle or replica)."""
-        return self._tracker.waiting
-
-    @property
-    def in_flight(self) -> Watched[int]:
-        return self._tracker.in_flight
-
-    @property
     def facts(self) -> ModelFacts | None:
         return self._facts
-
-    async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:
-        return await self._lifecycle.wait_for(states, timeout_s)
 
     async def start(self) -> None:
         self._lifecycle.move("loading")
@@ -129,9 +102,6 @@ class RayPool:
             task.cancel()
         await asyncio.gather(*(task for task, _ in self._pumps.values()), return_exceptions=True)
         self._lifecycle.move("unloaded")
-
-    def fail_all(self, error: ModelUnavailable) -> None:
-        self._tracker.fail_all(error.info())
 
     async def _watch_status(self) -> None:
         """Serve's controller pushes nothing to a caller, so its status is read here and turned into events."""

@@ -21,9 +21,8 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.base import ModelEngine, StepEvents
 from warmserve.backends.constraints import Grammars
-from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
 from warmserve.backends.hf.embed import HFEmbedder
 from warmserve.backends.hf.kv_batch import KVBatch, supports_batching
 from warmserve.backends.hf.sampling import TorchSampler
@@ -33,7 +32,6 @@ from warmserve.backends.logprobs import top_logprobs
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
-from warmserve.embedding import EmbedRequest
 from warmserve.errors import BackendError, InvalidRequest, WarmServeError
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
@@ -99,7 +97,7 @@ class _Sequence:
     done: bool = False
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(ModelEngine):
     def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         torch.set_num_threads(spec.effective_threads())
         self._device = choose_device(spec.device, worker_index)
@@ -138,12 +136,6 @@ class TransformersEngine(Engine):
     def facts(self) -> ModelFacts:
         fim = self._vocab.fim is not None
         return ModelFacts(context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=fim)
-
-    def tokenize(self, request: GenerationRequest) -> list[int]:
-        return self._vocab.tokenize(request)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return self._vocab.detokenize(tokens)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         if not self._generates:
@@ -247,21 +239,6 @@ class TransformersEngine(Engine):
 
     def _piece(self, token: int) -> bytes:
         return str(self._tokenizer.decode([token])).encode()
-
-    # --- embeddings -----------------------------------------------------------------------
-
-    @property
-    def embed_size(self) -> int:
-        return self._embedder.size
-
-    def embedding_jobs(self) -> EmbeddingJobs:
-        return self._embedder.jobs()
-
-    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
-        return self._vocab.embed_inputs(request, self._embedder.limit)
-
-    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
-        return self._embedder.pieces(pieces)
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()

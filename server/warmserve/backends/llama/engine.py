@@ -29,9 +29,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.base import ModelEngine, StepEvents
 from warmserve.backends.constraints import Grammars, TokenConstraint
-from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector
 from warmserve.backends.llama import native
 from warmserve.backends.llama.decode_grouping import DecodeGrouping
 from warmserve.backends.llama.embed import LlamaEmbedder
@@ -39,7 +38,6 @@ from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
-from warmserve.embedding import EmbedRequest
 from warmserve.errors import WarmServeError
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
@@ -67,7 +65,9 @@ class _Slot:
         return self.request_id is not None
 
 
-class LlamaCppEngine(Engine):
+class LlamaCppEngine(ModelEngine):
+    _embedder: LlamaEmbedder
+
     def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         self.capacity = spec.slots
         self._n_ctx = spec.n_ctx  # per sequence: prompt + output
@@ -111,12 +111,6 @@ class LlamaCppEngine(Engine):
         return ModelFacts(
             context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=self._vocab.fim is not None
         )
-
-    def tokenize(self, request: GenerationRequest) -> list[int]:
-        return self._vocab.tokenize(request)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return self._vocab.detokenize(tokens)
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         self._vocab.check_logit_bias(request)
@@ -243,19 +237,6 @@ class LlamaCppEngine(Engine):
         for slot in self._slots:
             if slot.request_id == request_id:
                 self._release(slot)
-
-    @property
-    def embed_size(self) -> int:
-        return self._embedder.size
-
-    def embedding_jobs(self) -> EmbeddingJobs:
-        return self._embedder.jobs()
-
-    def embed_tokens(self, request: EmbedRequest) -> list[list[int]]:
-        return self._vocab.embed_inputs(request, self._embedder.limit)
-
-    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
-        return self._embedder.pieces(pieces)
 
     def close(self) -> None:
         for slot in self._slots:
