@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query, Request
@@ -30,6 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from warmserve.admin_protocol import AdminModel, AdminModelList, ModelDeleted, WorkerInfo
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES, SSE_EVENT
+from warmserve.api.streaming import sse_data
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest, ModelUnavailable
 from warmserve.pool import ManagedModel, PoolEvent, PoolManager, Snapshot
@@ -94,8 +94,7 @@ async def events(pools: Pools) -> StreamingResponse:
 
 async def _event_stream(events: AsyncIterator[Snapshot | PoolEvent]) -> AsyncIterator[str]:
     async for event in events:
-        payload = json.dumps(dataclasses.asdict(event), separators=(",", ":"))
-        yield f"event: {event.type}\ndata: {payload}\n\n"
+        yield sse_data(dataclasses.asdict(event), event=event.type)
 
 
 @router.get("/models/{model:path}", responses=ERROR_RESPONSES)
