@@ -1,7 +1,7 @@
 """deploy/ray: Serve's config file and the KubeRay RayService, checked without a cluster.
 
 kubernetes-validate passes a RayService silently (an unknown kind to it), so the manifest is
-validated with check-jsonschema against KubeRay's CRD schema in ../shared/schemas. The Serve
+validated with check-jsonschema against KubeRay's CRD schema (tests/deploy/schemas). The Serve
 config goes through Ray's own schema and through our app builder; the cluster test in
 tests/ray_serve runs the same builder for real.
 """
@@ -20,11 +20,10 @@ from warmserve.ray_serve.app import INGRESS, deployment_name
 
 SERVE_CONFIG = ROOT / "deploy" / "ray" / "serve.yaml"
 RAYSERVICE = ROOT / "deploy" / "ray" / "rayservice.yaml"
-RAYSERVICE_SCHEMA = ROOT.parent / "shared" / "schemas" / "kuberay-rayservice-v1.schema.json"
+RAYSERVICE_SCHEMA = ROOT / "tests" / "deploy" / "schemas" / "kuberay-rayservice-v1.schema.json"
 
 
 def check_jsonschema(path) -> Any:
-    assert RAYSERVICE_SCHEMA.is_file(), f"KubeRay's schema belongs beside the repository: {RAYSERVICE_SCHEMA}"
     return run_tool(venv_tool("check-jsonschema"), "--schemafile", RAYSERVICE_SCHEMA, path)
 
 
