@@ -72,7 +72,7 @@ class Metrics:
         )
         self.request_seconds = Histogram(
             "warmserve_request_duration_seconds",
-            "Time from admission to the last event of a generation.",
+            "Time from a worker taking a generation to its last event.",
             ["model"],
             registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),

@@ -52,7 +52,7 @@ async def test_a_subscriber_that_stops_reading_is_dropped_instead_of_growing_wit
     await anext(feed)
     for i in range(1500):
         hub.publish(WorkerEvent("m", 0, "ready", pid=i))
-    received = [event async for event in feed]
+    received = await asyncio.wait_for(_all(feed), 5)  # ends: the hub dropped it
     assert 0 < len(received) <= 1000
 
 
@@ -103,3 +103,13 @@ async def test_a_watched_value_wakes_every_waiter_whose_condition_became_true():
     assert not zero.done()
     count.set(0)
     assert await asyncio.wait_for(zero, 5) == 0
+
+
+async def _all(feed) -> list:
+    return [event async for event in feed]
+
+
+async def test_a_closed_hub_ends_later_subscriptions_after_their_snapshot():
+    hub = EventHub(snapshot)
+    hub.close()
+    assert [type(event) for event in await asyncio.wait_for(_all(hub.subscribe()), 5)] == [Snapshot]

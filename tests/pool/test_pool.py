@@ -171,3 +171,21 @@ async def test_a_pool_whose_workers_keep_failing_turns_unhealthy_and_refuses_at_
     kinds = [e.kind for e in events if isinstance(e, WorkerEvent)]
     assert kinds.count("died") >= 3
     assert "restarted" in kinds
+
+
+async def test_a_request_queued_behind_a_dying_worker_runs_on_its_replacement(make_pool):
+    pool = await make_pool(workers=1, capacity=1, token_delay_s=0.02)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    running = await pool.submit(request(max_tokens=10_000))
+    queued = await pool.submit(request())
+    await running.start()
+    assert pool.waiting == 1
+    pid = pool.workers[0].pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied):
+        await asyncio.wait_for(drain(running), 30)
+    # the death's cleanup must not hand the queued request to the dead worker (it would wait for its time limit)
+    events = await asyncio.wait_for(drain(queued), 60)
+    assert isinstance(events[-1], Finished)
+    assert pool.running == pool.waiting == pool.in_flight.value == 0

@@ -46,3 +46,26 @@ def test_the_probe_sees_a_stray_import():
     """The check itself works: an engine module imported anywhere in the process is reported."""
     stray = PROBE.replace("import json, sys", "import json, sys\nimport numpy")
     assert _engines_imported(stray) == ["numpy"]
+
+
+# The same after the app has started its workers (the fake engine): spawning them loads nothing here.
+RUNNING = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from warmserve.api import create_app
+    from warmserve.config import ModelSpec, ServerSettings
+
+    async def main():
+        app = create_app(ServerSettings(models=[ModelSpec(name="fake", backend="fake", workers=1)]))
+        async with app.router.lifespan_context(app):
+            pools = app.state.pools
+            assert await pools.get("fake").wait_for(("ready",), 60) == "ready"
+        print(json.dumps(sorted(m for m in {modules} if m in sys.modules)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_running_app_with_a_loaded_worker_has_imported_no_engine_module():
+    assert _engines_imported(RUNNING) == []

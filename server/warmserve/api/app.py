@@ -72,4 +72,5 @@ async def drain(app: FastAPI, timeout_s: float) -> None:
     pools: PoolManager = app.state.pools
     log.info("draining: %d requests in flight, waiting up to %.0f s", pools.running, timeout_s)
     await pools.wait_idle(timeout_s)
+    pools.events.close()  # followers of /admin/events saw the drain; their connections must not hold the exit
     log.info("drained with %d requests still in flight", pools.running)

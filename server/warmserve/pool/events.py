@@ -7,8 +7,11 @@ a subscriber first gets a `Snapshot` of every model, then each change as it happ
 
     unloaded --load--> loading --every worker ready--> ready
     loading / ready --some workers ready--> degraded --all ready--> ready
+    ready / degraded --every worker died, restarting--> loading
     loading --every worker keeps failing--> unhealthy --a worker loads--> degraded / ready
+    loading / unhealthy --the workers could not be started--> unloaded
     any loaded state --unload--> draining --in-flight requests done--> stopping --> unloaded
+    any loaded state --server stop--> stopping --> unloaded
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ WorkerEventKind = Literal["started", "ready", "load_failed", "died", "restarted"
 
 # Which state may follow which: anything else is a bug in the pool, raised where it happens.
 TRANSITIONS: dict[ModelState, frozenset[ModelState]] = {
-    "unloaded": frozenset({"loading", "stopping"}),
+    "unloaded": frozenset({"loading"}),
     "loading": frozenset({"ready", "degraded", "unhealthy", "draining", "stopping", "unloaded"}),
     "ready": frozenset({"degraded", "loading", "unhealthy", "draining", "stopping"}),
     "degraded": frozenset({"ready", "loading", "unhealthy", "draining", "stopping"}),
@@ -99,6 +102,7 @@ class EventHub:
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
         self._subscribers: set[asyncio.Queue[PoolEvent | None]] = set()
+        self._closed = False
 
     def publish(self, event: PoolEvent) -> None:
         if isinstance(event, StateChanged):
@@ -113,7 +117,10 @@ class EventHub:
     async def subscribe(self) -> AsyncIterator[Snapshot | PoolEvent]:
         """A snapshot of every model, then every event from that moment on (until the hub closes)."""
         queue: asyncio.Queue[PoolEvent | None] = asyncio.Queue()
-        self._subscribers.add(queue)  # before the snapshot: nothing falls between the two
+        if self._closed:
+            queue.put_nowait(None)
+        else:
+            self._subscribers.add(queue)  # before the snapshot: nothing falls between the two
         try:
             yield self._snapshot()
             while (event := await queue.get()) is not None:
@@ -122,7 +129,8 @@ class EventHub:
             self._subscribers.discard(queue)
 
     def close(self) -> None:
-        """End every subscription (the server stops)."""
+        """End every subscription, and later ones after their snapshot (the server stops)."""
+        self._closed = True
         for queue in self._subscribers:
             queue.put_nowait(None)
         self._subscribers.clear()

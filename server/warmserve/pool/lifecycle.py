@@ -25,9 +25,10 @@ class Lifecycle:
         return self._state.value
 
     def move(self, state: ModelState, reason: str | None = None) -> None:
-        """Change state (a no-op when already there) and publish the change."""
+        """Change state and publish the change; in the same state only the reason is updated."""
         previous = self._state.value
         if state == previous:
+            self.reason = reason if reason is not None else self.reason
             return
         if state not in TRANSITIONS[previous]:
             raise InvalidTransition(f"model {self._model}: {previous} -> {state} is not a valid change")

@@ -170,9 +170,12 @@ class ManagedModel(Stateful):
         except Exception as exc:
             log.exception("model %s: could not start its workers", self.spec.name)
             if self._pool is pool and self.state in _LOADED:
+                self._lifecycle.move("stopping", f"could not start its workers: {exc}")
                 self._pool = None
+                await pool.stop()
                 self._lifecycle.move("unloaded", f"could not start its workers: {exc}")
-            await pool.stop()
+            else:
+                await pool.stop()
             raise ModelUnavailable(f"Model '{self.spec.name}' could not start its workers: {exc}") from exc
         if self.spec.idle_unload_s is not None and self._pool is pool:
             self._idle_watch = asyncio.get_running_loop().create_task(self._unload_when_idle(pool))
@@ -230,15 +233,18 @@ class ManagedModel(Stateful):
         """Server stop: no drain here (the server drained already); stop the workers."""
         self._removed = True
         self._stop_idle_watch()
-        pool, starting = self._pool, self._starting
+        starting = self._starting
         if self._unload is not None and not self._unload.task.done():
             self._unload.reload = False
-            self._unload.task.cancel()
-            await asyncio.gather(self._unload.task, return_exceptions=True)
+            if self.state == "stopping":  # its workers are being stopped already: let it finish
+                await asyncio.gather(self._unload.task, return_exceptions=True)
+            else:
+                self._unload.task.cancel()
+                await asyncio.gather(self._unload.task, return_exceptions=True)
+        pool = self._pool
         if pool is None:
             return
-        if self.state != "stopping":
-            self._lifecycle.move("stopping")
+        self._lifecycle.move("stopping")
         if starting is not None:
             await asyncio.gather(starting, return_exceptions=True)
         try:
@@ -253,15 +259,23 @@ class ManagedModel(Stateful):
         self._idle_watch = None
 
     async def _unload_when_idle(self, pool: Pool) -> None:
-        """Unload once nothing has come for `idle_unload_s`: woken by the last request ending, then one timer."""
+        """Unload once nothing has come for `idle_unload_s`: woken by the last request ending, then a timer
+        to the moment the model will have been idle that long."""
         idle_s = self.spec.idle_unload_s
         assert idle_s is not None
         while self._pool is pool and self.state in _LOADED:
+            if self.state == "loading":  # loading is activity: the idle time starts once it is done
+                await self._lifecycle.wait_while(("loading",))
+                self._last_used = max(self._last_used, time.monotonic())
+                continue
             await pool.in_flight.wait_for(lambda n: n == 0)
-            quiet_until = self._last_used = max(self._last_used, time.monotonic())
-            await asyncio.sleep(idle_s)
-            busy = pool.in_flight.value or self._pending.value or self.state == "loading"
-            if self._pool is pool and self.state in _LOADED and not busy and self._last_used <= quiet_until:
+            quiet_since = max(self._last_used, pool.in_flight.changed_at)  # the last arrival, or the last end
+            await asyncio.sleep(max(0.0, quiet_since + idle_s - time.monotonic()))
+            if self._pool is not pool or self.state not in _LOADED:
+                return
+            if self._pending.value:
+                self._last_used = max(self._last_used, time.monotonic())
+            elif not pool.in_flight.value and max(self._last_used, pool.in_flight.changed_at) == quiet_since:
                 log.info("model %s: idle for %.0f s, unloading", self.spec.name, self.idle_s)
                 self._idle_watch = None
                 self.unload(drain_timeout_s=0, idle=True)

@@ -37,8 +37,9 @@ _BACKOFF_FIRST_S = 0.5
 _BACKOFF_MAX_S = 120.0
 _UNHEALTHY_AFTER = 3  # consecutive failed starts of every worker
 _STOP_TIMEOUT_S = 10.0
-# The longest stop() takes once no request is left: each worker is asked to exit, then killed.
-STOP_BOUND_S = _STOP_TIMEOUT_S + KILL_WAIT_S
+# The longest stop() takes once no request is left: each worker is asked to exit, then killed,
+# then its end is announced.
+STOP_BOUND_S = _STOP_TIMEOUT_S + 2 * KILL_WAIT_S
 
 
 def _ignore(_: object) -> None:
@@ -106,7 +107,7 @@ class ModelPool(Tracked):
         await asyncio.gather(*(w.start() for w in self._workers))
 
     async def stop(self) -> None:
-        if self._lifecycle.state == "unloaded" and not self._workers:
+        if self._lifecycle.state == "unloaded":
             return
         self._lifecycle.move("stopping")
         if self._lending is not None:
@@ -119,9 +120,8 @@ class ModelPool(Tracked):
         await asyncio.gather(*self._restarts, return_exceptions=True)
         await asyncio.gather(*(asyncio.to_thread(w.stop, _STOP_TIMEOUT_S) for w in self._workers))
         # Each worker's end is announced (and its requests failed) before the pool says it is unloaded.
-        await asyncio.gather(
-            *(asyncio.wait_for(w.exited.wait(), KILL_WAIT_S) for w in self._workers), return_exceptions=True
-        )
+        spawned = [w for w in self._workers if w.pid is not None]
+        await asyncio.gather(*(asyncio.wait_for(w.exited.wait(), KILL_WAIT_S) for w in spawned), return_exceptions=True)
         self._lifecycle.move("unloaded")
 
     # --- requests -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, ModelUnavailable, ShuttingDown
@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Open:
     stream: RequestStream
-    opened_at: float = field(default_factory=time.monotonic)
-    running: bool = False
+    running_at: float | None = None  # when a worker (or replica) took it
 
 
 class RequestTracker:
@@ -92,8 +91,8 @@ class RequestTracker:
     def run(self, request_id: str) -> None:
         """A worker holds the request now (it stops counting as waiting)."""
         entry = self._open.get(request_id)
-        if entry is not None and not entry.running:
-            entry.running = True
+        if entry is not None and entry.running_at is None:
+            entry.running_at = time.monotonic()
             self._running += 1
 
     def done(self, request_id: str, event: GenerationEvent | None = None) -> None:
@@ -101,13 +100,13 @@ class RequestTracker:
         entry = self._open.pop(request_id, None)
         if entry is None:
             return
-        if entry.running:
+        if entry.running_at is not None:
             self._running -= 1
         self.in_flight.set(len(self._open))
-        self.count(event, entry.opened_at)
+        self.count(event, entry.running_at)
 
-    def count(self, event: GenerationEvent | None, opened_at: float | None = None) -> None:
-        """The metrics of a request's last event."""
+    def count(self, event: GenerationEvent | None, running_at: float | None = None) -> None:
+        """The metrics of a request's last event; its duration counts from a worker taking it."""
         name = self._model
         if isinstance(event, Embedded):
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
@@ -115,8 +114,8 @@ class RequestTracker:
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
             self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
             self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
-            if opened_at is not None:
-                self._metrics.request_seconds.labels(name).observe(time.monotonic() - opened_at)
+            if running_at is not None:
+                self._metrics.request_seconds.labels(name).observe(time.monotonic() - running_at)
 
     def fail(self, request_id: str, error: ErrorInfo) -> None:
         """End a request with an error its reader will raise (queue timeout, shutdown, drain timeout)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -19,6 +20,7 @@ class Watched(Generic[T]):
     def __init__(self, value: T) -> None:
         self._value = value
         self._changed: asyncio.Event | None = None  # made on first wait: set() costs nothing unwatched
+        self.changed_at = time.monotonic()  # when the value last changed
 
     @property
     def value(self) -> T:
@@ -28,6 +30,7 @@ class Watched(Generic[T]):
         if value == self._value:
             return
         self._value = value
+        self.changed_at = time.monotonic()
         if self._changed is not None:
             self._changed.set()
             self._changed = None

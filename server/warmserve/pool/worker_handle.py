@@ -60,7 +60,6 @@ class WorkerHandle:
         self.index = index
         self.state: WorkerState = "loading"
         self.load_error: ErrorInfo | None = None
-        self.exitcode: int | None = None
         self.capacity = 0  # requests the engine runs at once; known when ready
         self.threads: int | None = None  # last thread count sent; None: the spec's
         self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
@@ -93,7 +92,7 @@ class WorkerHandle:
         except Exception as exc:
             log.exception("%s: could not start worker %d", self.spec.name, self.index)
             self.load_error = ErrorInfo(code="model_unavailable", message=f"The worker could not start: {exc}")
-            self.state, self.exitcode = "failed", -1
+            self.state = "failed"
             self.exited.set()
             self._on_change(self, "died", f"could not start: {exc}")
             return
@@ -106,11 +105,9 @@ class WorkerHandle:
         return f"warmserve-{self.spec.name}-{self.index}"
 
     def _spawn(self) -> None:
-        from warmserve.pool.worker import worker_main  # the worker's imports load only in the worker
-
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
-            target=worker_main,
+            target=_worker_main,
             args=(self.spec, child_conn, self.index, self._log_level),
             name=self._name,
             daemon=True,
@@ -149,11 +146,6 @@ class WorkerHandle:
         if process.is_alive():
             process.kill()
             process.join(KILL_WAIT_S)
-
-    def kill(self) -> None:
-        """Hard-kill the process (tests use this to prove crash handling)."""
-        if self._process is not None:
-            self._process.kill()
 
     # --- threads ------------------------------------------------------------------------
 
@@ -205,7 +197,15 @@ class WorkerHandle:
             self._on_change(self, "load_failed", message.error.message)
 
     def _on_exit(self, exitcode: int | None) -> None:
-        self.exitcode = exitcode
+        # Not ready any more before its requests fail: their ends dispatch queued work, never to this worker.
+        if self.state == "loading":
+            self.load_error = ErrorInfo(
+                code="model_unavailable",
+                message=f"The worker exited (code {exitcode}) while loading the model.",
+            )
+            self.state = "failed"
+        if self.state != "failed":
+            self.state = "exited"
         lost = list(self.inflight.items())
         self.inflight.clear()
         for request_id, stream in lost:
@@ -215,13 +215,12 @@ class WorkerHandle:
             )
             stream.push(Failed(WorkerDied(message).info()))
             self._on_done(self, request_id, None)
-        if self.state == "loading":
-            self.load_error = ErrorInfo(
-                code="model_unavailable",
-                message=f"The worker exited (code {exitcode}) while loading the model.",
-            )
-            self.state = "failed"
-        if self.state != "failed":
-            self.state = "exited"
         self.exited.set()
         self._on_change(self, "died", f"exited with code {exitcode}")
+
+
+def _worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -> None:
+    """The spawned process's entry: the worker module (and the engines) load there, never in the API process."""
+    from warmserve.pool.worker import worker_main
+
+    worker_main(spec, conn, index, log_level)

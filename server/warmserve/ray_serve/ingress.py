@@ -24,6 +24,7 @@ from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
     Overloaded,
+    ShuttingDown,
     WarmServeError,
     WorkerDied,
     error_from_info,
@@ -97,6 +98,7 @@ class RayPool(Tracked):
         self._lifecycle.move("stopping")
         if self._watch is not None:
             self._watch.cancel()
+        self._tracker.fail_all(ShuttingDown(f"Model '{self.spec.name}' is shutting down.").info())
         for task, response in list(self._pumps.values()):
             response.cancel()
             task.cancel()
@@ -122,18 +124,17 @@ class RayPool(Tracked):
             running = sum(n for state, n in deployment.replica_states.items() if state == "RUNNING")
             self._replicas_running = running
             deployment_status = str(getattr(deployment.status, "value", deployment.status))
-        if self._facts is None and self._replicas_running:
+        if self._lifecycle.state not in ("stopping", "unloaded"):
+            if self._replicas_running and deployment_status == "HEALTHY":
+                self._lifecycle.move("ready")
+            elif self._replicas_running:
+                self._lifecycle.move("degraded")
+            elif deployment_status in ("UNHEALTHY", "DEPLOY_FAILED"):
+                self._lifecycle.move("unhealthy", "its replicas fail to start")
+            else:
+                self._lifecycle.move("loading")
+        if self._facts is None and self._replicas_running:  # after the state: it may queue behind requests
             self._facts = await self._handle.facts.remote()
-        if self._lifecycle.state in ("stopping", "unloaded"):
-            return
-        if self._replicas_running and deployment_status == "HEALTHY":
-            self._lifecycle.move("ready")
-        elif self._replicas_running:
-            self._lifecycle.move("degraded")
-        elif deployment_status in ("UNHEALTHY", "DEPLOY_FAILED"):
-            self._lifecycle.move("unhealthy", "its replicas fail to start")
-        else:
-            self._lifecycle.move("loading")
 
     # --- requests ----------------------------------------------------------------------
 
