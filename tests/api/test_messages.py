@@ -4,6 +4,7 @@ The SDK brings its own HTTP library (`httpx2`, not `httpx`), so it gets its own 
 transport to the same in-process app as the raw `httpx` client.
 """
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,8 +16,10 @@ from anthropic.types import Message
 
 from tests.api.conftest import serve_in_process
 from tests.conftest import fake_settings
+from warmserve.api.errors import error_response
 from warmserve.api.messages import stop_reason
 from warmserve.config import ServerSettings
+from warmserve.errors import Overloaded, PayloadTooLarge, QueueTimeout, RequestTimeout
 from warmserve.generation import Finished
 
 SYSTEM = "be brief"
@@ -197,3 +200,20 @@ async def test_x_api_key_opens_the_api_and_a_wrong_one_is_an_authentication_erro
         assert caught.value.body["error"]["type"] == "authentication_error"
         chat = {"model": "fake", "messages": MESSAGES, "max_tokens": 2}
         assert (await http.post("/v1/chat/completions", json=chat, headers={"x-api-key": "right"})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (Overloaded("busy"), "rate_limit_error"),
+        (QueueTimeout("waited"), "overloaded_error"),
+        (PayloadTooLarge("big"), "request_too_large"),
+        (RequestTimeout("slow"), "api_error"),
+    ],
+)
+def test_typed_errors_on_messages_routes_keep_their_status_in_anthropics_shape(error, kind):
+    response = error_response(error, "/v1/messages")
+    assert response.status_code == error.status_code
+    assert json.loads(response.body) == {"type": "error", "error": {"type": kind, "message": error.message}}
+    assert response.headers.get("retry-after") == (str(error.retry_after_s) if error.retry_after_s else None)
+    assert "code" in json.loads(error_response(error, "/v1/chat/completions").body)["error"]
