@@ -177,7 +177,7 @@ async def test_an_unknown_model_is_a_not_found_error(claude):
     assert caught.value.body["error"]["type"] == "not_found_error"
 
 
-@pytest.mark.parametrize("extra", [{"tools": [{"name": "f", "input_schema": {"type": "object"}}]}, {"top_k": 5}])
+@pytest.mark.parametrize("extra", [{"top_k": 5}, {"thinking": {"type": "enabled", "budget_tokens": 1024}}])
 async def test_unsupported_parameters_are_a_400_naming_them(claude, extra):
     with pytest.raises(anthropic.BadRequestError) as caught:
         await claude.messages.create(model="fake", messages=MESSAGES, max_tokens=5, extra_body=extra)
@@ -217,3 +217,91 @@ def test_typed_errors_on_messages_routes_keep_their_status_in_anthropics_shape(e
     assert json.loads(response.body) == {"type": "error", "error": {"type": kind, "message": error.message}}
     assert response.headers.get("retry-after") == (str(error.retry_after_s) if error.retry_after_s else None)
     assert "code" in json.loads(error_response(error, "/v1/chat/completions").body)["error"]
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+ADD = {"name": "add", "input_schema": {"type": "object", "properties": {}}}
+
+
+async def test_tool_choice_any_returns_a_tool_use_block_with_valid_input(claude):
+    message = await claude.messages.create(
+        model="fake", messages=MESSAGES, max_tokens=60, tools=[WEATHER], tool_choice={"type": "any"}
+    )
+    assert message.stop_reason == "tool_use"
+    [use] = [block for block in message.content if block.type == "tool_use"]
+    assert use.name == "get_weather"
+    assert set(use.input) == {"city"}
+    assert use.id
+
+
+async def test_a_named_tool_choice_calls_that_tool_and_the_stream_assembles_it(claude, client):
+    kwargs = {"tools": [WEATHER, ADD], "tool_choice": {"type": "tool", "name": "add"}}
+    async with claude.messages.stream(model="fake", messages=MESSAGES, max_tokens=60, **kwargs) as stream:
+        final = await stream.get_final_message()
+    assert [(block.type, block.name) for block in final.content] == [("tool_use", "add")]
+    assert final.content[0].input == {}
+    assert final.stop_reason == "tool_use"
+    raw = await client.post(
+        "/v1/messages", json={"model": "fake", "messages": MESSAGES, "max_tokens": 60, "stream": True, **kwargs}
+    )
+    assert '"delta":{"type":"input_json_delta","partial_json":"{}"}' in raw.text
+    assert '"content_block":{"type":"tool_use","id":' in raw.text
+
+
+async def test_tool_choice_none_and_auto_answer_in_text(claude):
+    for choice in ({"type": "none"}, {"type": "auto"}):
+        message = await claude.messages.create(
+            model="fake", messages=MESSAGES, max_tokens=3, tools=[WEATHER], tool_choice=choice
+        )
+        assert [block.type for block in message.content] == ["text"]
+        assert message.stop_reason == "max_tokens"
+
+
+async def test_a_tool_result_round_trip_reaches_the_model_and_is_counted(claude):
+    first = await claude.messages.create(
+        model="fake", messages=MESSAGES, max_tokens=60, tools=[WEATHER], tool_choice={"type": "any"}
+    )
+    [use] = [block for block in first.content if block.type == "tool_use"]
+    turns = [
+        *MESSAGES,
+        {"role": "assistant", "content": first.content},  # sent back as the SDK's own blocks
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+    ]
+    answer = await claude.messages.create(
+        model="fake", messages=turns, max_tokens=2, tools=[WEATHER], extra_body=GREEDY
+    )
+    assert answer.content[0].text.split()[0] == "sunny"  # the fake answers with the prompt reversed
+    counted = await claude.messages.count_tokens(model="fake", messages=turns, tools=[WEATHER])
+    assert counted.input_tokens == answer.usage.input_tokens
+    without_tools = await claude.messages.count_tokens(model="fake", messages=MESSAGES)
+    assert counted.input_tokens > without_tools.input_tokens
+
+
+async def test_tool_blocks_in_the_wrong_turn_are_a_400(claude):
+    misplaced = [{"role": "user", "content": [{"type": "tool_use", "id": "t1", "name": "add", "input": {}}]}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(model="fake", messages=misplaced, max_tokens=5, tools=[ADD])
+    assert "tool_use blocks belong in assistant messages" in caught.value.body["error"]["message"]
+
+
+async def test_a_tool_choice_naming_an_unknown_tool_is_a_400(claude):
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await claude.messages.create(
+            model="fake", messages=MESSAGES, max_tokens=5, tools=[ADD], tool_choice={"type": "tool", "name": "nope"}
+        )
+    assert "'nope'" in caught.value.body["error"]["message"]
+
+
+async def test_a_block_field_we_do_not_support_is_a_400_unless_null(client):
+    def body(citations: object) -> dict[str, object]:
+        block = {"type": "text", "text": "say hello world", "citations": citations}
+        return {"model": "fake", "messages": [{"role": "user", "content": [block]}], "max_tokens": 2}
+
+    assert (await client.post("/v1/messages", json=body(None))).status_code == 200
+    refused = await client.post("/v1/messages", json=body([{"type": "char_location"}]))
+    assert refused.status_code == 400
+    assert "'citations'" in refused.json()["error"]["message"]

@@ -63,3 +63,31 @@ def test_errors_come_in_anthropics_shape(claude):
     with pytest.raises(anthropic.NotFoundError) as caught:
         claude.messages.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     assert caught.value.body["error"]["type"] == "not_found_error"
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_forced_tool_use_and_a_tool_result_round_trip(claude):
+    turns: list[dict[str, object]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    forced = {"tools": [WEATHER], "tool_choice": {"type": "tool", "name": "get_weather"}}
+    first = claude.messages.create(model=MODEL, messages=turns, max_tokens=64, extra_body=GREEDY, **forced)
+    assert first.stop_reason == "tool_use"
+    [use] = first.content
+    assert (use.type, use.name) == ("tool_use", "get_weather")
+    assert isinstance(use.input["city"], str)
+    with claude.messages.stream(model=MODEL, messages=turns, max_tokens=64, extra_body=GREEDY, **forced) as stream:
+        streamed = stream.get_final_message()
+    assert [(b.type, b.name, b.input) for b in streamed.content] == [("tool_use", use.name, use.input)]
+    turns += [
+        {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "Sunny, 24 C."}]},
+    ]
+    answer = claude.messages.create(model=MODEL, messages=turns, max_tokens=32, tools=[WEATHER], extra_body=GREEDY)
+    assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
+    counted = claude.messages.count_tokens(model=MODEL, messages=turns, tools=[WEATHER])
+    assert counted.input_tokens == answer.usage.input_tokens
