@@ -131,6 +131,7 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV cells were reused, not recomputed
+    stop_sequence: str | None = None  # the request's stop string that ended the output, if one did
 
 
 @dataclass(frozen=True)

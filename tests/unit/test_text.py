@@ -47,7 +47,12 @@ def test_tracker_finishes_with_length_at_the_budget_and_counts_every_token():
 def test_tracker_finishes_with_stop_on_a_stop_string():
     tracker = OutputTracker(prompt_tokens=1, max_tokens=10, stop=("\n",))
     assert tracker.push(b"ok") == [TextDelta("ok")]
-    assert tracker.push(b"\nmore") == [Finished("stop", 1, 2)]
+    assert tracker.push(b"\nmore") == [Finished("stop", 1, 2, stop_sequence="\n")]
+
+
+def test_the_finish_names_the_earliest_stop_string_found():
+    tracker = OutputTracker(prompt_tokens=1, max_tokens=10, stop=("b", "a"))
+    assert tracker.push(b"xxabc") == [TextDelta("xx"), Finished("stop", 1, 1, stop_sequence="a")]
 
 
 def test_end_of_generation_flushes_held_text():

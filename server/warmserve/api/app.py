@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI
 
 from warmserve import __version__
-from warmserve.api import admin, chat, completions, embeddings, health, metrics, models, tokenize
+from warmserve.api import admin, chat, completions, embeddings, health, messages, metrics, models, tokenize
 from warmserve.api.errors import install_error_handlers
 from warmserve.api.limits import BodySizeLimit
 from warmserve.api.security import ApiKeys, install_cors, require_admin_key, require_api_key
@@ -55,7 +55,7 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     app.state.api_keys = ApiKeys(settings.accepted_api_keys())
     app.state.admin_keys = ApiKeys(settings.accepted_admin_keys())
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, models, tokenize):
+    for module in (chat, completions, embeddings, messages, models, tokenize):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     app.include_router(admin.router, dependencies=[Depends(require_admin_key)])
     app.include_router(health.router)

@@ -19,7 +19,7 @@ from fastapi import Request
 
 from warmserve.api.disconnect import until_disconnected
 from warmserve.errors import WarmServeError
-from warmserve.generation import Finished, GenerationRequest, TextDelta, TokenLogprob
+from warmserve.generation import Finished, GenerationRequest, Started, TextDelta, TokenLogprob
 from warmserve.pool import Pool, RequestStream
 
 T = TypeVar("T")
@@ -42,6 +42,7 @@ class Generations:
         """`client`: watched for a disconnect while awaiting whole answers; None watches nothing."""
         self._client = client
         self._streams: list[RequestStream] = []
+        self._started: list[Started] = []
         self._pumps: list[asyncio.Task[None]] = []
         self._finished: dict[int, Finished] = {}
 
@@ -67,7 +68,7 @@ class Generations:
             for request in requests:
                 self._streams.append(await pool.submit(request))
             for stream in self._streams:  # all are queued already: waiting in turn costs no time
-                await stream.start()
+                self._started.append(await stream.start())
         except BaseException:  # a refusal, a failure, or the client leaving (which cancels this)
             self.close()
             raise
@@ -93,6 +94,10 @@ class Generations:
     def events(self) -> AsyncGenerator[ChoiceEvent, None]:
         """Every choice's events as they come, tagged with its index; the first failure is raised."""
         return self._single() if len(self._streams) == 1 else self._merged()
+
+    def prompt_tokens(self) -> list[int]:
+        """Each choice's prompt length in tokens, as its engine counted it on admission."""
+        return [started.prompt_tokens for started in self._started]
 
     def finished(self) -> list[Finished]:
         """The finish events read so far, in choice order (all of them once `events()` is through)."""

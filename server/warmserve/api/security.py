@@ -19,27 +19,28 @@ class ApiKeys:
     def required(self) -> bool:
         return bool(self._keys)
 
-    def check(self, authorization: str | None) -> None:
+    def check(self, authorization: str | None, api_key: str | None = None) -> None:
+        """`authorization`: the Authorization header (OpenAI's clients); `api_key`: x-api-key (Anthropic's)."""
         if not self._keys:
             return
         scheme, _, token = (authorization or "").partition(" ")
-        presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+        presented = [token.strip().encode() if scheme.lower() == "bearer" else b"", (api_key or "").strip().encode()]
         # Compare against every key, so the time taken says nothing about which one nearly matched.
         matched = False
         for key in self._keys:
-            matched |= hmac.compare_digest(presented, key)
+            for candidate in presented:
+                matched |= hmac.compare_digest(candidate, key)
         if not matched:
+            how = "Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
             raise Unauthorized(
-                "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>'."
-                if presented
-                else "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+                f"Incorrect or missing API key. {how}" if any(presented) else f"You didn't provide an API key. {how}"
             )
 
 
 def require_api_key(request: Request) -> None:
     """Dependency of every /v1 route."""
     keys: ApiKeys = request.app.state.api_keys
-    keys.check(request.headers.get("authorization"))
+    keys.check(request.headers.get("authorization"), request.headers.get("x-api-key"))
 
 
 def require_admin_key(request: Request) -> None:
@@ -54,5 +55,5 @@ def install_cors(app: FastAPI, settings: ServerSettings) -> None:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key", "anthropic-version", "anthropic-beta"],
         )

@@ -21,7 +21,14 @@ from typing import Any
 from warmserve.api import grammar
 from warmserve.errors import InvalidRequest
 from warmserve.generation import Constraint
-from warmserve.protocol import ChatCompletionRequest, JsonObjectFormat, JsonSchemaResponseFormat, NamedToolChoice
+from warmserve.protocol import (
+    ChatCompletionRequest,
+    JsonObjectFormat,
+    JsonSchemaResponseFormat,
+    NamedToolChoice,
+    ToolChoice,
+    ToolDefinition,
+)
 
 
 @dataclass(frozen=True)
@@ -32,18 +39,30 @@ class OutputPlan:
 
 
 def output_plan(body: ChatCompletionRequest) -> OutputPlan:
-    answer = _answer_schema(body)
-    tools = body.tools or []
-    choice = body.tool_choice
+    return tool_plan(body.tools or [], body.tool_choice, body.parallel_tool_calls, _answer_schema(body))
+
+
+def tool_plan(
+    tools: list[ToolDefinition],
+    choice: ToolChoice | None,
+    parallel_tool_calls: bool | None,
+    answer: dict[str, Any] | None = None,
+    where: tuple[str, str] = ("function.name", "function.parameters"),
+) -> OutputPlan:
+    """The plan for `tools` and `choice` (in OpenAI's terms, which the Messages API translates to).
+
+    `answer`: the JSON schema a non-call answer must follow, if any; `where`: where a tool's
+    name and schema sit in the request, for a 400's `param`.
+    """
     if not tools:
         if choice is not None:
             raise InvalidRequest("'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice")
-        if body.parallel_tool_calls is not None:
+        if parallel_tool_calls is not None:
             raise InvalidRequest(
                 "'parallel_tool_calls' is only allowed when 'tools' are specified.", param="parallel_tool_calls"
             )
         return OutputPlan(constraint=_answer_constraint(answer))
-    calls = _call_schemas(body)
+    calls = _call_schemas(tools, answer, where)
     if choice is None:
         choice = "auto"
     if choice == "none":
@@ -60,7 +79,7 @@ def output_plan(body: ChatCompletionRequest) -> OutputPlan:
         others: dict[str, Any] | bool = False
     else:
         chosen, names = list(calls.values()), frozenset(calls)
-        many = body.parallel_tool_calls is not False
+        many = parallel_tool_calls is not False
         others = False if choice == "required" else (answer if answer is not None else True)
     constraint = grammar.tool_call_grammar(chosen, many, others, "tools")
     tools_json = json.dumps([tool.model_dump(mode="json", exclude_none=True) for tool in tools])
@@ -81,18 +100,19 @@ def _answer_constraint(schema: dict[str, Any] | None) -> Constraint | None:
     return None if schema is None else grammar.schema_grammar(schema, "response_format")
 
 
-def _call_schemas(body: ChatCompletionRequest) -> dict[str, dict[str, Any]]:
+def _call_schemas(
+    tools: list[ToolDefinition], answer: dict[str, Any] | None, where: tuple[str, str]
+) -> dict[str, dict[str, Any]]:
     """Each function's call schema by name, every one checked on its own so a 400 names it."""
     calls: dict[str, dict[str, Any]] = {}
-    for i, tool in enumerate(body.tools or []):
+    for i, tool in enumerate(tools):
         function = tool.function
         if function.name in calls:
-            raise InvalidRequest(f"Two tools are named '{function.name}'.", param=f"tools[{i}].function.name")
+            raise InvalidRequest(f"Two tools are named '{function.name}'.", param=f"tools[{i}].{where[0]}")
         schema = grammar.call_schema(function.name, function.parameters)
-        grammar.schema_grammar(schema, f"tools[{i}].function.parameters")
+        grammar.schema_grammar(schema, f"tools[{i}].{where[1]}")
         calls[function.name] = schema
     # The answer schema is checked on its own too, so its errors name response_format.
-    answer = _answer_schema(body)
     if answer is not None:
         grammar.schema_grammar(answer, "response_format")
     return calls

@@ -18,16 +18,18 @@ class StopMatcher:
     def __init__(self, stops: tuple[str, ...]) -> None:
         self._stops = tuple(s for s in stops if s)
         self._pending = ""
+        self.matched: str | None = None  # the stop string found, once one is
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Return (text safe to emit, whether a stop string was found)."""
         if not self._stops:
             return text, False
         buffer = self._pending + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        hits = [(i, stop) for stop in self._stops if (i := buffer.find(stop)) >= 0]
         if hits:
             self._pending = ""
-            return buffer[: min(hits)], True
+            at, self.matched = min(hits, key=lambda hit: hit[0])
+            return buffer[:at], True
         hold = self._longest_stop_prefix_suffix(buffer)
         self._pending = buffer[len(buffer) - hold :] if hold else ""
         return buffer[: len(buffer) - hold], False
@@ -110,5 +112,7 @@ class OutputTracker:
         return [TextDelta(text, logprobs)] if text or logprobs else []
 
     def _events(self, text: str, reason: FinishReason, everything: bool = False) -> list[GenerationEvent]:
-        done = Finished(reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens)
+        done = Finished(
+            reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens, stop_sequence=self._matcher.matched
+        )
         return [*self._delta(text, everything), done]

@@ -1,0 +1,295 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API over the chat generation path.
+
+The conversation becomes engine-neutral chat messages (the system prompt first), so a
+model answers a Messages request exactly as it answers the same chat completion. Its
+errors take Anthropic's shape (api/errors.py, by path); so does a stream's error event.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncGenerator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from warmserve.api.deps import Pools
+from warmserve.api.errors import ANTHROPIC_ERROR_RESPONSES, anthropic_error_body, success_response
+from warmserve.api.generations import Generations
+from warmserve.api.params import ignored_header, require_task, unsupported
+from warmserve.api.streaming import SseFormat, sse_data, sse_response, text_chunk_renderer
+from warmserve.api.structured import OutputPlan, tool_plan
+from warmserve.api.tool_calls import ToolCallParser, split_output
+from warmserve.errors import InvalidRequest
+from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, TextDelta, ToolCallData
+from warmserve.protocol import (
+    ContentBlock,
+    ContentBlockDeltaEvent,
+    ContentBlockStartEvent,
+    ContentBlockStopEvent,
+    CountTokensRequest,
+    CountTokensResponse,
+    FunctionDefinition,
+    InputJsonDelta,
+    Message,
+    MessageDelta,
+    MessageDeltaEvent,
+    MessagesInput,
+    MessagesRequest,
+    MessageStartEvent,
+    MessageStopEvent,
+    MessagesUsage,
+    NamedFunction,
+    NamedToolChoice,
+    StopReason,
+    TextBlock,
+    TextDeltaOut,
+    ToolCall,
+    ToolChoice,
+    ToolChoiceAny,
+    ToolChoiceNone,
+    ToolChoiceTool,
+    ToolDefinition,
+    ToolResultBlockIn,
+    ToolUseBlock,
+    ToolUseBlockIn,
+)
+
+router = APIRouter()
+
+MessageEvent = MessageStartEvent | ContentBlockStartEvent | ContentBlockStopEvent | MessageDeltaEvent | MessageStopEvent
+
+# Anthropic's stream: typed events, an `error` event after the 200, and no done marker.
+ANTHROPIC_SSE = SseFormat(error_event=lambda error: sse_data(anthropic_error_body(error), event="error"))
+
+
+@router.post(
+    "/v1/messages",
+    response_model=None,
+    responses=success_response(
+        Message, "The message, or an SSE stream of Anthropic's message events.", ANTHROPIC_ERROR_RESPONSES
+    ),
+)
+async def create_message(body: MessagesRequest, request: Request, pools: Pools) -> Response:
+    settings = request.app.state.settings
+    headers = ignored_header(unsupported(body, settings.unsupported_parameters))
+    pool = pools.get(body.model)
+    require_task(pool.spec, "generate")
+    sampling = SamplingParams(
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        max_tokens=body.max_tokens,
+        stop=tuple(body.stop_sequences or ()),
+    )
+    plan = output_plan(body)
+    generation = GenerationRequest(
+        messages=conversation(body, settings.max_messages),
+        sampling=sampling,
+        stream=body.stream,
+        tools=plan.tools_json,
+        constraint=plan.constraint,
+    )
+    message_id = f"msg_{uuid.uuid4().hex}"
+    generations = await Generations.open(pool, [generation], request, message_id)
+    if body.stream:
+        events = _events(generations, message_id, body.model, plan.tool_names)
+        return sse_response(events, generations, ANTHROPIC_SSE, headers)
+    async with generations:
+        [result] = await generations.collect()
+    finished = result.finished
+    content: list[ContentBlock] = [TextBlock(text=result.text)]
+    calls: list[ToolCall] = []
+    if plan.tool_names:
+        text, calls = split_output(result.text, plan.tool_names)
+        content = [TextBlock(text=text)] if text or not calls else []
+        content += [_tool_use(call) for call in calls]
+    message = Message(
+        id=message_id,
+        model=body.model,
+        content=content,
+        stop_reason=stop_reason(finished, called=bool(calls)),
+        stop_sequence=finished.stop_sequence,
+        usage=MessagesUsage(input_tokens=finished.prompt_tokens, output_tokens=finished.completion_tokens),
+    )
+    return JSONResponse(message.model_dump(mode="json"), headers=headers)
+
+
+@router.post("/v1/messages/count_tokens", responses=ANTHROPIC_ERROR_RESPONSES)
+async def count_tokens(body: CountTokensRequest, request: Request, pools: Pools) -> CountTokensResponse:
+    """The prompt as a real call renders it (chat template included), counted by the model's tokenizer."""
+    settings = request.app.state.settings
+    unsupported(body, settings.unsupported_parameters)
+    pool = pools.get(body.model)
+    tools = output_plan(body).tools_json
+    tokens = await pool.tokenize(GenerationRequest(messages=conversation(body, settings.max_messages), tools=tools))
+    return CountTokensResponse(input_tokens=len(tokens))
+
+
+def output_plan(body: MessagesInput) -> OutputPlan:
+    """The chat route's plan for tools and tool_choice, translated from Anthropic's terms."""
+    choice: ToolChoice | None = None
+    parallel: bool | None = None
+    match body.tool_choice:
+        case ToolChoiceNone():
+            choice = "none"
+        case ToolChoiceAny():
+            choice = "required"
+        case ToolChoiceTool(name=name):
+            choice = NamedToolChoice(type="function", function=NamedFunction(name=name))
+        case None:
+            pass
+        case _:
+            choice = "auto"
+    if body.tool_choice is not None and not isinstance(body.tool_choice, ToolChoiceNone):
+        parallel = False if body.tool_choice.disable_parallel_tool_use else None
+    if not body.tools and choice in ("none", "auto"):  # Anthropic allows these without tools
+        choice = None
+    tools = [
+        ToolDefinition(
+            type="function",
+            function=FunctionDefinition(name=tool.name, description=tool.description, parameters=tool.input_schema),
+        )
+        for tool in body.tools or ()
+    ]
+    return tool_plan(tools, choice, parallel if tools else None, where=("name", "input_schema"))
+
+
+def conversation(body: MessagesInput, max_messages: int) -> tuple[ChatMessage, ...]:
+    """Engine-neutral chat messages: the system prompt first, then each turn's text and tool blocks.
+
+    An assistant turn's tool_use blocks become its tool calls; a user turn's tool_result blocks
+    become tool messages (before the turn's text), named after the call they answer.
+    """
+    if len(body.messages) > max_messages:
+        raise InvalidRequest(
+            f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.", param="messages"
+        )
+    system = body.system_text()
+    out = [ChatMessage(role="system", content=system)] if system else []
+    called: dict[str, str] = {}
+    for i, message in enumerate(body.messages):
+        blocks = message.blocks()
+        text = "".join(block.text for block in blocks if block.type == "text")
+        uses = [block for block in blocks if isinstance(block, ToolUseBlockIn)]
+        results = [block for block in blocks if isinstance(block, ToolResultBlockIn)]
+        if message.role == "assistant":
+            if results:
+                raise InvalidRequest("tool_result blocks belong in user messages.", param=f"messages[{i}].content")
+            calls = tuple(ToolCallData(use.id, use.name, json.dumps(use.input)) for use in uses)
+            called.update((call.id, call.name) for call in calls)
+            out.append(ChatMessage(role="assistant", content=text, tool_calls=calls))
+            continue
+        if uses:
+            raise InvalidRequest("tool_use blocks belong in assistant messages.", param=f"messages[{i}].content")
+        for result in results:
+            name = called.get(result.tool_use_id)
+            out.append(ChatMessage(role="tool", content=result.text(), tool_call_id=result.tool_use_id, name=name))
+        if text or not results:
+            out.append(ChatMessage(role="user", content=text))
+    return tuple(out)
+
+
+def stop_reason(finished: Finished, called: bool = False) -> StopReason:
+    if finished.finish_reason == "length":
+        return "max_tokens"
+    if called:
+        return "tool_use"
+    return "stop_sequence" if finished.stop_sequence is not None else "end_turn"
+
+
+def _tool_use(call: ToolCall) -> ToolUseBlock:
+    return ToolUseBlock(id=call.id, name=call.function.name, input=json.loads(call.function.arguments))
+
+
+async def _events(
+    generations: Generations, message_id: str, model: str, tool_names: frozenset[str] = frozenset()
+) -> AsyncGenerator[str, None]:
+    [input_tokens] = generations.prompt_tokens()
+    start = Message(
+        id=message_id,
+        model=model,
+        content=[],
+        stop_reason=None,
+        usage=MessagesUsage(input_tokens=input_tokens, output_tokens=0),
+    )
+    yield _frame(MessageStartEvent(message=start))
+    blocks = _Blocks(tool_names)
+    if not tool_names:
+        yield blocks.open_text()
+    async for _, item in generations.events():
+        if isinstance(item, TextDelta):
+            for frame in blocks.feed(item.text):
+                yield frame
+        elif isinstance(item, Finished):
+            for frame in blocks.finish():
+                yield frame
+            delta = MessageDelta(stop_reason=stop_reason(item, blocks.called), stop_sequence=item.stop_sequence)
+            usage = MessagesUsage(input_tokens=item.prompt_tokens, output_tokens=item.completion_tokens)
+            yield _frame(MessageDeltaEvent(delta=delta, usage=usage))
+            yield _frame(MessageStopEvent())
+
+
+class _Blocks:
+    """A stream's content blocks: text deltas into an open text block, each tool call a block of its own.
+
+    Without tools there is one text block, opened before the first token; its deltas are
+    rendered by the cheap per-token path.
+    """
+
+    def __init__(self, tool_names: frozenset[str]) -> None:
+        self._parser = ToolCallParser(tool_names) if tool_names else None
+        self._index = -1
+        self._text_open = False
+        self.called = False
+        self._text_delta = text_chunk_renderer(self._render_text)
+
+    def _render_text(self, text: str) -> str:
+        payload = ContentBlockDeltaEvent(index=self._index, delta=TextDeltaOut(text=text))
+        return sse_data(payload.model_dump(mode="json"), event=payload.type)
+
+    def open_text(self) -> str:
+        self._index += 1
+        self._text_open = True
+        self._text_delta = text_chunk_renderer(self._render_text)  # the frame carries the block's index
+        return _frame(ContentBlockStartEvent(index=self._index, content_block=TextBlock(text="")))
+
+    def feed(self, text: str) -> list[str]:
+        if self._parser is None:
+            return [self._text_delta(text)] if text else []
+        return self._frames(self._parser.feed(text))
+
+    def finish(self) -> list[str]:
+        frames = self._frames(self._parser.finish()) if self._parser is not None else []
+        if self._index < 0:  # nothing at all: one empty text block, as for any empty answer
+            frames.append(self.open_text())
+        if self._text_open:
+            frames.append(_frame(ContentBlockStopEvent(index=self._index)))
+            self._text_open = False
+        return frames
+
+    def _frames(self, pieces: list[str | ToolCall]) -> list[str]:
+        frames: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                if not piece:
+                    continue
+                if not self._text_open:
+                    frames.append(self.open_text())
+                frames.append(self._text_delta(piece))
+                continue
+            if self._text_open:
+                frames.append(_frame(ContentBlockStopEvent(index=self._index)))
+                self._text_open = False
+            self._index += 1
+            self.called = True
+            use = ToolUseBlock(id=piece.id, name=piece.function.name, input={})
+            frames.append(_frame(ContentBlockStartEvent(index=self._index, content_block=use)))
+            delta = InputJsonDelta(partial_json=piece.function.arguments)
+            frames.append(_frame(ContentBlockDeltaEvent(index=self._index, delta=delta)))
+            frames.append(_frame(ContentBlockStopEvent(index=self._index)))
+        return frames
+
+
+def _frame(payload: MessageEvent | ContentBlockDeltaEvent) -> str:
+    return sse_data(payload.model_dump(mode="json"), event=payload.type)

@@ -1,0 +1,264 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, its events and its error body.
+
+Text and tool blocks; no images or documents. Unknown fields (e.g. `top_k`, `thinking`)
+are kept, as in every request here, so the route can name them by the
+`unsupported_parameters` policy.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from warmserve.protocol.base import MAX_TOKENS_LIMIT, NEUTRAL_VALUES, Text, WireModel
+from warmserve.protocol.chat import FunctionName
+
+
+def _str_or_list(value: object) -> str:
+    return "str" if isinstance(value, str) else "list"
+
+
+class _BlockIn(WireModel):
+    """A content block sent in; fields we don't know are allowed only when null.
+
+    Clients send a response's blocks back as the next turn, and the SDK's blocks carry
+    fields such as `citations: null`.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    @model_validator(mode="after")
+    def _unknown_fields_are_null(self) -> _BlockIn:
+        for name, value in (self.model_extra or {}).items():
+            if value is not None:
+                raise ValueError(f"the field '{name}' is not supported in a content block here")
+        return self
+
+
+class TextBlockIn(_BlockIn):
+    type: Literal["text"]
+    text: Text
+    cache_control: dict[str, Any] | None = Field(None, description="Accepted; prompt caching here is automatic.")
+
+
+# A string, or a list of blocks: a 400 about a list names the block at fault, not "not a string".
+TextOrBlocks = Annotated[
+    Annotated[Text, Tag("str")] | Annotated[list[TextBlockIn], Tag("list")], Discriminator(_str_or_list)
+]
+
+
+class ToolUseBlockIn(_BlockIn):
+    """A call the assistant made on an earlier turn."""
+
+    type: Literal["tool_use"]
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    input: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolResultBlockIn(_BlockIn):
+    """What a call returned, in the user turn after it."""
+
+    type: Literal["tool_result"]
+    tool_use_id: str = Field(min_length=1)
+    content: TextOrBlocks | None = None
+    is_error: bool | None = Field(None, description="Accepted; the result's text is what the model sees.")
+    cache_control: dict[str, Any] | None = None
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        return "".join(block.text for block in self.content)
+
+
+ContentBlockIn = Annotated[TextBlockIn | ToolUseBlockIn | ToolResultBlockIn, Field(discriminator="type")]
+
+
+class MessageIn(WireModel):
+    role: Literal["user", "assistant"]
+    content: Annotated[
+        Annotated[Text, Tag("str")] | Annotated[list[ContentBlockIn], Tag("list")], Discriminator(_str_or_list)
+    ]
+
+    def blocks(self) -> list[TextBlockIn | ToolUseBlockIn | ToolResultBlockIn]:
+        return [TextBlockIn(type="text", text=self.content)] if isinstance(self.content, str) else self.content
+
+
+class ToolIn(WireModel):
+    type: Literal["custom"] | None = None
+    name: FunctionName
+    description: str | None = None
+    input_schema: dict[str, Any] = Field(description="JSON Schema of the tool's input.")
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolChoiceAuto(WireModel):
+    type: Literal["auto"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceAny(WireModel):
+    type: Literal["any"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(WireModel):
+    type: Literal["tool"]
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceNone(WireModel):
+    type: Literal["none"]
+
+
+ToolChoiceIn = Annotated[ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone, Field(discriminator="type")]
+
+
+class MessagesInput(BaseModel):
+    """What both routes read: the conversation as the model will see it."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
+    system: TextOrBlocks | None = None
+    messages: list[MessageIn] = Field(min_length=1)
+    tools: list[ToolIn] | None = Field(None, max_length=128)
+    tool_choice: ToolChoiceIn | None = Field(None, description="Default: auto with tools.")
+
+    def system_text(self) -> str | None:
+        if self.system is None:
+            return None
+        return self.system if isinstance(self.system, str) else "\n\n".join(block.text for block in self.system)
+
+    def unsupported_sent(self) -> list[str]:
+        extra = self.model_extra or {}
+        return [
+            name
+            for name, value in extra.items()
+            if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
+        ]
+
+
+class MessagesRequest(MessagesInput):
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT, description="Required, as Anthropic requires it.")
+    stop_sequences: list[Text] | None = Field(None, max_length=16)
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    metadata: dict[str, Any] | None = Field(None, description="Accepted (e.g. user_id); no effect on generation.")
+    stream: bool = False
+
+
+class CountTokensRequest(MessagesInput):
+    pass
+
+
+class CountTokensResponse(WireModel):
+    input_tokens: int
+
+
+class TextBlock(WireModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolUseBlock(WireModel):
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+ContentBlock = TextBlock | ToolUseBlock
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
+
+
+class MessagesUsage(WireModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class Message(WireModel):
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[ContentBlock]
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: MessagesUsage
+
+
+# The stream: message_start, then per content block start / deltas / stop, then message_delta and message_stop.
+
+
+class MessageStartEvent(WireModel):
+    type: Literal["message_start"] = "message_start"
+    message: Message
+
+
+class ContentBlockStartEvent(WireModel):
+    type: Literal["content_block_start"] = "content_block_start"
+    index: int
+    content_block: ContentBlock
+
+
+class TextDeltaOut(WireModel):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class InputJsonDelta(WireModel):
+    type: Literal["input_json_delta"] = "input_json_delta"
+    partial_json: str
+
+
+class ContentBlockDeltaEvent(WireModel):
+    type: Literal["content_block_delta"] = "content_block_delta"
+    index: int
+    delta: TextDeltaOut | InputJsonDelta
+
+
+class ContentBlockStopEvent(WireModel):
+    type: Literal["content_block_stop"] = "content_block_stop"
+    index: int
+
+
+class MessageDelta(WireModel):
+    stop_reason: StopReason
+    stop_sequence: str | None = None
+
+
+class MessageDeltaEvent(WireModel):
+    type: Literal["message_delta"] = "message_delta"
+    delta: MessageDelta
+    usage: MessagesUsage
+
+
+class MessageStopEvent(WireModel):
+    type: Literal["message_stop"] = "message_stop"
+
+
+AnthropicErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+]
+
+
+class AnthropicErrorDetail(WireModel):
+    type: AnthropicErrorType
+    message: str
+
+
+class AnthropicErrorResponse(WireModel):
+    type: Literal["error"] = "error"
+    error: AnthropicErrorDetail

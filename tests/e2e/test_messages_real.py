@@ -1,0 +1,93 @@
+"""End to end: the Anthropic Messages API on the real SmolLM2 GGUF, driven by the official `anthropic` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import pytest
+
+from tests.conftest import ServerProcess, start_server
+from warmserve.config import EMBEDDED_MODEL_NAME
+
+pytestmark = pytest.mark.e2e
+MODEL = EMBEDDED_MODEL_NAME
+SYSTEM = "You are a terse assistant."
+QUESTION = "Name three colours of the rainbow."
+GREEDY = {"temperature": 0}  # this SDK has no `temperature` argument; the wire field is still Anthropic's
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_server(["--workers", "1", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("messages"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def claude(server: ServerProcess) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=120)
+
+
+def test_create_and_stream_answer_as_chat_completions_does_at_temperature_0(claude, client):
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}],
+        max_tokens=24,
+        temperature=0,
+    )
+    messages = [{"role": "user", "content": QUESTION}]
+    message = claude.messages.create(model=MODEL, system=SYSTEM, messages=messages, max_tokens=24, extra_body=GREEDY)
+    with claude.messages.stream(
+        model=MODEL, system=SYSTEM, messages=messages, max_tokens=24, extra_body=GREEDY
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    expected = chat.choices[0].message.content
+    assert expected
+    assert message.content[0].text == streamed == final.content[0].text == expected
+    reason = {"stop": "end_turn", "length": "max_tokens"}[chat.choices[0].finish_reason]
+    assert message.stop_reason == final.stop_reason == reason
+    assert message.usage.input_tokens == final.usage.input_tokens == chat.usage.prompt_tokens
+    assert message.usage.output_tokens == final.usage.output_tokens == chat.usage.completion_tokens
+
+
+def test_count_tokens_equals_the_input_tokens_of_a_real_call(claude):
+    messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
+    counted = claude.messages.count_tokens(model=MODEL, system=SYSTEM, messages=messages)
+    message = claude.messages.create(model=MODEL, system=SYSTEM, messages=messages, max_tokens=1)
+    assert counted.input_tokens == message.usage.input_tokens > 10
+
+
+def test_errors_come_in_anthropics_shape(claude):
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        claude.messages.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert caught.value.body["error"]["type"] == "not_found_error"
+
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "The current weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_forced_tool_use_and_a_tool_result_round_trip(claude):
+    turns: list[dict[str, object]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    forced = {"tools": [WEATHER], "tool_choice": {"type": "tool", "name": "get_weather"}}
+    first = claude.messages.create(model=MODEL, messages=turns, max_tokens=64, extra_body=GREEDY, **forced)
+    assert first.stop_reason == "tool_use"
+    [use] = first.content
+    assert (use.type, use.name) == ("tool_use", "get_weather")
+    assert isinstance(use.input["city"], str)
+    with claude.messages.stream(model=MODEL, messages=turns, max_tokens=64, extra_body=GREEDY, **forced) as stream:
+        streamed = stream.get_final_message()
+    assert [(b.type, b.name, b.input) for b in streamed.content] == [("tool_use", use.name, use.input)]
+    turns += [
+        {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "Sunny, 24 C."}]},
+    ]
+    answer = claude.messages.create(model=MODEL, messages=turns, max_tokens=32, tools=[WEATHER], extra_body=GREEDY)
+    assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
+    counted = claude.messages.count_tokens(model=MODEL, messages=turns, tools=[WEATHER])
+    assert counted.input_tokens == answer.usage.input_tokens
