@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anthropic
 import pytest
 
-from tests.conftest import ServerProcess, start_server
+from tests.conftest import ServerProcess
 from warmserve.config import EMBEDDED_MODEL_NAME
 
 pytestmark = pytest.mark.e2e
@@ -18,10 +16,8 @@ GREEDY = {"temperature": 0}  # this SDK has no `temperature` argument; the wire 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(["--workers", "1", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("messages"))
-    yield server
-    server.stop()
+def server(smollm_server: ServerProcess) -> ServerProcess:
+    return smollm_server
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,10 +22,8 @@ PROMPT = "The three primary colours are"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(["--workers", "2", "--threads", "1", "--n-ctx", "1024"], tmp_path_factory.mktemp("real"))
-    yield server
-    server.stop()
+def server(smollm_server: ServerProcess) -> ServerProcess:
+    return smollm_server
 
 
 @pytest.fixture(scope="module")

@@ -140,18 +140,23 @@ class EmbeddingModel(Protocol):
     def pieces(self, pieces: list[EmbedPiece]) -> list[Vector]: ...
 
 
-class ModelEngine(Engine):
-    """An engine over a real model: its `Vocabulary` tokenizes and its `EmbeddingModel` embeds,
-    so what is left to the engine itself is generation."""
+class VocabularyEngine(Engine):
+    """An engine whose `Vocabulary` tokenizes, with every prompt and token check written once there."""
 
     _vocab: Vocabulary
-    _embedder: EmbeddingModel
 
     def tokenize(self, request: GenerationRequest) -> list[int]:
         return self._vocab.tokenize(request)
 
     def detokenize(self, tokens: list[int]) -> str:
         return self._vocab.detokenize(tokens)
+
+
+class ModelEngine(VocabularyEngine):
+    """An engine over a real model: its `EmbeddingModel` embeds too, so what is left to the engine
+    itself is generation."""
+
+    _embedder: EmbeddingModel
 
     @property
     def embed_size(self) -> int:

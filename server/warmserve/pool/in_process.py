@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
-from warmserve.errors import BackendError, ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown, WarmServeError
+from warmserve.errors import BackendError, ModelUnavailable, Overloaded, QueueTimeout, WarmServeError
 from warmserve.generation import Failed, Finished, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
@@ -64,10 +64,8 @@ class InProcessPool(Tracked):
         self._loop = asyncio.get_running_loop().create_task(self._steps())
 
     async def stop(self) -> None:
-        if self._lifecycle.state == "unloaded":
+        if not self._begin_stop(self.spec.name):
             return
-        self._lifecycle.move("stopping")
-        self.fail_all(ShuttingDown(f"Model '{self.spec.name}' is shutting down."))
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
-from warmserve.errors import ModelUnavailable, Overloaded, QueueTimeout, ShuttingDown
+from warmserve.errors import ModelUnavailable, Overloaded, QueueTimeout
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
@@ -107,14 +107,10 @@ class ModelPool(Tracked):
         await asyncio.gather(*(w.start() for w in self._workers))
 
     async def stop(self) -> None:
-        if self._lifecycle.state == "unloaded":
+        if not self._begin_stop(self.spec.name):
             return
-        self._lifecycle.move("stopping")
         if self._lending is not None:
             self._lending.stop()
-        shutting_down = ShuttingDown(f"Model '{self.spec.name}' is shutting down.").info()
-        for item in self._waiting.drain():
-            self._tracker.fail(item.stream.request_id, shutting_down)
         for task in self._restarts:
             task.cancel()
         await asyncio.gather(*self._restarts, return_exceptions=True)
@@ -194,6 +190,8 @@ class ModelPool(Tracked):
         log.debug("request %s -> worker %d (%d in flight)", stream.request_id, worker.index, len(worker.inflight))
 
     def _dispatch(self) -> None:
+        if self._lifecycle.state == "stopping":
+            return
         while len(self._waiting) and (worker := self._free_worker()) is not None:
             item = self._waiting.pop()
             if item is not None:

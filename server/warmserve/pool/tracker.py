@@ -161,3 +161,11 @@ class Tracked(Stateful):
     def fail_all(self, error: ModelUnavailable) -> None:
         """End every request in flight with `error` (a drain that ran out of time)."""
         self._tracker.fail_all(error.info())
+
+    def _begin_stop(self, model: str) -> bool:
+        """Move to stopping and end every request still in flight; False when stopped already."""
+        if self._lifecycle.state == "unloaded":
+            return False
+        self._lifecycle.move("stopping")
+        self.fail_all(ShuttingDown(f"Model '{model}' is shutting down."))
+        return True

@@ -108,13 +108,17 @@ class SamplingFields(BaseModel):
         return tuple((int(token), bias) for token, bias in (self.logit_bias or {}).items())
 
     def unsupported_sent(self) -> list[str]:
-        """Fields the client sent that this server would otherwise silently ignore."""
-        extra = self.model_extra or {}
-        return [
-            name
-            for name, value in extra.items()
-            if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
-        ]
+        return unsupported_sent(self)
+
+
+def unsupported_sent(body: BaseModel) -> list[str]:
+    """Fields the client sent that this server would otherwise silently ignore (a neutral value is no request)."""
+    extra = body.model_extra or {}
+    return [
+        name
+        for name, value in extra.items()
+        if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
+    ]
 
 
 class PromptTokensDetails(WireModel):

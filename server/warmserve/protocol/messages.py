@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from warmserve.protocol.base import MAX_TOKENS_LIMIT, NEUTRAL_VALUES, Text, WireModel
+from warmserve.protocol.base import MAX_TOKENS_LIMIT, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
 
 
@@ -134,12 +134,7 @@ class MessagesInput(BaseModel):
         return self.system if isinstance(self.system, str) else "\n\n".join(block.text for block in self.system)
 
     def unsupported_sent(self) -> list[str]:
-        extra = self.model_extra or {}
-        return [
-            name
-            for name, value in extra.items()
-            if value is not None and not (name in NEUTRAL_VALUES and NEUTRAL_VALUES[name] == value)
-        ]
+        return unsupported_sent(self)
 
 
 class MessagesRequest(MessagesInput):

@@ -24,7 +24,6 @@ from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
     Overloaded,
-    ShuttingDown,
     WarmServeError,
     WorkerDied,
     error_from_info,
@@ -93,12 +92,10 @@ class RayPool(Tracked):
         self._watch = asyncio.get_running_loop().create_task(self._watch_status())
 
     async def stop(self) -> None:
-        if self._lifecycle.state == "unloaded":
+        if not self._begin_stop(self.spec.name):
             return
-        self._lifecycle.move("stopping")
         if self._watch is not None:
             self._watch.cancel()
-        self._tracker.fail_all(ShuttingDown(f"Model '{self.spec.name}' is shutting down.").info())
         for task, response in list(self._pumps.values()):
             response.cancel()
             task.cancel()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warmserve.backends.base import Engine, StepEvents
+from warmserve.backends.base import StepEvents, VocabularyEngine
 from warmserve.backends.embedding import EmbedPiece, Vector
 from warmserve.backends.fake.structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
@@ -95,7 +95,7 @@ def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> Tok
     return TokenLogprob(piece, logprob, tuple((alt, logprob - i) for i, alt in enumerate(alternatives)))
 
 
-class FakeEngine(Engine):
+class FakeEngine(VocabularyEngine):
     def __init__(self, spec: ModelSpec, worker_index: int = 0) -> None:
         self._options = spec.fake
         self._n_ctx = spec.n_ctx
@@ -113,12 +113,6 @@ class FakeEngine(Engine):
     @property
     def facts(self) -> ModelFacts:
         return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
-
-    def tokenize(self, request: GenerationRequest) -> list[int]:
-        return self._vocab.tokenize(request)
-
-    def detokenize(self, tokens: list[int]) -> str:
-        return self._vocab.detokenize(tokens)
 
     @property
     def embed_size(self) -> int:
