@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from warmserve.admin_protocol import AdminModel, AdminModelList, ModelDeleted, WorkerInfo
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES, SSE_EVENT
-from warmserve.api.streaming import sse_data
+from warmserve.api.streaming import SSE_HEADERS, sse_data
 from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest, ModelUnavailable
 from warmserve.pool import ManagedModel, PoolEvent, PoolManager, Snapshot
@@ -88,7 +88,7 @@ async def events(pools: Pools) -> StreamingResponse:
     return StreamingResponse(
         _event_stream(pools.subscribe()),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
 
 

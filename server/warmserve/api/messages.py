@@ -245,8 +245,7 @@ class _Blocks:
         self._text_delta = text_chunk_renderer(self._render_text)
 
     def _render_text(self, text: str) -> str:
-        payload = ContentBlockDeltaEvent(index=self._index, delta=TextDeltaOut(text=text))
-        return sse_data(payload.model_dump(mode="json"), event=payload.type)
+        return _frame(ContentBlockDeltaEvent(index=self._index, delta=TextDeltaOut(text=text)))
 
     def open_text(self) -> str:
         self._index += 1

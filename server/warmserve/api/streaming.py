@@ -23,6 +23,9 @@ from warmserve.errors import WarmServeError
 
 log = logging.getLogger(__name__)
 
+# Every event stream's headers: no caching, and no buffering in a proxy (nginx) between us and the client.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
 
 def sse_data(payload: dict[str, object] | str, event: str | None = None) -> str:
     """One SSE frame; `event` names its type for APIs with typed events."""
@@ -96,6 +99,4 @@ def sse_response(
     headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
     """The stream of a renderer's `payloads` in `fmt`; leaving `owner` (e.g. Generations) ends the request."""
-    return _OwnedStream(
-        sse_events(payloads, fmt), owner, {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
-    )
+    return _OwnedStream(sse_events(payloads, fmt), owner, {**SSE_HEADERS, **(headers or {})})
