@@ -12,6 +12,7 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   └── PayloadTooLarge         413 (code payload_too_large)
     ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
+    ├── ResponseNotFound            404 (code response_not_found)
     ├── ModelExists                 409 (code model_exists)
     ├── Overloaded                  429 (code overloaded), Retry-After
     ├── ModelUnavailable            503 (code model_unavailable), Retry-After
@@ -105,6 +106,14 @@ class ModelNotFound(WarmServeError):
     status_code = 404
     error_type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ResponseNotFound(WarmServeError):
+    """A stored response (Responses API) this API key does not have: never stored, deleted, or another key's."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "response_not_found"
 
 
 class ModelExists(WarmServeError):

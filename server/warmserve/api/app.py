@@ -15,9 +15,21 @@ from dataclasses import dataclass
 from fastapi import Depends, FastAPI
 
 from warmserve import __version__
-from warmserve.api import admin, chat, completions, embeddings, health, messages, metrics, models, tokenize
+from warmserve.api import (
+    admin,
+    chat,
+    completions,
+    embeddings,
+    health,
+    messages,
+    metrics,
+    models,
+    responses,
+    tokenize,
+)
 from warmserve.api.errors import install_error_handlers
 from warmserve.api.limits import BodySizeLimit
+from warmserve.api.response_store import ResponseStore
 from warmserve.api.security import ApiKeys, install_cors, require_admin_key, require_api_key
 from warmserve.config import ServerSettings
 from warmserve.metrics import Metrics
@@ -38,24 +50,32 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     fixed model set: `manageable=False` refuses run-time loads and unloads)."""
     registry = Metrics()
     pools = PoolManager(settings, registry, make_pool, manageable)
+    store = ResponseStore.from_settings(settings) if settings.store else None  # None: stateless
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await pools.start()
+        if store is not None:
+            await store.open()
         try:
-            yield
+            await pools.start()
+            try:
+                yield
+            finally:
+                await pools.stop()
         finally:
-            await pools.stop()
+            if store is not None:
+                await store.close()
 
     app = FastAPI(title="warmserve", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.pools = pools
     app.state.metrics = registry
+    app.state.responses = store
     app.state.lifecycle = Lifecycle()
     app.state.api_keys = ApiKeys(settings.accepted_api_keys())
     app.state.admin_keys = ApiKeys(settings.accepted_admin_keys())
     install_error_handlers(app)
-    for module in (chat, completions, embeddings, messages, models, tokenize):
+    for module in (chat, completions, embeddings, messages, models, responses, tokenize):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
     app.include_router(admin.router, dependencies=[Depends(require_admin_key)])
     app.include_router(health.router)

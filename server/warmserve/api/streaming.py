@@ -45,6 +45,20 @@ def text_chunk_renderer(render: Callable[[str], str]) -> Callable[[str], str]:
     return lambda text: head + json.dumps(text) + tail
 
 
+def sequenced_text_renderer(render: Callable[[str, int], str]) -> Callable[[str, int], str]:
+    """`text_chunk_renderer` for events that also carry a sequence number (the Responses API's).
+
+    `render(text, sequence_number)` is the full rendering; both values are spliced in.
+    """
+    marker, sentinel = "\u0000warmserve\u0000", 918_273_645_546_372_819
+    frame = render(marker, sentinel)
+    if frame.index(str(sentinel)) > frame.index(json.dumps(marker)):
+        raise ValueError("the sequence number must come before the text")
+    head, rest = frame.split(str(sentinel))
+    middle, tail = rest.split(json.dumps(marker))
+    return lambda text, number: f"{head}{number}{middle}{json.dumps(text)}{tail}"
+
+
 @dataclass(frozen=True)
 class SseFormat:
     """How one wire format ends a stream: its error event, and the frame (if any) after success."""

@@ -16,10 +16,14 @@ MAX_TOKENS_LIMIT = 10_000_000
 
 # Parameters whose value here means "OpenAI's default behaviour", which we do honour.
 # (Chat requests have real `tools` / `response_format` fields; these entries matter for
-# completions, where OpenAI has no such parameters.)
+# completions, where OpenAI has no such parameters. The last three are the Responses API's:
+# no background run, no truncation, nothing extra included.)
 NEUTRAL_VALUES: dict[str, Any] = {
     "tools": [],
     "response_format": {"type": "text"},
+    "background": False,
+    "truncation": "disabled",
+    "include": [],
 }
 
 
