@@ -189,8 +189,95 @@ def _detokenize(client: openai.OpenAI, model: str) -> None:
     assert client.post("/detokenize", cast_to=object, body={"model": model, "tokens": tokens})["text"] == "red"  # type: ignore[index]
 
 
-def _responses(client: openai.OpenAI, model: str) -> None:
-    client.responses.create(model=model, input="hi")
+def respond(client: openai.OpenAI, model: str, **params: object) -> openai.types.responses.Response:
+    return client.responses.create(
+        model=model, input=params.pop("input", QUESTION), **{"max_output_tokens": 8, "temperature": 0, **params}
+    )  # type: ignore[call-overload]
+
+
+RESPONSE_TOOLS = [{"type": "function", **TOOLS[0]["function"]}]  # type: ignore[dict-item]
+
+
+def _response_input(client: openai.OpenAI, model: str) -> None:
+    answer = respond(client, model, instructions="Be brief.", input="Name a colour.")
+    expected = chat(client, model, messages=[{"role": "system", "content": "Be brief."}, *QUESTION])
+    assert answer.output_text == expected.choices[0].message.content
+    assert answer.usage is not None and expected.usage is not None
+    assert answer.usage.input_tokens == expected.usage.prompt_tokens
+
+
+def _response_stream(client: openai.OpenAI, model: str) -> None:
+    events = list(respond(client, model, stream=True))
+    numbers = [event.sequence_number for event in events]
+    assert numbers == list(range(len(numbers)))
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text == respond(client, model).output_text == events[-1].response.output_text  # type: ignore[union-attr]
+
+
+def _response_max_output_tokens(client: openai.OpenAI, model: str) -> None:
+    answer = respond(client, model, max_output_tokens=2)
+    assert (answer.status, answer.incomplete_details and answer.incomplete_details.reason) == (
+        "incomplete",
+        "max_output_tokens",
+    )
+
+
+def _response_json_schema(client: openai.OpenAI, model: str) -> None:
+    answer = client.responses.parse(
+        model=model, input=QUESTION, text_format=Colour, max_output_tokens=60, temperature=0  # type: ignore[arg-type]
+    )
+    assert isinstance(answer.output_parsed, Colour)
+
+
+def _response_tools(client: openai.OpenAI, model: str) -> None:
+    answer = respond(client, model, max_output_tokens=48, tools=RESPONSE_TOOLS, tool_choice="required")
+    [call] = [item for item in answer.output if item.type == "function_call"]
+    assert call.name == "paint"
+    json.loads(call.arguments)
+
+
+def _response_named_tool(client: openai.OpenAI, model: str) -> None:
+    choice = {"type": "function", "name": "paint"}
+    answer = respond(client, model, max_output_tokens=48, tools=RESPONSE_TOOLS, tool_choice=choice)
+    assert [item.type for item in answer.output] == ["function_call"]
+
+
+def _response_call_output(client: openai.OpenAI, model: str) -> None:
+    items = [
+        *QUESTION,
+        {"type": "function_call", "call_id": "call_1", "name": "paint", "arguments": '{"colour":"red"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "done"},
+    ]
+    answer = respond(client, model, input=items, tools=RESPONSE_TOOLS, tool_choice="none")
+    assert answer.output_text  # the function's output was read and answered in text
+    assert answer.usage is not None
+    assert answer.usage.input_tokens > respond(client, model).usage.input_tokens  # type: ignore[union-attr]
+
+
+def _response_store(client: openai.OpenAI, model: str) -> None:
+    first = respond(client, model)
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+    second = respond(client, model, input="Another.", previous_response_id=first.id)
+    items = client.responses.input_items.list(second.id, order="asc").data
+    assert [item.type for item in items] == ["message"] * 3
+    client.responses.delete(first.id)
+    try:
+        client.responses.retrieve(first.id)
+    except openai.NotFoundError:
+        return
+    raise AssertionError("a deleted response was still retrieved")
+
+
+def _response_input_tokens(client: openai.OpenAI, model: str) -> None:
+    counted = client.responses.input_tokens.count(model=model, input=QUESTION)  # type: ignore[arg-type]
+    assert counted.input_tokens == respond(client, model).usage.input_tokens  # type: ignore[union-attr]
+
+
+def _response_unsupported(**params: object) -> Callable[[openai.OpenAI, str], None]:
+    def probe(client: openai.OpenAI, model: str) -> None:
+        respond(client, model, **params)
+
+    return probe
 
 
 PROBES = [
@@ -220,7 +307,18 @@ PROBES = [
     Probe("/v1/embeddings", "input, encoding_format", _embeddings, "model"),
     Probe("/v1/tokenize", "chat token count", _tokenize, "model"),
     Probe("/v1/detokenize", "tokens", _detokenize, "tokens"),
-    Probe("/v1/responses", "endpoint", _responses, "endpoint"),
+    Probe("/v1/responses", "input items, instructions", _response_input, "input"),
+    Probe("/v1/responses", "stream", _response_stream, "stream"),
+    Probe("/v1/responses", "max_output_tokens (incomplete)", _response_max_output_tokens, "max_output_tokens"),
+    Probe("/v1/responses", "text.format json_schema (parse)", _response_json_schema, "text"),
+    Probe("/v1/responses", "tools, tool_choice required", _response_tools, "tool"),
+    Probe("/v1/responses", "tool_choice named function", _response_named_tool, "tool"),
+    Probe("/v1/responses", "function_call_output items", _response_call_output, "input"),
+    Probe("/v1/responses", "store, previous_response_id, retrieve, delete", _response_store, "previous_response_id"),
+    Probe("/v1/responses/input_tokens", "input", _response_input_tokens, "input"),
+    Probe("/v1/responses", "background", _response_unsupported(background=True), "background"),
+    Probe("/v1/responses", "tools web_search", _response_unsupported(tools=[{"type": "web_search"}]), "tools"),
+    Probe("/v1/responses", "reasoning", _response_unsupported(reasoning={"effort": "low"}), "reasoning"),
 ]
 
 
