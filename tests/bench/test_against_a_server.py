@@ -55,9 +55,9 @@ def test_the_sweep_accounts_for_every_request_and_writes_json_and_png(server, tm
     assert "5/5" in table
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "responses", "messages"])
 @pytest.mark.parametrize("stream", [True, False])
-async def test_both_endpoints_streamed_or_not_count_every_generated_token(server, endpoint, stream):
+async def test_every_wire_format_streamed_or_not_counts_every_generated_token(server, endpoint, stream):
     settings = BenchSettings(
         base_url=f"{server.base_url}/v1",
         endpoint=endpoint,
@@ -70,6 +70,11 @@ async def test_both_endpoints_streamed_or_not_count_every_generated_token(server
     [summary] = sweep.summaries
     assert (summary.completed, summary.generated_tokens) == (4, 24)
     assert (summary.ttft_s.p50 is not None) == stream
+    assert summary.prompt_tokens_mean is not None
+    assert summary.prompt_tokens_mean > 0
+    assert set(summary.finish_reasons) == {
+        "incomplete" if endpoint == "responses" else "max_tokens" if endpoint == "messages" else "length"
+    }
 
 
 def test_an_unknown_model_makes_every_request_an_error_with_the_servers_message(server, tmp_path, capsys):

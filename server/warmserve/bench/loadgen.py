@@ -1,7 +1,7 @@
-"""The load generator: OpenAI-protocol requests at a fixed concurrency, timed.
+"""The load generator: requests in one of four wire formats (bench/wire.py) at a fixed concurrency, timed.
 
 It speaks only the wire protocol (JSON bodies, SSE `data:` lines), so it measures
-any OpenAI-compatible server. Each level runs `concurrency` closed-loop workers
+any OpenAI- (or Anthropic-) compatible server. Each level runs `concurrency` closed-loop workers
 that share one httpx client; a level stops after its requests or at its deadline,
 whichever comes first, cancelling what is still running at the deadline.
 """
@@ -20,6 +20,7 @@ import httpx
 
 from warmserve.bench.prompt import prompt_text
 from warmserve.bench.settings import BenchSettings
+from warmserve.bench.wire import WIRES, Reading, error_text
 
 Outcome = Literal["ok", "error", "cancelled"]
 
@@ -61,33 +62,31 @@ class _Probe:
     number: int
     start: float
     stamps: list[float] = field(default_factory=list)
-    usage: dict[str, Any] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
     finish_reason: str | None = None
+    complete: bool = False
     status_code: int | None = None
     error: str | None = None
     end: float | None = None
 
-    def take(self, payload: Any, stream: bool) -> None:
-        """Read one stream chunk, or the whole answer when not streaming (no token times then)."""
-        if not isinstance(payload, dict):
-            raise ValueError(f"expected a JSON object, got {payload!r:.200}")
-        if payload.get("error"):
-            self.error = _error_text(payload)
+    def take(self, reading: Reading) -> None:
+        """One payload's facts: a stream's event, or the whole answer when not streaming (no token times then)."""
+        if reading.error:
+            self.error = reading.error
             return
-        if isinstance(payload.get("usage"), dict):
-            self.usage = payload["usage"]
-        for choice in payload.get("choices") or ():
-            if not isinstance(choice, dict):
-                raise ValueError(f"expected each choice to be a JSON object, got {choice!r:.200}")
-            if stream and _delta_text(choice):
-                self.stamps.append(perf_counter())
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        if reading.text:
+            self.stamps.append(perf_counter())
+        self.prompt_tokens = reading.prompt_tokens if reading.prompt_tokens is not None else self.prompt_tokens
+        if reading.completion_tokens is not None:
+            self.completion_tokens = reading.completion_tokens
+        self.finish_reason = reading.finish_reason or self.finish_reason
+        self.complete = self.complete or reading.complete
 
     def record(self, level_start: float) -> RequestRecord:
         end = self.end if self.end is not None else perf_counter()
         outcome: Outcome = "error" if self.error else "ok" if self.end is not None else "cancelled"
-        usage = self.usage or {}
-        tokens, tokens_from = _token_count(usage, self.stamps)
+        tokens, tokens_from = _token_count(self.completion_tokens, self.stamps)
         return RequestRecord(
             number=self.number,
             outcome=outcome,
@@ -97,41 +96,26 @@ class _Probe:
             itl_s=tuple(later - earlier for earlier, later in pairwise(self.stamps)),
             tokens=tokens,
             tokens_from=tokens_from,
-            prompt_tokens=usage.get("prompt_tokens"),
+            prompt_tokens=self.prompt_tokens,
             finish_reason=self.finish_reason,
             status_code=self.status_code,
             error=self.error,
         )
 
 
-def _delta_text(choice: dict[str, Any]) -> str:
-    """The text a stream chunk's choice adds: `text` (completions) or `delta.content` (chat)."""
-    if "text" in choice:
-        return str(choice["text"] or "")
-    return str((choice.get("delta") or {}).get("content") or "")
-
-
-def _token_count(usage: dict[str, Any], stamps: list[float]) -> tuple[int | None, Literal["usage", "chunks"] | None]:
-    if isinstance(usage.get("completion_tokens"), int):
-        return usage["completion_tokens"], "usage"
+def _token_count(
+    completion_tokens: int | None, stamps: list[float]
+) -> tuple[int | None, Literal["usage", "chunks"] | None]:
+    if completion_tokens is not None:
+        return completion_tokens, "usage"
     if stamps:
         return len(stamps), "chunks"
     return None, None
 
 
-def _error_text(payload: Any) -> str:
-    """The message of an OpenAI error body, or the body itself."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return json.dumps(payload)[:500]
-
-
 def _response_error(response: httpx.Response) -> str:
     try:
-        message = _error_text(response.json())
+        message = error_text(response.json())
     except ValueError:
         message = response.text[:500] or "(empty body)"
     return f"HTTP {response.status_code}: {message}"
@@ -152,37 +136,32 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
 
 def request_body(settings: BenchSettings, model: str, number: int) -> dict[str, Any]:
     text = prompt_text(number, settings.prompt_tokens)
-    body: dict[str, Any] = {
-        "model": model,
-        "max_tokens": settings.max_tokens,
-        "temperature": settings.temperature,
-        "stream": settings.stream,
-    }
-    if settings.endpoint == "chat":
-        body["messages"] = [{"role": "user", "content": text}]
-    else:
-        body["prompt"] = text
-    if settings.stream:
-        body["stream_options"] = {"include_usage": True}
-    return body
+    return WIRES[settings.endpoint].body(model, text, settings.max_tokens, settings.temperature, settings.stream)
 
 
 def endpoint_path(settings: BenchSettings) -> str:
-    return "/chat/completions" if settings.endpoint == "chat" else "/completions"
+    return WIRES[settings.endpoint].path
+
+
+def _payload(data: str) -> dict[str, Any]:
+    payload = json.loads(data)
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object, got {payload!r:.200}")
+    return payload
 
 
 async def _exchange(client: httpx.AsyncClient, settings: BenchSettings, body: Any, probe: _Probe) -> None:
-    path = endpoint_path(settings)
+    wire = WIRES[settings.endpoint]
     if not settings.stream:
-        response = await client.post(path, json=body)
+        response = await client.post(wire.path, json=body)
         probe.status_code = response.status_code
         if response.status_code != 200:
             probe.error = _response_error(response)
         else:
-            probe.take(response.json(), stream=False)
+            probe.take(wire.read(_payload(response.text), False))
         probe.end = perf_counter()
         return
-    async with client.stream("POST", path, json=body) as response:
+    async with client.stream("POST", wire.path, json=body) as response:
         probe.status_code = response.status_code
         if response.status_code != 200:
             await response.aread()
@@ -190,14 +169,18 @@ async def _exchange(client: httpx.AsyncClient, settings: BenchSettings, body: An
             probe.end = perf_counter()
             return
         async for data in _sse_data(response.aiter_lines()):
-            if data.strip() == "[DONE]":
+            if wire.done_marker and data.strip() == "[DONE]":
                 probe.end = perf_counter()
                 return
-            probe.take(json.loads(data), stream=True)
+            probe.take(wire.read(_payload(data), True))
             if probe.error:
                 break
+            if probe.complete and not wire.done_marker:
+                probe.end = perf_counter()
+                return
     probe.end = perf_counter()
-    probe.error = probe.error or "the stream ended without 'data: [DONE]'"
+    ending = "'data: [DONE]'" if wire.done_marker else "its final event"
+    probe.error = probe.error or f"the stream ended without {ending}"
 
 
 async def measure(

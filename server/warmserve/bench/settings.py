@@ -8,10 +8,12 @@ sit between flags and defaults, which keeps an API key off the command line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warmserve.bench.wire import Endpoint
 
 Concurrency = Annotated[int, Field(ge=1, le=1024)]
 
@@ -27,10 +29,11 @@ class BenchSettings(BaseSettings):
     model: str | None = Field(
         None, description="Model to request; default: the first model the server lists at /models."
     )
-    endpoint: Literal["completions", "chat"] = Field(
+    endpoint: Endpoint = Field(
         "completions",
-        description="completions (/completions: a raw continuation, rarely ends before max_tokens) "
-        "or chat (/chat/completions, through the model's chat template).",
+        description="completions (/completions: a raw continuation, rarely ends before max_tokens), "
+        "chat (/chat/completions, through the model's chat template), responses (OpenAI's /responses, "
+        "unstored) or messages (Anthropic's /messages).",
     )
     concurrency: list[Concurrency] = Field(
         [1, 2, 4, 8, 16],
