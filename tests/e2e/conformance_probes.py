@@ -202,7 +202,8 @@ def _response_input(client: openai.OpenAI, model: str) -> None:
     answer = respond(client, model, instructions="Be brief.", input="Name a colour.")
     expected = chat(client, model, messages=[{"role": "system", "content": "Be brief."}, *QUESTION])
     assert answer.output_text == expected.choices[0].message.content
-    assert answer.usage is not None and expected.usage is not None
+    assert answer.usage is not None
+    assert expected.usage is not None
     assert answer.usage.input_tokens == expected.usage.prompt_tokens
 
 
