@@ -3,9 +3,11 @@
 warmserve speaks the OpenAI chat completions protocol, so this is a thin subclass of
 langchain-openai's `BaseChatOpenAI` (as langchain-deepseek and langchain-xai are): request
 building, SSE streaming, retries, timeouts, usage metadata and tool-call parsing are that
-package's. What is warmserve's own lives here: where the server is (not `OPENAI_*`), usage
-in streams on by default, chat completions only (the server has no Responses API), errors
-typed from the server's status and code, and token counts from the server's tokenizer.
+package's, and so is the choice of API: chat completions by default, the server's Responses
+API with `use_responses_api=True` (or whatever langchain-openai routes there by itself, such as
+`use_previous_response_id`). What is warmserve's own lives here: where the server is (not
+`OPENAI_*`), usage in streams on by default, errors typed from the server's status and code,
+and token counts from the server's tokenizer.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class ChatWarmServe(BaseChatOpenAI):
         timeout, max_retries: per request (retries cover 429, 5xx and dropped connections).
         model_kwargs / extra_body: further request parameters.
         stream_usage: usage in streamed answers (default True).
+        use_responses_api: send requests to the server's `/v1/responses` instead of chat
+            completions (same model, same answers); `use_previous_response_id=True` then sends
+            only the new turn, continuing the conversation the server stored.
 
     Instantiate:
         ```python
@@ -158,10 +163,6 @@ class ChatWarmServe(BaseChatOpenAI):
         self._add_version("langchain-warmserve", VERSION)
         return self
 
-    def _use_responses_api(self, payload: dict[str, Any]) -> bool:
-        """warmserve serves chat completions; it has no Responses API to route to."""
-        return False
-
     def _errors(self) -> AbstractContextManager[None]:
         return translated_errors(base_url=self.openai_api_base, api_key_set=self.openai_api_key is not None)
 
@@ -193,7 +194,10 @@ class ChatWarmServe(BaseChatOpenAI):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         with self._errors():
-            yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            if self._use_responses_api({**kwargs, **self.model_kwargs}):  # as ChatOpenAI routes it
+                yield from self._stream_responses(messages, stop=stop, run_manager=run_manager, **kwargs)
+            else:
+                yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
 
     async def _astream(
         self,
@@ -203,7 +207,11 @@ class ChatWarmServe(BaseChatOpenAI):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         with self._errors():
-            async for chunk in super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs):
+            if self._use_responses_api({**kwargs, **self.model_kwargs}):
+                chunks = self._astream_responses(messages, stop=stop, run_manager=run_manager, **kwargs)
+            else:
+                chunks = super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            async for chunk in chunks:
                 yield chunk
 
     def get_token_ids(self, text: str) -> list[int]:

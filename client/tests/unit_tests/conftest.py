@@ -68,6 +68,22 @@ def completion_answer(body: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json=wire.valid(answer, wire.Completion))
 
 
+def responses_answer(body: dict[str, Any], content: str = "Hi there") -> httpx.Response:
+    part = {"type": "output_text", "text": content, "annotations": [], "logprobs": []}
+    message = {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant"}
+    message["content"] = [part]
+    usage = {"input_tokens": 7, "input_tokens_details": {}, "output_tokens": 2, "total_tokens": 9}
+    answer = {
+        "id": "resp_1",
+        "created_at": 1,
+        "status": "completed",
+        "model": body["model"],
+        "output": [message],
+        "usage": usage,
+    }
+    return httpx.Response(200, json=wire.valid(answer, wire.ResponseObject))
+
+
 class Recorder:
     """What the client sent, and a way to choose what the 'server' answers."""
 
@@ -86,6 +102,8 @@ class Recorder:
         body = json.loads(request.content)
         if request.url.path.endswith("/chat/completions"):
             return chat_answer(body)
+        if request.url.path.endswith("/responses"):
+            return responses_answer(body)
         return completion_answer(body)
 
     def clients(self) -> dict[str, Any]:

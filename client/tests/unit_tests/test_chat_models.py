@@ -146,10 +146,18 @@ def test_stream_ends_with_usage_and_finish_reason(recorder):
     assert full.response_metadata["finish_reason"] == "stop"
 
 
-def test_never_routes_to_the_responses_api(recorder):
-    model = chat(recorder, output_version="responses/v1")
-    model.invoke("Hi")
-    assert recorder.requests[0].url.path == "/v1/chat/completions"
+def test_chat_completions_by_default_and_the_responses_api_when_asked(recorder):
+    chat(recorder).invoke("Hi")
+    answer = chat(recorder, use_responses_api=True, max_tokens=5).invoke("Hi")
+    chat(recorder, output_version="responses/v1").invoke("Hi")  # langchain-openai's own routing rule
+    paths = [r.url.path for r in recorder.requests]
+    assert paths == ["/v1/chat/completions", "/v1/responses", "/v1/responses"]
+    assert answer.text == "Hi there"
+    assert answer.usage_metadata is not None
+    assert answer.usage_metadata["total_tokens"] == 9
+    responses_body = recorder.bodies[1]
+    assert wire.rejected(responses_body, wire.ResponsesRequest) == []
+    assert responses_body["max_output_tokens"] == 5
 
 
 def test_tracing_names_warmserve_and_the_model():

@@ -7,7 +7,7 @@ requests as the server parses them, the canned answers as the server would write
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,7 +20,8 @@ try:
         CompletionRequest,
         ErrorResponse,
         ModelCard,
-        SamplingFields,
+        ResponseObject,
+        ResponsesRequest,
     )
 except ModuleNotFoundError as missing:
     raise RuntimeError(
@@ -36,17 +37,27 @@ __all__ = [
     "CompletionRequest",
     "ErrorResponse",
     "ModelCard",
+    "ResponseObject",
+    "ResponsesRequest",
     "rejected",
     "valid",
 ]
 
 
-def rejected(body: dict[str, Any], request: type[SamplingFields]) -> list[str]:
+@runtime_checkable
+class _Request(Protocol):
+    """A request model of the server's: it names the parameters it does not support."""
+
+    def unsupported_sent(self) -> list[str]: ...
+
+
+def rejected(body: dict[str, Any], request: type[BaseModel]) -> list[str]:
     """Why the server would answer this body with a 400: invalid fields, else unsupported ones; [] if none."""
     try:
         parsed = request.model_validate(body)
     except ValidationError as error:
         return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    assert isinstance(parsed, _Request)
     return [f"{name}: unsupported parameter" for name in parsed.unsupported_sent()]
 
 
