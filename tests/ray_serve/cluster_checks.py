@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 import ray
@@ -76,7 +77,8 @@ def server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tmp = tmp_path_factory.mktemp("ray-serve")
     config = tmp / "warmserve.yaml"
     model = {"name": MODEL, "workers": 2, "threads": 1, "slots": 2, "n_ctx": 1024}
-    config.write_text(yaml.safe_dump({"drain_timeout_s": 10, "models": [model]}))
+    settings = {"drain_timeout_s": 10, "data_dir": str(tmp / "data"), "models": [model]}
+    config.write_text(yaml.safe_dump(settings))
     command = [sys.executable, "-m", "warmserve", "serve", "--ray", cluster.address, "--config", str(config)]
     command += ["--host", "127.0.0.1", "--port", str(PORT)]
     with serving(command, tmp / "serve.log", signal.SIGTERM) as process:
@@ -124,6 +126,27 @@ def test_streamed_chat_through_the_openai_client(client):
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_the_responses_api_streams_and_continues_a_stored_conversation(client):
+    first = client.responses.create(model=MODEL, input="Name a colour.", max_output_tokens=8, temperature=0)
+    assert first.output_text
+    with client.responses.stream(
+        model=MODEL, input="And another?", previous_response_id=first.id, max_output_tokens=8, temperature=0
+    ) as stream:
+        events = list(stream)
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    assert events[-1].response.usage.input_tokens > first.usage.input_tokens  # it saw the first turn
+    assert client.responses.retrieve(first.id).output_text == first.output_text
+
+
+def test_the_messages_api_through_the_anthropic_client(client):
+    claude = anthropic.Anthropic(base_url=BASE_URL, api_key="unused", max_retries=0, timeout=120)
+    message = claude.messages.create(
+        model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "Name a colour."}]
+    )
+    assert message.content[0].text
+    assert message.usage.output_tokens > 0
 
 
 def test_embeddings_through_the_replicas(client):
