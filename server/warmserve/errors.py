@@ -22,8 +22,9 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── NotSupported                501 (code not_supported)
     ├── WorkerDied                  503 (code worker_died)
     ├── RequestTimeout              504 (code request_timeout)
-    └── BackendError                500 (code backend_error)
-        └── ModelSourceError        500 (code model_source_error)
+    ├── BackendError                500 (code backend_error)
+    │   └── ModelSourceError        500 (code model_source_error)
+    └── ResponseStoreError          500 (code response_store_error)
 
 Every class registers its code as it is defined, so `error_from_info` knows them all.
 """
@@ -163,6 +164,12 @@ class ModelSourceError(BackendError):
     """A transformers model's files are missing, unreadable or not convertible."""
 
     code = "model_source_error"
+
+
+class ResponseStoreError(WarmServeError):
+    """The stored-response database cannot be opened, read or written; the message names its file."""
+
+    code = "response_store_error"
 
 
 _BY_CODE[WarmServeError.code] = WarmServeError
