@@ -64,6 +64,8 @@ FROM ${CUDA_RUNTIME_IMAGE} AS runtime-cuda
 # hadolint ignore=DL3006
 FROM runtime-${VARIANT} AS runtime
 # tini is PID 1: it passes SIGTERM on to the server (which drains) and reaps any stray child.
+# ~/.local/share/warmserve is the default --data-dir (stored responses), made here so that a volume
+# mounted on it starts owned by the user.
 # wget and the profile.d entry are for KubeRay (EXTRAS=llama,ray): its default probes exec wget, and
 # it starts Ray through a login shell, whose /etc/profile resets PATH ($PATH is expanded there).
 # hadolint ignore=DL3008,SC2016
@@ -72,6 +74,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/warmserve warmserve \
     && install -d -o 10001 -g 10001 /models \
+        /home/warmserve/.local /home/warmserve/.local/share /home/warmserve/.local/share/warmserve \
     && echo 'export PATH=/opt/warmserve/bin:$PATH' > /etc/profile.d/warmserve.sh
 COPY --from=build /opt/warmserve /opt/warmserve
 # MODELS_DIR: a folder of the build context baked into /models (by default an empty one). Mount a

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,27 @@ from warmserve.config import FakeOptions, ModelSpec, ServerSettings
 from warmserve.testing import ServerProcess
 
 __all__ = ["ServerProcess", "fake_settings", "start_fake_server", "start_server", "write_config"]
+
+_DATA_HOME = pytest.StashKey[tuple[str, str | None]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """XDG_DATA_HOME points at a temporary folder for the whole run, before any settings are built, so
+    no server a test starts (in this process, a Ray actor, or a subprocess) defaults its data_dir to
+    the developer's ~/.local/share/warmserve."""
+    config.stash[_DATA_HOME] = (tempfile.mkdtemp(prefix="warmserve-test-data-"), os.environ.get("XDG_DATA_HOME"))
+    os.environ["XDG_DATA_HOME"] = config.stash[_DATA_HOME][0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _DATA_HOME not in config.stash:
+        return
+    folder, previous = config.stash[_DATA_HOME]
+    shutil.rmtree(folder, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous
 
 
 def fake_settings(

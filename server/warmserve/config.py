@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +32,14 @@ UnsupportedPolicy = Literal["reject", "ignore"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Task = Literal["generate", "embed"]
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "warmserve"
+
+
+def default_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """`$XDG_DATA_HOME/warmserve`, else `~/.local/share/warmserve` (the XDG rule: a relative or empty
+    XDG_DATA_HOME is ignored). Tests point XDG_DATA_HOME at a temporary folder to stay out of the real one."""
+    xdg = environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "warmserve"
 
 
 def embedded_model_path() -> Path:
@@ -308,9 +317,31 @@ class ServerSettings(BaseSettings):
         description="Serve on this Ray cluster (auto, HOST:PORT of its head) with each model's workers as "
         "Ray Serve replicas; needs warmserve[ray].",
     )
+    store: bool = Field(
+        True,
+        description="Keep Responses API responses so previous_response_id and GET /v1/responses/{id} work "
+        "(as OpenAI's store, per API key); --no-store runs stateless.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder of the response database (responses.sqlite3): $XDG_DATA_HOME/warmserve, "
+        "else ~/.local/share/warmserve.",
+    )
+    response_store_max_count: int = Field(
+        10_000, ge=1, le=100_000_000, description="Stored responses kept at most; the oldest go first."
+    )
+    response_store_max_age_s: float = Field(
+        30 * 86_400.0, gt=0, le=3650 * 86_400, description="Stored responses older than this are deleted."
+    )
     models: list[ModelSpec] = Field(
         default_factory=list, description="Served models; empty serves the embedded default."
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_home(cls, data_dir: Path) -> Path:
+        """`~/...` from a config file or variable means the home folder, as it would in a shell."""
+        return data_dir.expanduser()
 
     @model_validator(mode="after")
     def _default_model_and_unique_names(self) -> ServerSettings:

@@ -10,7 +10,9 @@ The server runs as `python -m warmserve serve` under this interpreter, in this e
 (an inherited PYTHONPATH included), so it runs the same warmserve code as the test. Every
 `WARMSERVE_*` variable is removed first: the server reads its settings from them, and a
 developer's own (a port, API keys, a client's WARMSERVE_BASE_URL) must not change what a test
-starts; pass `env` to set some on purpose.
+starts; pass `env` to set some on purpose. Nor may a test server write to the developer's data folder:
+its XDG_DATA_HOME is a folder beside its log, so its default `--data-dir` (the stored responses) is
+its own; `env` (XDG_DATA_HOME or WARMSERVE_DATA_DIR), `--data-dir` or a config file still choose.
 
 Ready means `/ready` answers 200 with status "ready": every worker of every model holds its
 model. A bare 200 is not enough, as it also covers "degraded" (some workers still loading), and
@@ -92,6 +94,8 @@ class ServerProcess:
             os.close(fd)
             log_path = Path(name)
         self.log_path = log_path
+        self.data_home = log_path.with_name(f"{log_path.stem}-data")  # XDG_DATA_HOME unless `env` sets one
+        env = {"XDG_DATA_HOME": str(self.data_home), **(env or {})}
         command = [sys.executable, "-m", "warmserve", "serve", *args, "--host", HOST, "--port", str(self.port)]
         with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_environment(env))

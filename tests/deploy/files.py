@@ -120,6 +120,14 @@ def image_env() -> dict[str, str]:
     return env
 
 
+def image_home() -> str:
+    """The home folder of the image's user (useradd --home-dir): its HOME, and so its default data_dir."""
+    runs = " ".join(i.value for i in dockerfile_stages()[-1] if i.keyword == "RUN")
+    match = re.search(r"--home-dir (\S+)", runs)
+    assert match, "the runtime stage makes no user with a home folder"
+    return match.group(1)
+
+
 def image_command() -> list[str]:
     """What the container runs by default: ENTRYPOINT + CMD of the final stage."""
     final = dockerfile_stages()[-1]
@@ -158,8 +166,10 @@ def server_settings(
         args.config.write_text(content)
     for name in [n for n in os.environ if n.startswith("WARMSERVE_")]:
         monkeypatch.delenv(name)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", image_home())  # what the runtime gives the image's user
     for name, value in env.items():
-        if name.startswith("WARMSERVE_"):
+        if name.startswith("WARMSERVE_") or name in ("HOME", "XDG_DATA_HOME"):
             monkeypatch.setenv(name, value)
     return settings_from_args(args)
 

@@ -44,10 +44,13 @@ def test_published_on_loopback_only_by_default():
     assert {p["host_ip"] for p in prometheus["ports"]} == {"127.0.0.1"}
 
 
-def test_models_live_on_a_volume():
+def test_models_and_stored_responses_live_on_volumes(monkeypatch, tmp_path):
     server = compose_config()["services"]["warmserve"]
-    [volume] = server["volumes"]
-    assert (volume["type"], volume["source"], volume["target"]) == ("volume", "models", "/models")
+    settings = server_settings(
+        warmserve_argv(image_command()), {**image_env(), **server["environment"]}, {}, monkeypatch, tmp_path
+    )
+    volumes = sorted((v["type"], v["source"], v["target"]) for v in server["volumes"])
+    assert volumes == [("volume", "data", str(settings.data_dir)), ("volume", "models", "/models")]
 
 
 def test_healthcheck_asks_readiness():

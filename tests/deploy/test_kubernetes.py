@@ -162,6 +162,18 @@ def test_models_volume_is_the_pvc_mounted_read_only(overlay):
 
 
 @overlays
+def test_stored_responses_go_to_a_writable_volume_on_the_read_only_root(overlay, monkeypatch, tmp_path):
+    documents = render_overlay(overlay)
+    pod = one(documents, "Deployment")["spec"]["template"]["spec"]
+    assert container(documents)["securityContext"]["readOnlyRootFilesystem"] is True
+    data_dir = str(pod_settings(documents, monkeypatch, tmp_path).data_dir)
+    [mount] = [m for m in container(documents)["volumeMounts"] if m["mountPath"] == data_dir]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert "emptyDir" in volume
+    assert not mount.get("readOnly")
+
+
+@overlays
 def test_pods_run_as_the_images_non_root_user_with_cpu_for_every_thread(overlay, monkeypatch, tmp_path):
     documents = render_overlay(overlay)
     pod = one(documents, "Deployment")["spec"]["template"]["spec"]

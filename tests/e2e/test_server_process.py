@@ -1,5 +1,6 @@
 """warmserve.testing starts a real server: ready means every worker loaded, the caller's WARMSERVE_*
-settings stay out, the server runs this code, it stops cleanly, and an early exit shows the log."""
+settings stay out, its data folder is its own, the server runs this code, it stops cleanly, and an
+early exit shows the log."""
 
 import os
 from pathlib import Path
@@ -25,6 +26,8 @@ def test_ready_means_every_worker_holds_its_model_and_stop_exits_cleanly(tmp_pat
         assert ready["models"]["fake"]["ready_workers"] == 2
         assert [m.id for m in server.openai_client().models.list()] == ["fake"]
         assert server.openai_base_url == f"http://127.0.0.1:{server.port}/v1"
+        environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+        assert f"XDG_DATA_HOME={tmp_path / 'server-data'}".encode() in environ  # its data_dir, beside its log
     assert server.process.returncode == 0  # SIGTERM drains, then exits 0
 
 

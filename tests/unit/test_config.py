@@ -8,6 +8,7 @@ from warmserve.config import (
     EMBEDDED_MODEL_NAME,
     ModelSpec,
     ServerSettings,
+    default_data_dir,
     embedded_model_path,
     load_settings,
 )
@@ -157,3 +158,41 @@ def test_old_capacity_names_still_work_in_the_file_env_and_flags(tmp_path: Path,
     monkeypatch.delenv("WARMSERVE_MODELS")
     args = build_parser().parse_args(["serve", "--backend", "transformers", "--model", "x", "--max-batch-size", "7"])
     assert settings_from_args(args).models[0].slots == 7
+
+
+def test_the_data_dir_is_xdg_data_home_else_local_share_and_expands_home(monkeypatch):
+    home = Path.home()
+    assert default_data_dir({"XDG_DATA_HOME": "/srv/data"}) == Path("/srv/data/warmserve")
+    assert default_data_dir({"XDG_DATA_HOME": "relative"}) == home / ".local/share/warmserve"  # ignored, per XDG
+    assert default_data_dir({}) == home / ".local/share/warmserve"
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/other")
+    assert ServerSettings().data_dir == Path("/srv/other/warmserve")
+    monkeypatch.setenv("WARMSERVE_DATA_DIR", "~/responses")
+    assert ServerSettings().data_dir == home / "responses"
+
+
+def test_the_response_store_is_on_by_default_and_has_flags():
+    settings = ServerSettings()
+    assert (settings.store, settings.response_store_max_count, settings.response_store_max_age_s) == (
+        True,
+        10_000,
+        30 * 86_400,
+    )
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--no-store",
+            "--data-dir",
+            "/d",
+            "--response-store-max-count",
+            "5",
+            "--response-store-max-age-s",
+            "60",
+        ]
+    )
+    settings = settings_from_args(args)
+    assert (settings.store, settings.data_dir, settings.response_store_max_count) == (False, Path("/d"), 5)
+    assert settings.response_store_max_age_s == 60
+    with pytest.raises(SystemExit) as info:
+        main(["models", "--response-store-max-count", "0"])
+    assert info.value.code == 2

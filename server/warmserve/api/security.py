@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,24 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from warmserve.config import ServerSettings
 from warmserve.errors import Unauthorized
+
+
+def presented_keys(authorization: str | None, api_key: str | None) -> tuple[str, str]:
+    """The Bearer token of the Authorization header (OpenAI's clients) and the x-api-key header
+    (Anthropic's), stripped; "" for each one absent."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() if scheme.lower() == "bearer" else "", (api_key or "").strip())
+
+
+def key_owner(authorization: str | None, api_key: str | None) -> str:
+    """Who owns what a request stores: the sha256 hex of the key it presented, "" when it presented none.
+
+    Only the hash is kept, never the key. A request may carry both headers and pass the check on
+    either one, so when they differ both go into the hash: two clients that share a stray Bearer
+    token but hold different x-api-keys must not share their stored responses.
+    """
+    keys = list(dict.fromkeys(key for key in presented_keys(authorization, api_key) if key))
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest() if keys else ""
 
 
 class ApiKeys:
@@ -23,8 +42,7 @@ class ApiKeys:
         """`authorization`: the Authorization header (OpenAI's clients); `api_key`: x-api-key (Anthropic's)."""
         if not self._keys:
             return
-        scheme, _, token = (authorization or "").partition(" ")
-        presented = [token.strip().encode() if scheme.lower() == "bearer" else b"", (api_key or "").strip().encode()]
+        presented = [key.encode() for key in presented_keys(authorization, api_key)]
         # Compare against every key, so the time taken says nothing about which one nearly matched.
         matched = False
         for key in self._keys:
