@@ -225,7 +225,11 @@ def _response_max_output_tokens(client: openai.OpenAI, model: str) -> None:
 
 def _response_json_schema(client: openai.OpenAI, model: str) -> None:
     answer = client.responses.parse(
-        model=model, input=QUESTION, text_format=Colour, max_output_tokens=60, temperature=0  # type: ignore[arg-type]
+        model=model,
+        input=QUESTION,
+        text_format=Colour,
+        max_output_tokens=60,
+        temperature=0,  # type: ignore[arg-type]
     )
     assert isinstance(answer.output_parsed, Colour)
 
