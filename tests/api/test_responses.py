@@ -308,3 +308,12 @@ async def test_a_body_over_the_limit_is_a_413_in_openais_shape(tmp_path):
         response = await http.post("/v1/responses", json={"model": "fake", "input": "x" * 5000})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_requests_are_counted_by_route_not_by_response_id(sdk, client):
+    response = await sdk.responses.create(model="fake", input=INPUT, max_output_tokens=1)
+    await sdk.responses.retrieve(response.id)
+    metrics = (await client.get("/metrics")).text
+    assert 'endpoint="/v1/responses",status="200"' in metrics
+    assert 'endpoint="/v1/responses/{response_id}",status="200"' in metrics
+    assert response.id not in metrics
