@@ -291,6 +291,7 @@ async def test_an_unknown_response_is_a_404_in_openais_shape(client):
         b'{"model": "fake", "input": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
         b'{"model": "fake", "input": [{"role": "user", "content": ' + b"[" * 500 + b"]" * 500 + b"}]}",
         b'{"model": "fake", "input": 7}',
+        b'{"model": "fake", "input": []}',
         b'{"model": "fake"}',
         b"[]",
     ],

@@ -190,7 +190,8 @@ class ResponsesInput(BaseModel):
 
     model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
     input: Annotated[
-        Annotated[Text, Tag("str")] | Annotated[list[InputItem], Tag("list")], Discriminator(_str_or_list)
+        Annotated[Text, Tag("str")] | Annotated[list[InputItem], Field(min_length=1), Tag("list")],
+        Discriminator(_str_or_list),
     ] = Field(description="A user message's text, or a list of input items.")
     instructions: Text | None = Field(None, description="A system message first; not carried to the next turn.")
     previous_response_id: str | None = Field(
