@@ -339,3 +339,50 @@ async def test_a_block_field_we_do_not_support_is_a_400_unless_null(client):
     assert refused.status_code == 400
     assert "'citations'" in refused.json()["error"]["message"]
 
+
+async def post_raw(
+    client: httpx.AsyncClient, body: bytes | AsyncIterator[bytes], path: str = "/v1/messages"
+) -> httpx.Response:
+    return await client.post(path, content=body, headers={"content-type": "application/json"})
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, kind: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"type", "error"}
+    assert (body["type"], body["error"]["type"]) == ("error", kind)
+    assert set(body["error"]) == {"type", "message"}
+    assert body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"model": "fake", "max_tokens": 2, "messages": ' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
+        b'{"model": "fake", "max_tokens": 2, "messages": [{"role": "user", "content": ' + b"[" * 5000 + b"]" * 5000,
+        b'{"model": "fake", "max_tokens": 1e400, "messages": [{"role": "user", "content": "x"}]}',
+        b'{"model": "fake", "max_tokens": 2, "messages": [{"role": "user", "content": "\xff\xfe bad utf-8"}]}',
+        b'"just a string"',
+        b"",
+    ],
+)
+async def test_hostile_bodies_get_an_anthropic_400_and_the_server_is_unharmed(client, body):
+    assert_anthropic_error(await post_raw(client, body), 400, "invalid_request_error")
+    healthy = await client.post("/v1/messages", json={"model": "fake", "messages": MESSAGES, "max_tokens": 2})
+    assert healthy.status_code == 200
+
+
+async def test_a_body_over_the_limit_is_an_anthropic_413_declared_or_streamed():
+    async with serve_in_process(fake_settings(server={"max_body_bytes": 2048})) as http:
+        big = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 2})
+
+        async def chunks():
+            for i in range(0, len(big), 1000):
+                yield big[i : i + 1000].encode()
+
+        for path in ("/v1/messages", "/v1/messages/count_tokens"):
+            assert_anthropic_error(await post_raw(http, big.encode(), path), 413, "request_too_large")
+            assert_anthropic_error(await post_raw(http, chunks(), path), 413, "request_too_large")
+        small = {"model": "fake", "messages": MESSAGES, "max_tokens": 2}
+        assert (await http.post("/v1/messages", json=small)).status_code == 200
