@@ -97,6 +97,7 @@ class Started:
     """The engine accepted the request: its prompt fits and decoding begins."""
 
     prompt_tokens: int
+    cached_tokens: int = 0  # of those, the ones whose KV cells are reused (known before the prefill)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,14 @@ async def test_each_route_refuses_a_model_that_does_not_do_its_task():
             assert response.json()["error"]["param"] == "model"
             assert "does not generate" in response.json()["error"]["message"]
         assert (await http.post("/v1/embeddings", json={"model": "fake", "input": "hi"})).status_code == 200
+        message = {"model": "fake", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        refused = await http.post("/v1/messages", json=message)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["type"] == "invalid_request_error"  # Anthropic's shape
+        capabilities = (await http.get("/v1/models/fake")).json()["capabilities"]
+        generation = ("chat", "completions", "messages", "responses", "tools")
+        assert [capabilities[name] for name in generation] == [False] * len(generation)
+        assert capabilities["embeddings"] is True
     async with serve_in_process(fake_settings(model={"tasks": ["generate"]})) as http:
         response = await http.post("/v1/embeddings", json={"model": "fake", "input": "hi"})
         assert response.status_code == 400

@@ -18,6 +18,7 @@ async def test_models_list_shows_the_served_model_and_its_workers(sdk):
     assert (extra["state"], extra["ready_workers"], extra["workers"]) == ("ready", 1, 1)
     assert (extra["backend"], extra["context_length"]) == ("fake", 256)
     assert extra["capabilities"]["logprobs"] is True
+    assert (extra["capabilities"]["messages"], extra["capabilities"]["responses"]) == (True, True)
     assert extra["capabilities"]["suffix"] is True  # the fake reports fill-in-the-middle tokens
     assert (await sdk.models.retrieve("fake")).id == "fake"
 

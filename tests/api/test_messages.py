@@ -5,6 +5,7 @@ transport to the same in-process app as the raw `httpx` client.
 """
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +15,11 @@ import httpx2
 import pytest
 from anthropic.types import Message
 
-from tests.api.conftest import serve_in_process
+from tests.api.conftest import serve_in_process, serve_with_workers
 from tests.conftest import fake_settings
+from warmserve.api import messages as messages_route
 from warmserve.api.errors import error_response
-from warmserve.api.messages import stop_reason
+from warmserve.api.messages import stop_reason, usage
 from warmserve.config import ServerSettings
 from warmserve.errors import Overloaded, PayloadTooLarge, QueueTimeout, RequestTimeout
 from warmserve.generation import Finished
@@ -37,6 +39,10 @@ async def serve_both(settings: ServerSettings) -> AsyncIterator[tuple[httpx.Asyn
         app = http._transport.app  # type: ignore[attr-defined]  # the ASGITransport serve_in_process built
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://warmserve") as http2:
             yield http, http2
+
+
+def event_names(stream: str) -> list[str]:
+    return re.findall(r"^event: (\S+)$", stream, flags=re.MULTILINE)
 
 
 def anthropic_client(http2: httpx2.AsyncClient, key: str = "x") -> anthropic.AsyncAnthropic:
@@ -68,6 +74,7 @@ async def test_create_answers_a_message_in_anthropics_shape_with_exact_usage(cla
     assert [(block.type, block.text) for block in message.content] == [("text", ANSWER)]
     assert (message.stop_reason, message.stop_sequence) == ("max_tokens", None)
     assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 7)
+    assert (message.usage.cache_read_input_tokens, message.usage.cache_creation_input_tokens) == (0, 0)
     raw = await client.post(
         "/v1/messages",
         json={
@@ -133,6 +140,31 @@ async def test_stream_sends_anthropics_event_sequence_with_the_same_text(claude,
     assert "[DONE]" not in raw.text
     assert raw.text.endswith('event: message_stop\ndata: {"type":"message_stop"}\n\n')
     assert '"delta":{"stop_reason":"max_tokens","stop_sequence":null}' in raw.text
+    assert event_names(raw.text)[:3] == ["message_start", "ping", "content_block_start"]  # as Anthropic's stream
+    assert 'event: ping\ndata: {"type":"ping"}\n\n' in raw.text
+    data = [json.loads(line) for line in re.findall(r"^data: (.*)$", raw.text, flags=re.MULTILINE)]
+    prompt = {"input_tokens": 4, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    assert data[0]["message"]["usage"] == {**prompt, "output_tokens": 0}  # message_start
+    assert data[-2]["usage"] == {**prompt, "output_tokens": 2}  # message_delta
+
+
+async def test_a_stream_pings_while_the_model_is_silent(monkeypatch):
+    monkeypatch.setattr(messages_route, "PING_INTERVAL_S", 0.005)
+    body = {"model": "fake", "messages": MESSAGES, "max_tokens": 3, "stream": True}
+    async with serve_with_workers(fake_settings(token_delay_s=0.3)) as http:  # the worker sleeps, the API does not
+        raw = await http.post("/v1/messages", json=body)
+    names = event_names(raw.text)
+    assert names[:3] == ["message_start", "ping", "content_block_start"]
+    between_tokens = names[3 : names.index("content_block_stop")]
+    assert between_tokens.count("content_block_delta") == 3
+    assert "ping" in between_tokens
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+def test_usage_splits_the_prompt_into_computed_and_cache_read_tokens():
+    counts = usage(prompt_tokens=10, cached_tokens=4, output_tokens=3)
+    assert (counts.input_tokens, counts.cache_read_input_tokens, counts.cache_creation_input_tokens) == (6, 4, 0)
+    assert counts.output_tokens == 3
 
 
 @pytest.mark.parametrize(
@@ -156,10 +188,11 @@ async def test_a_failure_after_the_stream_began_is_an_anthropic_error_event(clie
     )
 
 
-async def test_count_tokens_equals_the_input_tokens_a_call_reports(claude):
+async def test_count_tokens_equals_the_input_tokens_a_call_reports_cache_included(claude):
     counted = await claude.messages.count_tokens(model="fake", system=SYSTEM, messages=MESSAGES)
     message = await claude.messages.create(model="fake", system=SYSTEM, messages=MESSAGES, max_tokens=1)
-    assert counted.input_tokens == message.usage.input_tokens == 7
+    cache = message.usage.cache_read_input_tokens + message.usage.cache_creation_input_tokens
+    assert counted.input_tokens == message.usage.input_tokens + cache == 7
 
 
 async def test_missing_max_tokens_is_an_anthropic_400(client):
@@ -305,3 +338,51 @@ async def test_a_block_field_we_do_not_support_is_a_400_unless_null(client):
     refused = await client.post("/v1/messages", json=body([{"type": "char_location"}]))
     assert refused.status_code == 400
     assert "'citations'" in refused.json()["error"]["message"]
+
+
+async def post_raw(
+    client: httpx.AsyncClient, body: bytes | AsyncIterator[bytes], path: str = "/v1/messages"
+) -> httpx.Response:
+    return await client.post(path, content=body, headers={"content-type": "application/json"})
+
+
+def assert_anthropic_error(response: httpx.Response, status: int, kind: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"type", "error"}
+    assert (body["type"], body["error"]["type"]) == ("error", kind)
+    assert set(body["error"]) == {"type", "message"}
+    assert body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"model": "fake", "max_tokens": 2, "messages": ' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
+        b'{"model": "fake", "max_tokens": 2, "messages": [{"role": "user", "content": ' + b"[" * 5000 + b"]" * 5000,
+        b'{"model": "fake", "max_tokens": 1e400, "messages": [{"role": "user", "content": "x"}]}',
+        b'{"model": "fake", "max_tokens": 2, "messages": [{"role": "user", "content": "\xff\xfe bad utf-8"}]}',
+        b'"just a string"',
+        b"",
+    ],
+)
+async def test_hostile_bodies_get_an_anthropic_400_and_the_server_is_unharmed(client, body):
+    assert_anthropic_error(await post_raw(client, body), 400, "invalid_request_error")
+    healthy = await client.post("/v1/messages", json={"model": "fake", "messages": MESSAGES, "max_tokens": 2})
+    assert healthy.status_code == 200
+
+
+async def test_a_body_over_the_limit_is_an_anthropic_413_declared_or_streamed():
+    async with serve_in_process(fake_settings(server={"max_body_bytes": 2048})) as http:
+        big = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 2})
+
+        async def chunks():
+            for i in range(0, len(big), 1000):
+                yield big[i : i + 1000].encode()
+
+        for path in ("/v1/messages", "/v1/messages/count_tokens"):
+            assert_anthropic_error(await post_raw(http, big.encode(), path), 413, "request_too_large")
+            assert_anthropic_error(await post_raw(http, chunks(), path), 413, "request_too_large")
+        small = {"model": "fake", "messages": MESSAGES, "max_tokens": 2}
+        assert (await http.post("/v1/messages", json=small)).status_code == 200

@@ -11,18 +11,20 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import openai
 from pydantic import BaseModel
 
 QUESTION = [{"role": "user", "content": "Name a colour."}]
+Client = TypeVar("Client")  # the official client of the probe's API
 
 
 @dataclass(frozen=True)
-class Probe:
+class Probe(Generic[Client]):
     group: str  # the endpoint
     name: str  # the parameter (or the endpoint itself)
-    call: Callable[[openai.OpenAI, str], None]  # raises AssertionError when a "supported" answer is wrong
+    call: Callable[[Client, str], None]  # raises AssertionError when a "supported" answer is wrong
     param: str  # how the parameter a 400 names must begin when the server rejects it
 
 
@@ -285,7 +287,7 @@ def _response_unsupported(**params: object) -> Callable[[openai.OpenAI, str], No
     return probe
 
 
-PROBES = [
+PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/models", "retrieve", _models, "model"),
     Probe("/v1/chat/completions", "n", _n, "n"),
     Probe("/v1/chat/completions", "stream, stream_options", _stream, "stream"),
@@ -327,7 +329,7 @@ PROBES = [
 ]
 
 
-def outcome(probe: Probe, client: openai.OpenAI, model: str) -> str:
+def outcome(probe: Probe[openai.OpenAI], client: openai.OpenAI, model: str) -> str:
     """ "yes", or how it is refused: a 400 naming the parameter (another name fails the probe), or a 404."""
     try:
         probe.call(client, model)

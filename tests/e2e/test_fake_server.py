@@ -30,6 +30,32 @@ async def test_closing_a_stream_cancels_its_generation(fake_server):
     await asyncio.wait_for(assert_request_completes(fake_server.base_url), 60)
 
 
+def metric(text: str, name: str) -> float:
+    """The fake model's sample of `name`; 0 while a labelled counter has none."""
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(f'{name}{{model="fake"}}')]
+    return values[0] if values else 0.0
+
+
+async def test_leaving_a_message_stream_cancels_its_generation_in_the_worker(fake_server):
+    endless = {"model": "fake", "messages": [{"role": "user", "content": "tick tock"}], "max_tokens": 90_000}
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=60) as http:
+        cancelled = metric((await http.get("/metrics")).text, "warmserve_requests_cancelled_total")
+        for _ in range(SLOTS):
+            async with http.stream("POST", "/v1/messages", json={**endless, "stream": True}) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line == "event: content_block_delta":
+                        break
+        for _ in range(600):  # each hang-up reaches its worker, which frees the slot
+            metrics = (await http.get("/metrics")).text
+            if metric(metrics, "warmserve_requests_running") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert metric(metrics, "warmserve_requests_running") == 0
+        assert metric(metrics, "warmserve_requests_cancelled_total") == cancelled + SLOTS
+    await asyncio.wait_for(assert_request_completes(fake_server.base_url), 60)
+
+
 async def test_a_client_that_gives_up_on_a_plain_request_cancels_it(fake_server):
     async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=httpx.Timeout(30, read=0.5)) as http:
         for _ in range(SLOTS):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anthropic
 import pytest
+from anthropic.types import Usage
 
 from tests.conftest import ServerProcess
 from warmserve.config import EMBEDDED_MODEL_NAME
@@ -13,6 +14,11 @@ MODEL = EMBEDDED_MODEL_NAME
 SYSTEM = "You are a terse assistant."
 QUESTION = "Name three colours of the rainbow."
 GREEDY = {"temperature": 0}  # this SDK has no `temperature` argument; the wire field is still Anthropic's
+
+
+def whole_prompt(usage: Usage) -> int:
+    """The prompt's length as count_tokens gives it: Anthropic's input_tokens leave the cache out."""
+    return usage.input_tokens + (usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +50,20 @@ def test_create_and_stream_answer_as_chat_completions_does_at_temperature_0(clau
     assert message.content[0].text == streamed == final.content[0].text == expected
     reason = {"stop": "end_turn", "length": "max_tokens"}[chat.choices[0].finish_reason]
     assert message.stop_reason == final.stop_reason == reason
-    assert message.usage.input_tokens == final.usage.input_tokens == chat.usage.prompt_tokens
+    assert whole_prompt(message.usage) == whole_prompt(final.usage) == chat.usage.prompt_tokens
     assert message.usage.output_tokens == final.usage.output_tokens == chat.usage.completion_tokens
 
 
-def test_count_tokens_equals_the_input_tokens_of_a_real_call(claude):
-    messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
+def test_count_tokens_equals_a_real_calls_input_and_cache_read_tokens(claude):
+    messages = [{"role": "user", "content": [{"type": "text", "text": QUESTION + " Just three."}]}]
     counted = claude.messages.count_tokens(model=MODEL, system=SYSTEM, messages=messages)
-    message = claude.messages.create(model=MODEL, system=SYSTEM, messages=messages, max_tokens=1)
-    assert counted.input_tokens == message.usage.input_tokens > 10
+    first = claude.messages.create(model=MODEL, system=SYSTEM, messages=messages, max_tokens=1)
+    again = claude.messages.create(model=MODEL, system=SYSTEM, messages=messages, max_tokens=1)
+    assert counted.input_tokens == whole_prompt(first.usage) == whole_prompt(again.usage) > 10
+    # An idle pool sends both to its first worker, whose slot still holds the prompt: a cache read.
+    assert again.usage.cache_read_input_tokens > 0
+    assert again.usage.input_tokens < counted.input_tokens
+    assert first.usage.cache_creation_input_tokens == again.usage.cache_creation_input_tokens == 0
 
 
 def test_errors_come_in_anthropics_shape(claude):
@@ -86,4 +97,4 @@ def test_forced_tool_use_and_a_tool_result_round_trip(claude):
     answer = claude.messages.create(model=MODEL, messages=turns, max_tokens=32, tools=[WEATHER], extra_body=GREEDY)
     assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
     counted = claude.messages.count_tokens(model=MODEL, messages=turns, tools=[WEATHER])
-    assert counted.input_tokens == answer.usage.input_tokens
+    assert counted.input_tokens == whole_prompt(answer.usage)

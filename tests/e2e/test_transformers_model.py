@@ -11,6 +11,7 @@ import concurrent.futures
 import math
 from collections.abc import Iterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -97,6 +98,29 @@ def test_stop_strings_cut_the_output(client):
     stopped = ask(client, QUESTIONS[3], max_tokens=24, stop=[word])
     assert stopped.choices[0].finish_reason == "stop"
     assert stopped.choices[0].message.content == plain[: plain.index(word)]
+
+
+def test_the_anthropic_client_gets_the_chat_completions_answer(server, client):
+    system, question = "Answer in one short sentence.", QUESTIONS[3]
+    chat = client.chat.completions.create(
+        model=HF,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+        max_tokens=20,
+        temperature=0,
+    )
+    claude = anthropic.Anthropic(base_url=server.base_url, api_key="none", max_retries=0, timeout=300)
+    params = {"model": HF, "system": system, "messages": [{"role": "user", "content": question}], "max_tokens": 20}
+    message = claude.messages.create(**params, extra_body={"temperature": 0})  # no temperature argument in this SDK
+    with claude.messages.stream(**params, extra_body={"temperature": 0}) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    expected = chat.choices[0].message.content
+    assert expected
+    assert message.content[0].text == streamed == final.content[0].text == expected
+    assert message.stop_reason == {"stop": "end_turn", "length": "max_tokens"}[chat.choices[0].finish_reason]
+    assert message.usage.output_tokens == final.usage.output_tokens == chat.usage.completion_tokens
+    for usage in (message.usage, final.usage):  # the transformers engine reuses no prefix: nothing read from a cache
+        assert (usage.input_tokens, usage.cache_read_input_tokens) == (chat.usage.prompt_tokens, 0)
 
 
 def test_a_concurrent_batch_gives_each_request_its_solo_answer(client):

@@ -4,7 +4,15 @@ import json
 import pytest
 from starlette.requests import ClientDisconnect
 
-from warmserve.api.streaming import OPENAI_SSE, SseFormat, sse_data, sse_events, sse_response, text_chunk_renderer
+from warmserve.api.streaming import (
+    OPENAI_SSE,
+    SseFormat,
+    keep_alive,
+    sse_data,
+    sse_events,
+    sse_response,
+    text_chunk_renderer,
+)
 from warmserve.errors import BackendError
 from warmserve.protocol import ChatChunkChoice, ChatCompletionChunk, ChatDelta
 
@@ -116,3 +124,94 @@ async def test_the_response_releases_its_owner_when_sending_fails():
     with pytest.raises(ClientDisconnect):
         await sse_response(endless(), owner, OPENAI_SSE)(scope, receive, send)
     assert owner.closed
+
+
+class Gated:
+    """A source that yields "a", then waits at a gate the test opens, then yields "b"; it records how it ended."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+        self.ended: str | None = None
+
+    async def items(self):
+        try:
+            yield "a"
+            self.waiting.set()
+            await self.gate.wait()
+            yield "b"
+        except asyncio.CancelledError:
+            self.ended = "cancelled"
+            raise
+        except GeneratorExit:
+            self.ended = "closed"
+            raise
+        else:
+            self.ended = "exhausted"
+
+
+async def test_keep_alive_passes_a_busy_source_through_without_beats():
+    assert await sent(keep_alive(frames("1", "2", "3"), "beat", 60)) == ["1", "2", "3"]
+
+
+async def test_keep_alive_beats_while_the_source_waits_and_loses_none_of_its_items():
+    source = Gated()
+    stream = keep_alive(source.items(), "beat", 0.001)
+    got = [await anext(stream) for _ in range(4)]
+    assert got == ["a", "beat", "beat", "beat"]  # the source waits at the gate until the test opens it
+    source.gate.set()
+    rest = await sent(stream)
+    assert [item for item in got + rest if item != "beat"] == ["a", "b"]
+    assert source.ended == "exhausted"
+
+
+async def test_closing_keep_alive_during_a_beat_ends_the_source_where_it_waits():
+    source = Gated()
+    stream = keep_alive(source.items(), "beat", 0.001)
+    assert [await anext(stream), await anext(stream)] == ["a", "beat"]
+    await stream.aclose()
+    assert source.ended == "cancelled"
+
+
+async def test_closing_keep_alive_between_items_closes_the_source():
+    source = Gated()
+    stream = keep_alive(source.items(), "beat", 60)
+    assert await anext(stream) == "a"
+    await stream.aclose()
+    assert source.ended == "closed"
+
+
+async def test_cancelling_the_reader_of_keep_alive_reaches_the_source():
+    source = Gated()
+    reader = asyncio.create_task(sent(keep_alive(source.items(), "beat", 0.001)))
+    await source.waiting.wait()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert source.ended == "cancelled"
+
+
+async def test_a_client_leaving_a_silent_kept_alive_stream_releases_the_owner_and_the_source():
+    owner, source = Owner(), Gated()
+    beats = 0
+
+    async def receive() -> dict[str, object]:
+        await source.waiting.wait()
+        while beats < 3:
+            await asyncio.sleep(0.001)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        nonlocal beats
+        beats += message.get("body") == b"data: beat\n\n"
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "POST", "path": "/"}
+    stream = keep_alive(source.items(), "data: beat\n\n", 0.001)
+    await asyncio.wait_for(sse_response(stream, owner, OPENAI_SSE)(scope, receive, send), 5)
+    assert owner.closed
+    assert source.ended == "cancelled"
+
+
+async def test_keep_alive_raises_the_sources_error():
+    with pytest.raises(BackendError, match="injected"):
+        await sent(keep_alive(frames("1", fail=BackendError("injected")), "beat", 60))

@@ -99,6 +99,10 @@ class Generations:
         """Each choice's prompt length in tokens, as its engine counted it on admission."""
         return [started.prompt_tokens for started in self._started]
 
+    def cached_tokens(self) -> list[int]:
+        """Each choice's prompt tokens that its engine found cached on admission (no prefill for them)."""
+        return [started.cached_tokens for started in self._started]
+
     def finished(self) -> list[Finished]:
         """The finish events read so far, in choice order (all of them once `events()` is through)."""
         return [self._finished[index] for index in sorted(self._finished)]

@@ -3,6 +3,9 @@
 The conversation becomes engine-neutral chat messages (the system prompt first), so a
 model answers a Messages request exactly as it answers the same chat completion. Its
 errors take Anthropic's shape (api/errors.py, by path); so does a stream's error event.
+A stream pings as Anthropic's does: after message_start, then whenever the model has been
+silent for PING_INTERVAL_S (a long prefill). A queue wait comes before the response
+starts, since message_start reports the prompt as the engine admitted it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from warmserve.api.deps import Pools
 from warmserve.api.errors import ANTHROPIC_ERROR_RESPONSES, anthropic_error_body, success_response
 from warmserve.api.generations import Generations
 from warmserve.api.params import ignored_header, require_task, unsupported
-from warmserve.api.streaming import SseFormat, sse_data, sse_response, text_chunk_renderer
+from warmserve.api.streaming import SseFormat, keep_alive, sse_data, sse_response, text_chunk_renderer
 from warmserve.api.structured import OutputPlan, tool_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
 from warmserve.errors import InvalidRequest
@@ -42,6 +45,7 @@ from warmserve.protocol import (
     MessagesUsage,
     NamedFunction,
     NamedToolChoice,
+    PingEvent,
     StopReason,
     TextBlock,
     TextDeltaOut,
@@ -62,6 +66,10 @@ MessageEvent = MessageStartEvent | ContentBlockStartEvent | ContentBlockStopEven
 
 # Anthropic's stream: typed events, an `error` event after the 200, and no done marker.
 ANTHROPIC_SSE = SseFormat(error_event=lambda error: sse_data(anthropic_error_body(error), event="error"))
+
+# Seconds of silence in a stream before a ping, so that proxies and clients see it alive.
+PING_INTERVAL_S = 10.0
+PING = sse_data(PingEvent().model_dump(mode="json"), event="ping")
 
 
 @router.post(
@@ -93,7 +101,7 @@ async def create_message(body: MessagesRequest, request: Request, pools: Pools) 
     message_id = f"msg_{uuid.uuid4().hex}"
     generations = await Generations.open(pool, [generation], request, message_id)
     if body.stream:
-        events = _events(generations, message_id, body.model, plan.tool_names)
+        events = keep_alive(_events(generations, message_id, body.model, plan.tool_names), PING, PING_INTERVAL_S)
         return sse_response(events, generations, ANTHROPIC_SSE, headers)
     async with generations:
         [result] = await generations.collect()
@@ -110,14 +118,17 @@ async def create_message(body: MessagesRequest, request: Request, pools: Pools) 
         content=content,
         stop_reason=stop_reason(finished, called=bool(calls)),
         stop_sequence=finished.stop_sequence,
-        usage=MessagesUsage(input_tokens=finished.prompt_tokens, output_tokens=finished.completion_tokens),
+        usage=usage(finished.prompt_tokens, finished.cached_tokens, finished.completion_tokens),
     )
     return JSONResponse(message.model_dump(mode="json"), headers=headers)
 
 
 @router.post("/v1/messages/count_tokens", responses=ANTHROPIC_ERROR_RESPONSES)
 async def count_tokens(body: CountTokensRequest, request: Request, pools: Pools) -> CountTokensResponse:
-    """The prompt as a real call renders it (chat template included), counted by the model's tokenizer."""
+    """The prompt as a real call renders it (chat template included), counted by the model's tokenizer.
+
+    As Anthropic counts it: the whole prompt, which a call splits into input_tokens and the cache fields.
+    """
     settings = request.app.state.settings
     unsupported(body, settings.unsupported_parameters)
     pool = pools.get(body.model)
@@ -190,6 +201,21 @@ def conversation(body: MessagesInput, max_messages: int) -> tuple[ChatMessage, .
     return tuple(out)
 
 
+def usage(prompt_tokens: int, cached_tokens: int, output_tokens: int) -> MessagesUsage:
+    """The engine's counts in Anthropic's terms: input_tokens leaves out the prompt tokens read from the cache.
+
+    warmserve's prefix cache is automatic (a slot keeps the last prompt's KV, and the next
+    prompt sharing its start reuses it): reuse is a cache read, and nothing is ever a cache
+    creation, since no request pays to write an entry that later ones could address.
+    """
+    return MessagesUsage(
+        input_tokens=prompt_tokens - cached_tokens,
+        cache_creation_input_tokens=0,
+        cache_read_input_tokens=cached_tokens,
+        output_tokens=output_tokens,
+    )
+
+
 def stop_reason(finished: Finished, called: bool = False) -> StopReason:
     if finished.finish_reason == "length":
         return "max_tokens"
@@ -205,15 +231,17 @@ def _tool_use(call: ToolCall) -> ToolUseBlock:
 async def _events(
     generations: Generations, message_id: str, model: str, tool_names: frozenset[str] = frozenset()
 ) -> AsyncGenerator[str, None]:
-    [input_tokens] = generations.prompt_tokens()
+    [prompt_tokens] = generations.prompt_tokens()
+    [cached_tokens] = generations.cached_tokens()
     start = Message(
         id=message_id,
         model=model,
         content=[],
         stop_reason=None,
-        usage=MessagesUsage(input_tokens=input_tokens, output_tokens=0),
+        usage=usage(prompt_tokens, cached_tokens, 0),
     )
     yield _frame(MessageStartEvent(message=start))
+    yield PING
     blocks = _Blocks(tool_names)
     if not tool_names:
         yield blocks.open_text()
@@ -225,8 +253,8 @@ async def _events(
             for frame in blocks.finish():
                 yield frame
             delta = MessageDelta(stop_reason=stop_reason(item, blocks.called), stop_sequence=item.stop_sequence)
-            usage = MessagesUsage(input_tokens=item.prompt_tokens, output_tokens=item.completion_tokens)
-            yield _frame(MessageDeltaEvent(delta=delta, usage=usage))
+            counts = usage(item.prompt_tokens, item.cached_tokens, item.completion_tokens)
+            yield _frame(MessageDeltaEvent(delta=delta, usage=counts))
             yield _frame(MessageStopEvent())
 
 

@@ -20,6 +20,8 @@ def capabilities(pool: Pool) -> ModelCapabilities:
         chat=generates,
         completions=generates,
         embeddings="embed" in tasks,
+        messages=generates,
+        responses=generates,
         tools=generates,
         json_schema=generates,
         logprobs=generates,

@@ -4,16 +4,19 @@ A renderer (chat, completions, or a future API) only turns events into framed pa
 `sse_events` adds what every stream of a format ends with: its done marker after success,
 or, once the 200 has gone out, one error event in that format's shape. The format is a
 parameter (`SseFormat`), so an API with typed events and no `[DONE]` (OpenAI Responses,
-Anthropic Messages) needs only its renderer and its format.
+Anthropic Messages) needs only its renderer and its format. `keep_alive` interleaves a
+format's heartbeat (Anthropic's `ping`) when its renderer has been silent for a while.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -22,6 +25,8 @@ from warmserve.api.errors import error_body
 from warmserve.errors import WarmServeError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Every event stream's headers: no caching, and no buffering in a proxy (nginx) between us and the client.
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -82,6 +87,37 @@ async def sse_events(payloads: AsyncGenerator[str, None], fmt: SseFormat) -> Asy
             return
     if fmt.done is not None:
         yield fmt.done
+
+
+async def keep_alive(source: AsyncGenerator[T, None], beat: T, interval_s: float) -> AsyncGenerator[T, None]:
+    """`source`'s items, and `beat` each time it has been silent for `interval_s` (a long prefill).
+
+    The source's pending `__anext__` runs in a task that a beat does not disturb: cancelling
+    it would end the source. Closing this generator (or cancelling it: the client left)
+    cancels that task, which unwinds the source where it waits, then closes the source.
+    """
+    pending: asyncio.Future[T] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(source.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval_s)
+            if not done:
+                yield beat
+                continue
+            ready, pending = pending, None
+            try:
+                item = ready.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait({pending})  # the source unwinds in its task before it is closed
+            if not pending.cancelled():
+                pending.exception()  # an item or error that raced the close: dropped with the stream
+        await source.aclose()
 
 
 def _wire_error(error: Exception) -> WarmServeError:

@@ -172,7 +172,13 @@ StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
 
 class MessagesUsage(WireModel):
-    input_tokens: int
+    """Anthropic's split of the prompt: the three input fields add up to what count_tokens answers."""
+
+    input_tokens: int = Field(description="Prompt tokens computed for this request (not read from the cache).")
+    cache_creation_input_tokens: int = Field(
+        0, description="Always 0: the prefix cache here is automatic, nothing is written to it at a price."
+    )
+    cache_read_input_tokens: int = Field(0, description="Prompt tokens whose KV was reused from an earlier request.")
     output_tokens: int
 
 
@@ -235,6 +241,12 @@ class MessageDeltaEvent(WireModel):
 
 class MessageStopEvent(WireModel):
     type: Literal["message_stop"] = "message_stop"
+
+
+class PingEvent(WireModel):
+    """Sent after message_start and whenever the stream would otherwise be silent for a while."""
+
+    type: Literal["ping"] = "ping"
 
 
 AnthropicErrorType = Literal[

@@ -31,6 +31,8 @@ class ModelCapabilities(WireModel):
     chat: bool = Field(description="POST /v1/chat/completions")
     completions: bool = Field(description="POST /v1/completions")
     embeddings: bool = Field(description="POST /v1/embeddings")
+    messages: bool = Field(description="POST /v1/messages and /v1/messages/count_tokens (Anthropic's Messages API)")
+    responses: bool = Field(description="POST /v1/responses (OpenAI's Responses API)")
     tools: bool = Field(description="tools and tool_choice in chat")
     json_schema: bool = Field(description="response_format json_object and json_schema")
     logprobs: bool = Field(description="logprobs and top_logprobs")

@@ -136,7 +136,7 @@ class LlamaCppEngine(ModelEngine):
         )
         slot.logprobs = request.sampling.logprobs
         slot.constraint = constraint
-        return Started(prompt_tokens=len(tokens))
+        return Started(prompt_tokens=len(tokens), cached_tokens=reused)
 
     def step(self) -> StepEvents:
         busy = [slot for slot in self._slots if slot.busy]
