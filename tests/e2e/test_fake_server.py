@@ -36,15 +36,25 @@ def metric(text: str, name: str) -> float:
     return values[0] if values else 0.0
 
 
-async def test_leaving_a_message_stream_cancels_its_generation_in_the_worker(fake_server):
-    endless = {"model": "fake", "messages": [{"role": "user", "content": "tick tock"}], "max_tokens": 90_000}
+TYPED_STREAMS = {
+    "/v1/messages": (
+        {"messages": [{"role": "user", "content": "tick tock"}], "max_tokens": 90_000},
+        "event: content_block_delta",
+    ),
+    "/v1/responses": ({"input": "tick tock", "store": False}, "event: response.output_text.delta"),
+}
+
+
+@pytest.mark.parametrize("path", TYPED_STREAMS)
+async def test_leaving_a_typed_event_stream_cancels_its_generation_in_the_worker(fake_server, path):
+    body, token_event = TYPED_STREAMS[path]
     async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=60) as http:
         cancelled = metric((await http.get("/metrics")).text, "warmserve_requests_cancelled_total")
         for _ in range(SLOTS):
-            async with http.stream("POST", "/v1/messages", json={**endless, "stream": True}) as response:
+            async with http.stream("POST", path, json={"model": "fake", **body, "stream": True}) as response:
                 assert response.status_code == 200
                 async for line in response.aiter_lines():
-                    if line == "event: content_block_delta":
+                    if line == token_event:
                         break
         for _ in range(600):  # each hang-up reaches its worker, which frees the slot
             metrics = (await http.get("/metrics")).text
