@@ -126,7 +126,7 @@ async def test_a_required_tool_call_is_a_function_call_item_and_its_output_round
     assert call.call_id.startswith("call_")
     follow = [
         {"role": "user", "content": INPUT},
-        call.model_dump(exclude_none=True),  # sent back as the SDK's own item
+        call.model_dump(),  # sent back as the SDK's own item, its unknown fields null
         {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
     ]
     answer = await sdk.responses.create(
@@ -318,3 +318,15 @@ async def test_requests_are_counted_by_route_not_by_response_id(sdk, client):
     assert 'endpoint="/v1/responses",status="200"' in metrics
     assert 'endpoint="/v1/responses/{response_id}",status="200"' in metrics
     assert response.id not in metrics
+
+
+async def test_an_echoed_item_field_we_do_not_know_is_a_400_unless_null(client):
+    def body(namespace: object) -> dict[str, object]:
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "namespace": namespace}
+        return {"model": "fake", "input": [call], "max_output_tokens": 1}
+
+    assert (await client.post("/v1/responses", json=body(None))).status_code == 200
+    refused = await client.post("/v1/responses", json=body("tools"))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "input[0]"
+    assert "'namespace'" in refused.json()["error"]["message"]

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    model_validator,
 )
 
 # Beyond any context a model has; larger values are typos or attacks, not requests.
@@ -43,6 +44,23 @@ class WireModel(BaseModel):
     """Base of every response model: strict field names, no surprises."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class EchoedIn(WireModel):
+    """A part of a request that clients copy from an earlier response (a content block, an output item).
+
+    Fields we don't know are allowed only when null: the SDKs' models carry fields such as
+    `citations: null` or `namespace: null`, and a client sends a response's parts back as they are.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    @model_validator(mode="after")
+    def _unknown_fields_are_null(self) -> EchoedIn:
+        for name, value in (self.model_extra or {}).items():
+            if value is not None:
+                raise ValueError(f"the field '{name}' is not supported here")
+        return self
 
 
 class StreamOptions(WireModel):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from warmserve.protocol.base import MAX_TOKENS_LIMIT, Text, WireModel, unsupported_sent
+from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
 
 
@@ -19,24 +19,7 @@ def _str_or_list(value: object) -> str:
     return "str" if isinstance(value, str) else "list"
 
 
-class _BlockIn(WireModel):
-    """A content block sent in; fields we don't know are allowed only when null.
-
-    Clients send a response's blocks back as the next turn, and the SDK's blocks carry
-    fields such as `citations: null`.
-    """
-
-    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
-
-    @model_validator(mode="after")
-    def _unknown_fields_are_null(self) -> _BlockIn:
-        for name, value in (self.model_extra or {}).items():
-            if value is not None:
-                raise ValueError(f"the field '{name}' is not supported in a content block here")
-        return self
-
-
-class TextBlockIn(_BlockIn):
+class TextBlockIn(EchoedIn):
     type: Literal["text"]
     text: Text
     cache_control: dict[str, Any] | None = Field(None, description="Accepted; prompt caching here is automatic.")
@@ -48,7 +31,7 @@ TextOrBlocks = Annotated[
 ]
 
 
-class ToolUseBlockIn(_BlockIn):
+class ToolUseBlockIn(EchoedIn):
     """A call the assistant made on an earlier turn."""
 
     type: Literal["tool_use"]
@@ -58,7 +41,7 @@ class ToolUseBlockIn(_BlockIn):
     cache_control: dict[str, Any] | None = None
 
 
-class ToolResultBlockIn(_BlockIn):
+class ToolResultBlockIn(EchoedIn):
     """What a call returned, in the user turn after it."""
 
     type: Literal["tool_result"]

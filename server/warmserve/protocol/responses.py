@@ -14,22 +14,16 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from warmserve.protocol.base import MAX_TOKENS_LIMIT, Text, WireModel, unsupported_sent
+from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
 
 
-class _ItemIn(WireModel):
-    """An input item or part: its known fields; the bookkeeping of an echoed output item is allowed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class InputText(_ItemIn):
+class InputText(EchoedIn):
     type: Literal["input_text"]
     text: Text
 
 
-class OutputTextIn(_ItemIn):
+class OutputTextIn(EchoedIn):
     """An assistant message's text, sent back as input."""
 
     type: Literal["output_text"]
@@ -38,7 +32,7 @@ class OutputTextIn(_ItemIn):
     logprobs: list[Any] | None = None
 
 
-class RefusalIn(_ItemIn):
+class RefusalIn(EchoedIn):
     type: Literal["refusal"]
     refusal: Text
 
@@ -50,7 +44,7 @@ def _str_or_list(value: object) -> str:
     return "str" if isinstance(value, str) else "list"
 
 
-class MessageItemIn(_ItemIn):
+class MessageItemIn(EchoedIn):
     """A message; `type` may be left out (OpenAI's "easy" input message)."""
 
     type: Literal["message"] = "message"
@@ -68,7 +62,7 @@ class MessageItemIn(_ItemIn):
         return "".join(part.refusal if isinstance(part, RefusalIn) else part.text for part in self.content)
 
 
-class FunctionCallIn(_ItemIn):
+class FunctionCallIn(EchoedIn):
     """A call the model made on an earlier turn."""
 
     type: Literal["function_call"]
@@ -79,7 +73,7 @@ class FunctionCallIn(_ItemIn):
     status: Literal["in_progress", "completed", "incomplete"] | None = None
 
 
-class FunctionCallOutputIn(_ItemIn):
+class FunctionCallOutputIn(EchoedIn):
     """What the caller's function returned, answering `call_id`."""
 
     type: Literal["function_call_output"]
