@@ -9,6 +9,7 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── InvalidRequest              400 invalid_request_error
     │   ├── UnsupportedParameter    400 (code unsupported_parameter)
     │   ├── ContextLengthExceeded   400 (code context_length_exceeded)
+    │   ├── PreviousResponseNotFound 400 (code previous_response_not_found)
     │   └── PayloadTooLarge         413 (code payload_too_large)
     ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
@@ -83,6 +84,12 @@ class UnsupportedParameter(InvalidRequest):
 
 class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
+
+
+class PreviousResponseNotFound(InvalidRequest):
+    """`previous_response_id` names no response this key has stored (OpenAI answers this with a 400)."""
+
+    code = "previous_response_not_found"
 
 
 class Unauthorized(WarmServeError):

@@ -112,8 +112,13 @@ async def test_a_failure_after_the_stream_began_is_an_error_event_then_response_
     assert (error["type"], error["message"]) == ("error", "injected fault")
     assert failed["type"] == "response.failed"
     assert failed["response"]["status"] == "failed"
-    assert failed["response"]["error"]["message"] == "injected fault"
+    assert failed["response"]["error"] == {"code": "server_error", "message": "injected fault"}
     assert failed["sequence_number"] == error["sequence_number"] + 1
+    # what was streamed before the fault is in the failed response, its message cut off
+    deltas = [json.loads(f.split("data: ", 1)[1])["delta"] for f in frames if "response.output_text.delta" in f]
+    [message] = failed["response"]["output"]
+    assert deltas
+    assert (message["status"], message["content"][0]["text"]) == ("incomplete", "".join(deltas))
 
 
 async def test_a_required_tool_call_is_a_function_call_item_and_its_output_round_trips(sdk, client):
@@ -219,10 +224,12 @@ async def test_a_key_never_reads_another_keys_responses(tmp_path):
             bob.responses.retrieve(response.id),
             bob.responses.delete(response.id),
             bob.responses.input_items.list(response.id),
-            bob.responses.create(model="fake", input="x", previous_response_id=response.id, max_output_tokens=1),
         ):
             with pytest.raises(openai.NotFoundError):
                 await attempt
+        with pytest.raises(openai.BadRequestError) as caught:
+            await bob.responses.create(model="fake", input="x", previous_response_id=response.id, max_output_tokens=1)
+        assert caught.value.body["code"] == "previous_response_not_found"
         assert (await alice.responses.retrieve(response.id)).id == response.id
 
 
@@ -239,7 +246,7 @@ async def test_a_conversation_survives_a_restart(tmp_path):
     assert second.output_text == fake_answer(f"user: {INPUT} assistant: {ANSWER} user: again", 3)
 
 
-async def test_without_a_store_continuing_is_a_400_and_retrieving_a_404_is_not_given(tmp_path):
+async def test_without_a_store_continuing_is_a_400_and_reading_a_404(tmp_path):
     async with serve_in_process(fake_settings(server={"store": False, "data_dir": tmp_path})) as http:
         sdk = sdk_for(http)
         response = await sdk.responses.create(model="fake", input=INPUT, max_output_tokens=2)
@@ -248,7 +255,23 @@ async def test_without_a_store_continuing_is_a_400_and_retrieving_a_404_is_not_g
             await sdk.responses.create(model="fake", input="x", previous_response_id=response.id)
         assert caught.value.body["param"] == "previous_response_id"
         assert "--no-store" in caught.value.body["message"]
+        for attempt in (
+            sdk.responses.retrieve(response.id),
+            sdk.responses.delete(response.id),
+            sdk.responses.input_items.list(response.id),
+        ):
+            with pytest.raises(openai.NotFoundError):
+                await attempt
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+async def test_a_missing_previous_response_is_openais_400(sdk):
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk.responses.create(model="fake", input="x", previous_response_id="resp_gone")
+    assert (caught.value.body["code"], caught.value.body["param"]) == (
+        "previous_response_not_found",
+        "previous_response_id",
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,6 +284,9 @@ async def test_without_a_store_continuing_is_a_400_and_retrieving_a_404_is_not_g
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
         ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input[0].content[0]"),
+        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 7}]}]}, "input[0].content[0].text"),
+        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "nope"}}}}, "text.format.schema"),
+        ({"text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
         ({"tool_choice": "required"}, "tool_choice"),
         ({"previous_response_id": "resp_nope"}, "previous_response_id"),
     ],
@@ -321,12 +347,51 @@ async def test_requests_are_counted_by_route_not_by_response_id(sdk, client):
 
 
 async def test_an_echoed_item_field_we_do_not_know_is_a_400_unless_null(client):
-    def body(namespace: object) -> dict[str, object]:
-        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "namespace": namespace}
+    def body(origin: object) -> dict[str, object]:
+        call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "origin": origin}
         return {"model": "fake", "input": [call], "max_output_tokens": 1}
 
     assert (await client.post("/v1/responses", json=body(None))).status_code == 200
-    refused = await client.post("/v1/responses", json=body("tools"))
+    refused = await client.post("/v1/responses", json=body("elsewhere"))
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "input[0]"
-    assert "'namespace'" in refused.json()["error"]["message"]
+    assert "'origin'" in refused.json()["error"]["message"]
+
+
+LONE_SURROGATE = '"\\ud800"'  # JSON allows it; UTF-8 cannot encode it
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '"metadata": {"a": %s}',
+        '"user": %s',
+        '"instructions": %s',
+        '"tools": [{"type": "function", "name": "f", "description": %s}]',
+        '"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": %s}]',
+        '"input": [{"role": "user", "content": "x", "id": %s}]',
+        '"previous_response_id": %s',
+    ],
+)
+async def test_a_lone_surrogate_is_a_400_not_a_stored_500(client, field):
+    body = '{"model": "fake", "input": "x", "max_output_tokens": 1, ' + field % LONE_SURROGATE + "}"
+    response = await client.post("/v1/responses", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+async def test_a_lone_surrogate_in_free_form_json_is_stored_and_listed_escaped(client):
+    caller = f'{{"x": {LONE_SURROGATE}}}'
+    call = f'{{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{{}}", "caller": {caller}}}'
+    body = f'{{"model": "fake", "input": [{call}], "max_output_tokens": 1}}'
+    response = await client.post("/v1/responses", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    listed = await client.get(f"/v1/responses/{response.json()['id']}/input_items")
+    assert listed.status_code == 200
+    assert listed.json()["data"][0]["caller"] == {"x": "\ud800"}
+
+
+async def test_an_assistant_messages_phase_is_kept_in_the_listing(sdk):
+    items = [{"role": "assistant", "content": "ok", "phase": "final_answer"}, {"role": "user", "content": INPUT}]
+    response = await sdk.responses.create(model="fake", input=items, max_output_tokens=1)
+    listed = await sdk.responses.input_items.list(response.id, order="asc")
+    assert listed.data[0].phase == "final_answer"

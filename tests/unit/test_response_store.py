@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -235,7 +236,11 @@ async def test_the_store_from_settings_creates_its_folders_and_uses_wal(tmp_path
     assert (store.path, store.max_count, store.max_age_s) == (tmp_path / "a" / "b" / DATABASE_FILE, 5, 60)
     await store.open()
     await store.put(record("resp_1"))
+    wal = store.path.with_name(store.path.name + "-wal")
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (store.path, wal, store.path.parent)}
     await store.close()
+    # every key's conversations are in there: for the server's user alone
+    assert modes == {DATABASE_FILE: 0o600, wal.name: 0o600, "b": 0o700}
     connection = sqlite3.connect(store.path)
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)

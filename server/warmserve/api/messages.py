@@ -106,12 +106,9 @@ async def create_message(body: MessagesRequest, request: Request, pools: Pools) 
     async with generations:
         [result] = await generations.collect()
     finished = result.finished
-    content: list[ContentBlock] = [TextBlock(text=result.text)]
-    calls: list[ToolCall] = []
-    if plan.tool_names:
-        text, calls = split_output(result.text, plan.tool_names)
-        content = [TextBlock(text=text)] if text or not calls else []
-        content += [_tool_use(call) for call in calls]
+    text, calls = split_output(result.text, plan.tool_names)
+    content: list[ContentBlock] = [TextBlock(text=text or "")] if text or not calls else []
+    content += [_tool_use(call) for call in calls]
     message = Message(
         id=message_id,
         model=body.model,

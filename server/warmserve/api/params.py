@@ -188,8 +188,8 @@ def require_task(spec: ModelSpec, task: Task) -> None:
     """A model asked for what it does not do (chat with an embedding model, or the reverse) is a 400."""
     if task not in spec.effective_tasks():
         does = " and ".join(spec.effective_tasks())
-        route = "/v1/embeddings" if task == "embed" else "/v1/chat/completions or /v1/completions"
+        other = "/v1/embeddings" if task == "generate" else "the routes that generate text"
         raise InvalidRequest(
-            f"The model '{spec.name}' does not {task}: it serves only {does}, so it cannot answer {route}.",
+            f"The model '{spec.name}' does not {task}: it serves only {does} (ask it through {other}).",
             param="model",
         )

@@ -4,7 +4,7 @@ response.created and response.in_progress; per output item, output_item.added, i
 (a message's content_part.added, output_text deltas, output_text.done, content_part.done; a
 function call's arguments delta and done), output_item.done; then response.completed or
 response.incomplete with the whole response. A failure after the 200 is an `error` event and
-then response.failed.
+then response.failed, whose response holds what was sent before it.
 """
 
 from __future__ import annotations
@@ -31,37 +31,37 @@ from warmserve.protocol import (
     ToolCall,
 )
 
+# The codes a failed response's `error` may carry (OpenAI's list); the `error` event keeps ours.
+_FAILED_CODES = {429: "rate_limit_exceeded"}
+
 
 class ResponseEvents:
-    """Frames for one response: feed it the generated text, then finish it with the final response."""
+    """Frames for one response: start it, feed it the generated text, finish it, end it (or fail it)."""
 
     def __init__(self, response: ResponseObject, tool_names: frozenset[str]) -> None:
         self._response = response  # as created: in progress, no output yet
         self._parser = ToolCallParser(tool_names) if tool_names else None
-        self._number = 0
+        self._number = 0  # the next event's sequence_number
         self.items: list[OutputItem] = []
         self._message: OutputMessage | None = None  # the message item being written, if one is open
         self._text: list[str] = []
         self._delta = sequenced_text_renderer(self._render_delta)  # rebuilt for each message: it names the item
 
     def _frame(self, event: ResponseEvent) -> str:
-        self._number += 1
+        event.sequence_number, self._number = self._number, self._number + 1
         return sse_data(event.model_dump(mode="json"), event=event.type)
 
     def _render_delta(self, text: str, number: int) -> str:
+        item_id = "" if self._message is None else self._message.id
         event = OutputTextDeltaEvent(
-            sequence_number=number,
-            item_id="" if self._message is None else self._message.id,
-            output_index=len(self.items) - 1,
-            content_index=0,
-            delta=text,
+            sequence_number=number, item_id=item_id, output_index=len(self.items) - 1, content_index=0, delta=text
         )
         return sse_data(event.model_dump(mode="json"), event=event.type)
 
     def start(self) -> list[str]:
         """created and in_progress; without tools the output is text, so its message opens at once."""
         frames = [
-            self._frame(ResponseLifecycleEvent(type=kind, sequence_number=self._number, response=self._response))
+            self._frame(ResponseLifecycleEvent(type=kind, response=self._response))
             for kind in ("response.created", "response.in_progress")
         ]
         if self._parser is None:
@@ -85,23 +85,20 @@ class ResponseEvents:
     def end(self, response: ResponseObject) -> str:
         """The final event: completed or incomplete, with the whole response."""
         kind = "response.completed" if response.status == "completed" else "response.incomplete"
-        return self._frame(ResponseLifecycleEvent(type=kind, sequence_number=self._number, response=response))
+        return self._frame(ResponseLifecycleEvent(type=kind, response=response))
 
     def failed(self, error: WarmServeError) -> str:
-        """An `error` event and then response.failed, which the openai client raises on."""
+        """An `error` event, then response.failed with the output sent so far (an open message as incomplete)."""
         info = error.info()
-        event = ResponseErrorEvent(sequence_number=self._number, code=info.code, message=info.message, param=info.param)
-        frames = self._frame(event)
+        frames = self._frame(ResponseErrorEvent(code=info.code, message=info.message, param=info.param))
+        output = list(self.items)
+        if self._message is not None:
+            output[-1] = self._closed(self._message, complete=False)
+        code = _FAILED_CODES.get(error.status_code, "server_error" if error.status_code >= 500 else "invalid_prompt")
         failed = self._response.model_copy(
-            update={
-                "status": "failed",
-                "output": self.items,
-                "error": ResponseError(code=info.code, message=info.message),
-            }
+            update={"status": "failed", "output": output, "error": ResponseError(code=code, message=info.message)}
         )
-        return frames + self._frame(
-            ResponseLifecycleEvent(type="response.failed", sequence_number=self._number, response=failed)
-        )
+        return frames + self._frame(ResponseLifecycleEvent(type="response.failed", response=failed))
 
     def _text_delta(self, text: str) -> str:
         self._text.append(text)
@@ -129,51 +126,38 @@ class ResponseEvents:
         self.items.append(message)
         self._delta = sequenced_text_renderer(self._render_delta)
         index = len(self.items) - 1
+        empty = OutputText(text="")
         return [
-            self._frame(
-                OutputItemEvent(
-                    type="response.output_item.added", sequence_number=self._number, output_index=index, item=message
-                )
-            ),
+            self._frame(OutputItemEvent(type="response.output_item.added", output_index=index, item=message)),
             self._frame(
                 ContentPartEvent(
                     type="response.content_part.added",
-                    sequence_number=self._number,
                     item_id=message.id,
                     output_index=index,
                     content_index=0,
-                    part=OutputText(text=""),
+                    part=empty,
                 )
             ),
         ]
 
+    def _closed(self, message: OutputMessage, complete: bool) -> OutputMessage:
+        part = OutputText(text="".join(self._text))
+        return message.model_copy(update={"status": "completed" if complete else "incomplete", "content": [part]})
+
     def _close_message(self, complete: bool) -> list[str]:
         assert self._message is not None
         index = len(self.items) - 1
-        part = OutputText(text="".join(self._text))
-        done = self._message.model_copy(update={"status": "completed" if complete else "incomplete", "content": [part]})
+        done = self._closed(self._message, complete)
         self.items[index], self._message = done, None
+        [part] = done.content
         return [
-            self._frame(
-                OutputTextDoneEvent(
-                    sequence_number=self._number, item_id=done.id, output_index=index, content_index=0, text=part.text
-                )
-            ),
+            self._frame(OutputTextDoneEvent(item_id=done.id, output_index=index, content_index=0, text=part.text)),
             self._frame(
                 ContentPartEvent(
-                    type="response.content_part.done",
-                    sequence_number=self._number,
-                    item_id=done.id,
-                    output_index=index,
-                    content_index=0,
-                    part=part,
+                    type="response.content_part.done", item_id=done.id, output_index=index, content_index=0, part=part
                 )
             ),
-            self._frame(
-                OutputItemEvent(
-                    type="response.output_item.done", sequence_number=self._number, output_index=index, item=done
-                )
-            ),
+            self._frame(OutputItemEvent(type="response.output_item.done", output_index=index, item=done)),
         ]
 
     def _call(self, call: ToolCall) -> list[str]:
@@ -182,28 +166,10 @@ class ResponseEvents:
         self.items.append(done)
         index = len(self.items) - 1
         return [
+            self._frame(OutputItemEvent(type="response.output_item.added", output_index=index, item=added)),
+            self._frame(ArgumentsDeltaEvent(item_id=done.id, output_index=index, delta=done.arguments)),
             self._frame(
-                OutputItemEvent(
-                    type="response.output_item.added", sequence_number=self._number, output_index=index, item=added
-                )
+                ArgumentsDoneEvent(item_id=done.id, output_index=index, name=done.name, arguments=done.arguments)
             ),
-            self._frame(
-                ArgumentsDeltaEvent(
-                    sequence_number=self._number, item_id=done.id, output_index=index, delta=done.arguments
-                )
-            ),
-            self._frame(
-                ArgumentsDoneEvent(
-                    sequence_number=self._number,
-                    item_id=done.id,
-                    output_index=index,
-                    name=done.name,
-                    arguments=done.arguments,
-                )
-            ),
-            self._frame(
-                OutputItemEvent(
-                    type="response.output_item.done", sequence_number=self._number, output_index=index, item=done
-                )
-            ),
+            self._frame(OutputItemEvent(type="response.output_item.done", output_index=index, item=done)),
         ]

@@ -12,8 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from warmserve.api import grammar
-from warmserve.api.structured import OutputPlan, tool_plan
+from warmserve.api.structured import OutputPlan, answer_schema, tool_plan
 from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage, Role, ToolCallData
 from warmserve.protocol import (
@@ -27,8 +26,6 @@ from warmserve.protocol import (
     OutputMessage,
     OutputText,
     ResponsesInput,
-    TextFormatJsonObject,
-    TextFormatJsonSchema,
     ToolCall,
     ToolChoice,
     ToolDefinition,
@@ -48,7 +45,7 @@ def input_items(body: ResponsesInput) -> list[Item]:
     items: list[Item] = []
     for item in body.input:
         if isinstance(item, MessageItemIn):
-            items.append(_message_item(item.role, item.text(), item.id))
+            items.append(_message_item(item.role, item.text(), item.id, item.phase))
             continue
         data = item.model_dump(mode="json", exclude_none=True)
         data.setdefault("id", new_item_id(_ID_PREFIXES[item.type]))
@@ -60,20 +57,15 @@ def input_items(body: ResponsesInput) -> list[Item]:
 _ID_PREFIXES = {"function_call": "fc", "function_call_output": "fco"}
 
 
-def _message_item(role: str, text: str, item_id: str | None = None) -> Item:
+def _message_item(role: str, text: str, item_id: str | None = None, phase: str | None = None) -> Item:
     """A message as stored: its text in one part, `output_text` for the assistant's as OpenAI has it."""
     part = (
         {"type": "output_text", "text": text, "annotations": []}
         if role == "assistant"
         else {"type": "input_text", "text": text}
     )
-    return {
-        "type": "message",
-        "id": item_id or new_item_id("msg"),
-        "role": role,
-        "content": [part],
-        "status": "completed",
-    }
+    item = {"type": "message", "id": item_id or new_item_id("msg"), "role": role, "content": [part]}
+    return {**item, "status": "completed", **({"phase": phase} if phase else {})}
 
 
 def conversation(instructions: str | None, items: Sequence[Item], max_messages: int) -> tuple[ChatMessage, ...]:
@@ -134,7 +126,10 @@ def output_plan(body: ResponsesInput) -> OutputPlan:
         case function:
             choice = NamedToolChoice(type="function", function=NamedFunction(name=function.name))
     parallel = body.parallel_tool_calls if tools else None
-    return tool_plan(tools, choice, parallel, _answer_schema(body), where=("name", "parameters"))
+    fmt = body.text.format if body.text is not None else None
+    return tool_plan(
+        tools, choice, parallel, answer_schema(fmt), where=("name", "parameters"), answer_param="text.format.schema"
+    )
 
 
 def _chat_tool(tool: FunctionTool) -> ToolDefinition:
@@ -142,15 +137,6 @@ def _chat_tool(tool: FunctionTool) -> ToolDefinition:
         name=tool.name, description=tool.description, parameters=tool.parameters, strict=tool.strict
     )
     return ToolDefinition(type="function", function=function)
-
-
-def _answer_schema(body: ResponsesInput) -> dict[str, Any] | None:
-    fmt = body.text.format if body.text is not None else None
-    if isinstance(fmt, TextFormatJsonObject):
-        return grammar.ANY_OBJECT
-    if isinstance(fmt, TextFormatJsonSchema):
-        return fmt.schema_
-    return None
 
 
 def output_items(text: str, calls: Sequence[ToolCall], complete: bool) -> list[OutputItem]:

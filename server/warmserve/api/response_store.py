@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -119,7 +120,10 @@ class ResponseStore:
         if self._connection is not None:
             raise RuntimeError(f"Response store {self.path} is already open")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Every key's conversations are in this file: folders we create and the file itself are the
+            # server user's alone (SQLite gives its -wal and -shm files the database file's mode).
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         except OSError as exc:
             raise ResponseStoreError(
                 f"Response store: cannot create {self.path.parent} ({exc}); set --data-dir, or --no-store"

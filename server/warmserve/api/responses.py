@@ -9,6 +9,7 @@ that asked for it; only that key can read, continue or delete it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Literal
@@ -26,7 +27,7 @@ from warmserve.api.response_store import ResponseStore, StoredResponse
 from warmserve.api.security import key_owner
 from warmserve.api.streaming import SseFormat, sse_response
 from warmserve.api.tool_calls import split_output
-from warmserve.errors import InvalidRequest, ResponseNotFound
+from warmserve.errors import InvalidRequest, PreviousResponseNotFound, ResponseNotFound
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, TextDelta
 from warmserve.protocol import (
     DeletedResponse,
@@ -60,18 +61,19 @@ async def create_response(body: ResponsesRequest, request: Request, pools: Pools
     context = await _context(request, owner, body)
     items = input_items(body)
     plan = output_plan(body)
+    sampling = SamplingParams(  # OpenAI's defaults, also echoed in the response
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        max_tokens=body.max_output_tokens,
+    )
     generation = GenerationRequest(
         messages=conversation(body.instructions, [*context, *items], settings.max_messages),
-        sampling=SamplingParams(
-            temperature=1.0 if body.temperature is None else body.temperature,
-            top_p=1.0 if body.top_p is None else body.top_p,
-            max_tokens=body.max_output_tokens,
-        ),
+        sampling=sampling,
         stream=body.stream,
         tools=plan.tools_json,
         constraint=plan.constraint,
     )
-    response = _created(new_item_id("resp"), body, store is not None)
+    response = _created(new_item_id("resp"), body, sampling, store is not None)
     generations = await Generations.open(pool, [generation], request, response.id)
 
     async def keep(final: ResponseObject) -> None:
@@ -93,12 +95,11 @@ async def create_response(body: ResponsesRequest, request: Request, pools: Pools
         return sse_response(frames, generations, SseFormat(error_event=events.failed), headers)
     async with generations:
         [result] = await generations.collect()
-    text, calls = split_output(result.text, plan.tool_names) if plan.tool_names else (result.text, [])
-    text = text or ""
+    text, calls = split_output(result.text, plan.tool_names)
     complete = result.finished.finish_reason != "length"
-    final = _finished(response, output_items(text, calls, complete), result.finished)
+    final = _finished(response, output_items(text or "", calls, complete), result.finished)
     await keep(final)
-    return JSONResponse(final.model_dump(mode="json"), headers=headers)
+    return AsciiJSONResponse(final.model_dump(mode="json"), headers=headers)
 
 
 @router.post("/v1/responses/input_tokens", responses=ERROR_RESPONSES)
@@ -114,27 +115,39 @@ async def count_input_tokens(body: InputTokensRequest, request: Request, pools: 
     return InputTokensResponse(input_tokens=len(tokens))
 
 
-@router.get("/v1/responses/{response_id}", responses=ERROR_RESPONSES)
-async def retrieve_response(response_id: str, request: Request) -> ResponseObject:
+@router.get(
+    "/v1/responses/{response_id}",
+    response_model=None,
+    responses={
+        200: {"model": ResponseObject, "description": "The stored response, as it was sent."},
+        **ERROR_RESPONSES,
+    },
+)
+async def retrieve_response(response_id: str, request: Request) -> Response:
     stored = await _stored(request, response_id)
-    return ResponseObject.model_validate(stored.response)
+    return AsciiJSONResponse(stored.response)
 
 
 @router.delete("/v1/responses/{response_id}", responses=ERROR_RESPONSES)
 async def delete_response(response_id: str, request: Request) -> DeletedResponse:
-    if not await _store(request).delete(_owner(request), response_id):
+    store: ResponseStore | None = request.app.state.responses
+    if store is None or not await store.delete(_owner(request), response_id):
         raise _not_found(response_id)
     return DeletedResponse(id=response_id)
 
 
-@router.get("/v1/responses/{response_id}/input_items", responses=ERROR_RESPONSES)
+@router.get(
+    "/v1/responses/{response_id}/input_items",
+    response_model=None,
+    responses={200: {"model": InputItemList, "description": "The response's input items."}, **ERROR_RESPONSES},
+)
 async def list_input_items(
     response_id: str,
     request: Request,
     limit: int = Query(20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
-) -> InputItemList:
+) -> Response:
     """The items that made up the response's input: the stored conversation's, then its own (OpenAI's listing)."""
     stored = await _stored(request, response_id)
     items = [*stored.context, *stored.input_items]
@@ -146,26 +159,25 @@ async def list_input_items(
             raise InvalidRequest(f"No input item with id '{after}' in response '{response_id}'.", param="after")
         items = items[ids.index(after) + 1 :]
     page = items[:limit]
-    return InputItemList(
+    listing = InputItemList(
         data=page,
         first_id=page[0]["id"] if page else None,
         last_id=page[-1]["id"] if page else None,
         has_more=len(items) > limit,
     )
+    return AsciiJSONResponse(listing.model_dump(mode="json"))
 
 
 def _owner(request: Request) -> str:
     return key_owner(request.headers.get("authorization"), request.headers.get("x-api-key"))
 
 
-def _store(request: Request) -> ResponseStore:
-    store: ResponseStore | None = request.app.state.responses
-    if store is None:
-        raise InvalidRequest(
-            "This server keeps no responses (it runs with --no-store), so none can be read or continued.",
-            param="previous_response_id",
-        )
-    return store
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII text escaped: what it echoes (a tool's schema, an item's arguments) may hold
+    any JSON string, and UTF-8 cannot encode a lone surrogate, which JSON allows."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def _not_found(response_id: str) -> ResponseNotFound:
@@ -173,7 +185,8 @@ def _not_found(response_id: str) -> ResponseNotFound:
 
 
 async def _stored(request: Request, response_id: str) -> StoredResponse:
-    stored = await _store(request).get(_owner(request), response_id)
+    store: ResponseStore | None = request.app.state.responses
+    stored = None if store is None else await store.get(_owner(request), response_id)
     if stored is None:
         raise _not_found(response_id)
     return stored
@@ -183,15 +196,22 @@ async def _context(request: Request, owner: str, body: ResponsesInput) -> list[I
     """The items of the stored conversation that `previous_response_id` continues: all it saw, then its output."""
     if body.previous_response_id is None:
         return []
-    previous = await _store(request).get(owner, body.previous_response_id)
+    store: ResponseStore | None = request.app.state.responses
+    if store is None:
+        raise InvalidRequest(
+            "This server keeps no responses (it runs with --no-store), so none can be continued: send the "
+            "whole conversation as input instead.",
+            param="previous_response_id",
+        )
+    previous = await store.get(owner, body.previous_response_id)
     if previous is None:
-        raise ResponseNotFound(
+        raise PreviousResponseNotFound(
             f"Previous response with id '{body.previous_response_id}' not found.", param="previous_response_id"
         )
     return [*previous.context, *previous.input_items, *previous.response["output"]]
 
 
-def _created(response_id: str, body: ResponsesRequest, stored: bool) -> ResponseObject:
+def _created(response_id: str, body: ResponsesRequest, sampling: SamplingParams, stored: bool) -> ResponseObject:
     """The response as it starts: in progress, echoing the request's settings as OpenAI does."""
     return ResponseObject(
         id=response_id,
@@ -204,13 +224,13 @@ def _created(response_id: str, body: ResponsesRequest, stored: bool) -> Response
         parallel_tool_calls=body.parallel_tool_calls is not False,
         previous_response_id=body.previous_response_id,
         store=stored,
-        temperature=1.0 if body.temperature is None else body.temperature,
+        temperature=sampling.temperature,
         text=body.text.model_dump(mode="json", by_alias=True, exclude_none=True)
         if body.text
         else {"format": {"type": "text"}},
         tool_choice=_echo_choice(body),
         tools=[tool.model_dump(mode="json", exclude_none=True) for tool in body.tools or ()],
-        top_p=1.0 if body.top_p is None else body.top_p,
+        top_p=sampling.top_p,
         user=body.user,
         metadata=body.metadata or {},
     )

@@ -26,6 +26,8 @@ from warmserve.protocol import (
     JsonObjectFormat,
     JsonSchemaResponseFormat,
     NamedToolChoice,
+    TextFormatJsonObject,
+    TextFormatJsonSchema,
     ToolChoice,
     ToolDefinition,
 )
@@ -39,7 +41,8 @@ class OutputPlan:
 
 
 def output_plan(body: ChatCompletionRequest) -> OutputPlan:
-    return tool_plan(body.tools or [], body.tool_choice, body.parallel_tool_calls, _answer_schema(body))
+    fmt = body.response_format
+    return tool_plan(body.tools or [], body.tool_choice, body.parallel_tool_calls, answer_schema(fmt))
 
 
 def tool_plan(
@@ -48,11 +51,12 @@ def tool_plan(
     parallel_tool_calls: bool | None,
     answer: dict[str, Any] | None = None,
     where: tuple[str, str] = ("function.name", "function.parameters"),
+    answer_param: str = "response_format",
 ) -> OutputPlan:
-    """The plan for `tools` and `choice` (in OpenAI's terms, which the Messages API translates to).
+    """The plan for `tools` and `choice` (in chat's terms, which the other APIs translate to).
 
     `answer`: the JSON schema a non-call answer must follow, if any; `where`: where a tool's
-    name and schema sit in the request, for a 400's `param`.
+    name and schema sit in the request, and `answer_param` the answer's schema, for a 400's `param`.
     """
     if not tools:
         if choice is not None:
@@ -61,12 +65,12 @@ def tool_plan(
             raise InvalidRequest(
                 "'parallel_tool_calls' is only allowed when 'tools' are specified.", param="parallel_tool_calls"
             )
-        return OutputPlan(constraint=_answer_constraint(answer))
-    calls = _call_schemas(tools, answer, where)
+        return OutputPlan(constraint=_answer_constraint(answer, answer_param))
+    calls = _call_schemas(tools, answer, where, answer_param)
     if choice is None:
         choice = "auto"
     if choice == "none":
-        return OutputPlan(constraint=_answer_constraint(answer))
+        return OutputPlan(constraint=_answer_constraint(answer, answer_param))
     if isinstance(choice, NamedToolChoice):
         name = choice.function.name
         if name not in calls:
@@ -86,22 +90,24 @@ def tool_plan(
     return OutputPlan(tools_json=tools_json, constraint=constraint, tool_names=names)
 
 
-def _answer_schema(body: ChatCompletionRequest) -> dict[str, Any] | None:
-    """The JSON an answer (not a tool call) must be, if response_format asks for JSON."""
-    fmt = body.response_format
-    if isinstance(fmt, JsonObjectFormat):
+def answer_schema(fmt: object) -> dict[str, Any] | None:
+    """The JSON an answer (not a tool call) must be, if its format (chat's response_format or the
+    Responses API's text.format) asks for JSON."""
+    if isinstance(fmt, JsonObjectFormat | TextFormatJsonObject):
         return grammar.ANY_OBJECT
     if isinstance(fmt, JsonSchemaResponseFormat):
         return fmt.json_schema.schema_ if fmt.json_schema.schema_ is not None else grammar.ANY_OBJECT
+    if isinstance(fmt, TextFormatJsonSchema):
+        return fmt.schema_
     return None
 
 
-def _answer_constraint(schema: dict[str, Any] | None) -> Constraint | None:
-    return None if schema is None else grammar.schema_grammar(schema, "response_format")
+def _answer_constraint(schema: dict[str, Any] | None, param: str) -> Constraint | None:
+    return None if schema is None else grammar.schema_grammar(schema, param)
 
 
 def _call_schemas(
-    tools: list[ToolDefinition], answer: dict[str, Any] | None, where: tuple[str, str]
+    tools: list[ToolDefinition], answer: dict[str, Any] | None, where: tuple[str, str], answer_param: str
 ) -> dict[str, dict[str, Any]]:
     """Each function's call schema by name, every one checked on its own so a 400 names it."""
     calls: dict[str, dict[str, Any]] = {}
@@ -114,5 +120,5 @@ def _call_schemas(
         calls[function.name] = schema
     # The answer schema is checked on its own too, so its errors name response_format.
     if answer is not None:
-        grammar.schema_grammar(answer, "response_format")
+        grammar.schema_grammar(answer, answer_param)
     return calls

@@ -100,7 +100,12 @@ def _partial_open(text: str) -> int:
 
 
 def split_output(text: str, names: frozenset[str]) -> tuple[str | None, list[ToolCall]]:
-    """A whole output as (content, calls); content is None when only calls were made."""
+    """A whole output as (content, calls); content is None when only calls were made.
+
+    Without `names` (no tools offered, or tool_choice none) the whole output is content.
+    """
+    if not names:
+        return text, []
     parser = ToolCallParser(names)
     pieces = parser.feed(text) + parser.finish()
     content = "".join(p for p in pieces if isinstance(p, str))

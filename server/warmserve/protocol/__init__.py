@@ -111,10 +111,18 @@ from warmserve.protocol.models import (
     TokenizeRequest,
     TokenizeResponse,
 )
-from warmserve.protocol.responses import (
+from warmserve.protocol.response_events import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
     ContentPartEvent,
+    OutputItemEvent,
+    OutputTextDeltaEvent,
+    OutputTextDoneEvent,
+    ResponseErrorEvent,
+    ResponseEvent,
+    ResponseLifecycleEvent,
+)
+from warmserve.protocol.responses import (
     ContentPartIn,
     DeletedResponse,
     FunctionCallIn,
@@ -132,18 +140,12 @@ from warmserve.protocol.responses import (
     MessageItemIn,
     NamedFunctionChoice,
     OutputItem,
-    OutputItemEvent,
     OutputMessage,
     OutputText,
-    OutputTextDeltaEvent,
-    OutputTextDoneEvent,
     OutputTextIn,
     OutputTokensDetails,
     RefusalIn,
     ResponseError,
-    ResponseErrorEvent,
-    ResponseEvent,
-    ResponseLifecycleEvent,
     ResponseObject,
     ResponsesInput,
     ResponsesRequest,

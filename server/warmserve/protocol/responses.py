@@ -18,6 +18,48 @@ from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel,
 from warmserve.protocol.chat import FunctionName
 
 
+class _Unsupported(BaseModel):
+    """A part, item or tool of a type this server does not do: its validation fails naming the type."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Any = None
+    what: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _refuse(self) -> _Unsupported:
+        raise ValueError(f"{self.what} of type {self.type!r} are not supported by this server")
+
+
+class _UnsupportedPart(_Unsupported):
+    what = "content parts"
+
+
+class _UnsupportedItem(_Unsupported):
+    what = "input items"
+
+
+class _UnsupportedTool(_Unsupported):
+    what = "tools"
+
+
+def _by_type(known: tuple[str, ...], default: str | None = None) -> Callable[[object], str]:
+    """A discriminator over `known` types, anything else tagged "other-type"; no tag is an identifier,
+    so a 400's `param` leaves them out (`input[0].content[0].text`, not `input[0].message.content[0]...`)."""
+
+    def tag(value: object) -> str:
+        kind = value.get("type", default) if isinstance(value, dict) else getattr(value, "type", default)
+        return f"type={kind}" if kind in known else "other-type"
+
+    return tag
+
+
+def _str_or_list(value: object) -> str:
+    return "str" if isinstance(value, str) else "list"
+
+
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
+
+
 class InputText(EchoedIn):
     type: Literal["input_text"]
     text: Text
@@ -37,86 +79,69 @@ class RefusalIn(EchoedIn):
     refusal: Text
 
 
-ContentPartIn = Annotated[InputText | OutputTextIn | RefusalIn, Field(discriminator="type")]
+ContentPartIn = Annotated[
+    Annotated[InputText, Tag("type=input_text")]
+    | Annotated[OutputTextIn, Tag("type=output_text")]
+    | Annotated[RefusalIn, Tag("type=refusal")]
+    | Annotated[_UnsupportedPart, Tag("other-type")],
+    Discriminator(_by_type(("input_text", "output_text", "refusal"))),
+]
 
-
-def _str_or_list(value: object) -> str:
-    return "str" if isinstance(value, str) else "list"
+Phase = Literal["commentary", "final_answer"]
 
 
 class MessageItemIn(EchoedIn):
     """A message; `type` may be left out (OpenAI's "easy" input message)."""
 
     type: Literal["message"] = "message"
-    id: str | None = None
+    id: Text | None = None
     role: Literal["user", "assistant", "system", "developer"]
     content: Annotated[
         Annotated[Text, Tag("str")] | Annotated[list[ContentPartIn], Tag("list")], Discriminator(_str_or_list)
     ]
-    status: Literal["in_progress", "completed", "incomplete"] | None = None
-    phase: str | None = None
+    status: ItemStatus | None = None
+    phase: Phase | None = Field(None, description="An assistant message's phase; kept, no effect on generation.")
 
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.refusal if isinstance(part, RefusalIn) else part.text for part in self.content)
+        return "".join(
+            part.refusal if isinstance(part, RefusalIn) else part.text
+            for part in self.content
+            if not isinstance(part, _UnsupportedPart)  # never validates: a 400 before this is read
+        )
 
 
-class FunctionCallIn(EchoedIn):
+class _CallFields(EchoedIn):
+    """What OpenAI's function call items may carry beyond the call: accepted, no effect here."""
+
+    namespace: Text | None = None
+    caller: dict[str, Any] | None = None
+    async_: bool | None = Field(None, alias="async")
+
+
+class FunctionCallIn(_CallFields):
     """A call the model made on an earlier turn."""
 
     type: Literal["function_call"]
-    id: str | None = None
-    call_id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    arguments: str
-    status: Literal["in_progress", "completed", "incomplete"] | None = None
+    id: Text | None = None
+    call_id: Text = Field(min_length=1)
+    name: Text = Field(min_length=1)
+    arguments: Text
+    status: ItemStatus | None = None
 
 
-class FunctionCallOutputIn(EchoedIn):
+class FunctionCallOutputIn(_CallFields):
     """What the caller's function returned, answering `call_id`."""
 
     type: Literal["function_call_output"]
-    id: str | None = None
-    call_id: str = Field(min_length=1)
+    id: Text | None = None
+    call_id: Text = Field(min_length=1)
+    name: Text | None = None
     output: Annotated[
         Annotated[Text, Tag("str")] | Annotated[list[InputText], Tag("list")], Discriminator(_str_or_list)
     ]
-    status: Literal["in_progress", "completed", "incomplete"] | None = None
-
-    def text(self) -> str:
-        return self.output if isinstance(self.output, str) else "".join(part.text for part in self.output)
-
-
-class _Unsupported(BaseModel):
-    """An item or tool of a type this server does not do: its validation fails naming the type."""
-
-    model_config = ConfigDict(extra="allow")
-    type: Any = None
-    what: ClassVar[str]
-
-    @model_validator(mode="after")
-    def _refuse(self) -> _Unsupported:
-        raise ValueError(f"{self.what} of type {self.type!r} are not supported by this server")
-
-
-class _UnsupportedItem(_Unsupported):
-    what = "input items"
-
-
-class _UnsupportedTool(_Unsupported):
-    what = "tools"
-
-
-def _by_type(known: tuple[str, ...], default: str | None = None) -> Callable[[object], str]:
-    """A discriminator over `known` types, anything else tagged "other-type"; no tag is an identifier,
-    so a 400's `param` leaves them out (`input[0].content[0]`, not `input[0].message.content[0]`)."""
-
-    def tag(value: object) -> str:
-        kind = value.get("type", default) if isinstance(value, dict) else getattr(value, "type", default)
-        return f"type={kind}" if kind in known else "other-type"
-
-    return tag
+    status: ItemStatus | None = None
 
 
 InputItem = Annotated[
@@ -131,14 +156,14 @@ InputItem = Annotated[
 class FunctionTool(WireModel):
     type: Literal["function"]
     name: FunctionName
-    description: str | None = None
+    description: Text | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of the arguments; none: no arguments.")
     strict: bool | None = Field(None, description="Arguments always follow `parameters` here, strict or not.")
 
 
 class NamedFunctionChoice(WireModel):
     type: Literal["function"]
-    name: str
+    name: Text
 
 
 ResponseToolIn = Annotated[
@@ -162,13 +187,16 @@ class TextFormatJsonSchema(WireModel):
 
     type: Literal["json_schema"]
     name: FunctionName
-    description: str | None = None
+    description: Text | None = None
     schema_: dict[str, Any] = Field(alias="schema")
     strict: bool | None = Field(None, description="The output always follows the schema here, strict or not.")
 
 
 ResponseTextFormat = Annotated[
-    TextFormatPlain | TextFormatJsonObject | TextFormatJsonSchema, Field(discriminator="type")
+    Annotated[TextFormatPlain, Tag("type=text")]
+    | Annotated[TextFormatJsonObject, Tag("type=json_object")]
+    | Annotated[TextFormatJsonSchema, Tag("type=json_schema")],
+    Discriminator(_by_type(("text", "json_object", "json_schema"))),
 ]
 
 
@@ -182,13 +210,13 @@ class ResponsesInput(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
 
-    model: str = Field(min_length=1, description="Served model name, as /v1/models lists it.")
+    model: Text = Field(min_length=1, description="Served model name, as /v1/models lists it.")
     input: Annotated[
         Annotated[Text, Tag("str")] | Annotated[list[InputItem], Field(min_length=1), Tag("list")],
         Discriminator(_str_or_list),
     ] = Field(description="A user message's text, or a list of input items.")
     instructions: Text | None = Field(None, description="A system message first; not carried to the next turn.")
-    previous_response_id: str | None = Field(
+    previous_response_id: Text | None = Field(
         None, description="Continue that stored response: its input and output come before this input."
     )
     tools: list[ResponseToolIn] | None = Field(
@@ -208,11 +236,11 @@ class ResponsesRequest(ResponsesInput):
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     stream: bool = False
     store: bool = Field(True, description="Keep the response for previous_response_id and GET (default true).")
-    metadata: dict[str, str] | None = Field(None, max_length=16)
-    user: str | None = None
-    service_tier: str | None = None
-    prompt_cache_key: str | None = None
-    safety_identifier: str | None = None
+    metadata: dict[Text, Text] | None = Field(None, max_length=16)
+    user: Text | None = None
+    service_tier: Text | None = None
+    prompt_cache_key: Text | None = None
+    safety_identifier: Text | None = None
 
 
 class InputTokensRequest(ResponsesInput):
@@ -232,9 +260,6 @@ class OutputText(WireModel):
     text: str
     annotations: list[Any] = Field(default_factory=list)
     logprobs: list[Any] = Field(default_factory=list)
-
-
-ItemStatus = Literal["in_progress", "completed", "incomplete"]
 
 
 class OutputMessage(WireModel):
@@ -323,89 +348,3 @@ class InputItemList(WireModel):
     first_id: str | None
     last_id: str | None
     has_more: bool
-
-
-# The stream's events: each carries `sequence_number`, counting from 0 in the order sent.
-
-
-class ResponseLifecycleEvent(WireModel):
-    """response.created / in_progress / completed / incomplete / failed: the whole response so far."""
-
-    type: Literal[
-        "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed"
-    ]
-    sequence_number: int
-    response: ResponseObject
-
-
-class OutputItemEvent(WireModel):
-    type: Literal["response.output_item.added", "response.output_item.done"]
-    sequence_number: int
-    output_index: int
-    item: OutputItem
-
-
-class ContentPartEvent(WireModel):
-    type: Literal["response.content_part.added", "response.content_part.done"]
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
-    part: OutputText
-
-
-class OutputTextDeltaEvent(WireModel):
-    type: Literal["response.output_text.delta"] = "response.output_text.delta"
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
-    delta: str
-    logprobs: list[Any] = Field(default_factory=list)
-
-
-class OutputTextDoneEvent(WireModel):
-    type: Literal["response.output_text.done"] = "response.output_text.done"
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
-    text: str
-    logprobs: list[Any] = Field(default_factory=list)
-
-
-class ArgumentsDeltaEvent(WireModel):
-    type: Literal["response.function_call_arguments.delta"] = "response.function_call_arguments.delta"
-    sequence_number: int
-    item_id: str
-    output_index: int
-    delta: str
-
-
-class ArgumentsDoneEvent(WireModel):
-    type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
-    sequence_number: int
-    item_id: str
-    output_index: int
-    name: str
-    arguments: str
-
-
-class ResponseErrorEvent(WireModel):
-    type: Literal["error"] = "error"
-    sequence_number: int
-    code: str | None
-    message: str
-    param: str | None
-
-
-ResponseEvent = (
-    ResponseLifecycleEvent
-    | OutputItemEvent
-    | ContentPartEvent
-    | OutputTextDeltaEvent
-    | OutputTextDoneEvent
-    | ArgumentsDeltaEvent
-    | ArgumentsDoneEvent
-    | ResponseErrorEvent
-)
