@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ANTHROPIC_ERROR_RESPONSES, anthropic_error_body, success_response
 from warmserve.api.generations import Generations
-from warmserve.api.params import ignored_header, require_task, unsupported
+from warmserve.api.params import ignored_header, require_few_messages, require_task, unsupported
 from warmserve.api.streaming import SseFormat, keep_alive, sse_data, sse_response, text_chunk_renderer
 from warmserve.api.structured import OutputPlan, tool_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
@@ -169,10 +169,7 @@ def conversation(body: MessagesInput, max_messages: int) -> tuple[ChatMessage, .
     An assistant turn's tool_use blocks become its tool calls; a user turn's tool_result blocks
     become tool messages (before the turn's text), named after the call they answer.
     """
-    if len(body.messages) > max_messages:
-        raise InvalidRequest(
-            f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.", param="messages"
-        )
+    require_few_messages(len(body.messages), max_messages, "messages")
     system = body.system_text()
     out = [ChatMessage(role="system", content=system)] if system else []
     called: dict[str, str] = {}

@@ -84,11 +84,7 @@ def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
 def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPlan) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
     _require_stream_for_options(body)
-    if len(body.messages) > max_messages:
-        raise InvalidRequest(
-            f"Too many messages: {len(body.messages)}; this server accepts at most {max_messages}.",
-            param="messages",
-        )
+    require_few_messages(len(body.messages), max_messages, "messages")
     messages = chat_messages(body.messages)
     params = sampling(body, body.output_limit(), chat_logprobs_count(body))
     return [
@@ -97,6 +93,12 @@ def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPl
         )
         for choice in _per_choice(params, body.n)
     ]
+
+
+def require_few_messages(count: int, limit: int, param: str) -> None:
+    """A conversation longer than --max-messages is a 400 (in any API: chat, Messages, Responses)."""
+    if count > limit:
+        raise InvalidRequest(f"Too many messages: {count}; this server accepts at most {limit}.", param=param)
 
 
 def chat_messages(messages: Sequence[ChatMessageIn]) -> tuple[ChatMessage, ...]:

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from warmserve.api.params import require_few_messages
 from warmserve.api.structured import OutputPlan, answer_schema, tool_plan
-from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage, Role, ToolCallData
 from warmserve.protocol import (
     FunctionCallOut,
@@ -95,11 +95,7 @@ def conversation(instructions: str | None, items: Sequence[Item], max_messages: 
             text = output if isinstance(output, str) else _text(output)
             call_id = item["call_id"]
             out.append(ChatMessage(role="tool", content=text, tool_call_id=call_id, name=called.get(call_id)))
-    if len(out) > max_messages:
-        raise InvalidRequest(
-            f"Too many messages: {len(out)} with the stored conversation; this server accepts at most {max_messages}.",
-            param="input",
-        )
+    require_few_messages(len(out), max_messages, "input")  # the stored conversation's count too
     return tuple(out)
 
 
