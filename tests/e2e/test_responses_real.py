@@ -95,8 +95,9 @@ def test_retrieve_delete_and_one_key_cannot_see_anothers(server):
     assert alice.responses.retrieve(response.id).output_text == response.output_text
     with pytest.raises(openai.NotFoundError):
         bob.responses.retrieve(response.id)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError) as caught:
         bob.responses.create(model=MODEL, input="And?", previous_response_id=response.id, max_output_tokens=4)
+    assert caught.value.body["code"] == "previous_response_not_found"
     alice.responses.delete(response.id)
     with pytest.raises(openai.NotFoundError):
         alice.responses.retrieve(response.id)

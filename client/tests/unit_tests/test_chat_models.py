@@ -216,7 +216,8 @@ def test_an_auth_error_without_a_configured_key_says_how_to_set_one(recorder):
     assert recorder.requests[-1].headers["authorization"] == "Bearer wrong"
 
 
-CAPABILITIES = {"chat": True, "completions": True, "embeddings": True, "tools": True, "json_schema": False}
+CAPABILITIES = {"chat": True, "completions": True, "messages": True, "responses": True, "embeddings": True}
+CAPABILITIES |= {"tools": True, "json_schema": False}
 CARD = wire.valid(
     {
         "id": "smollm2-135m-instruct",
