@@ -148,8 +148,8 @@ class ModelSpec(BaseModel):
     share_idle_cores: bool = Field(
         True,
         description="llama_cpp on a CPU with several workers and threads unset: a worker idle for 0.25 s lends "
-        "its core to busy workers for prompt processing while the machine has that core idle (a lone request's "
-        "first token comes sooner; see README for the numbers).",
+        "its core to busy workers, for prompt processing and, where measured faster, decoding, while no other "
+        "process needs that core (a lone request runs on every core; see README for the numbers).",
     )
     slots: int = Field(
         0,

@@ -1,12 +1,13 @@
-"""Lending idle workers' CPU cores to busy ones, for prompt processing only.
+"""Lending idle workers' CPU cores to busy ones.
 
 On a CPU a model gets one single-thread worker per core, which keeps every core busy under load
-and survives another process taking a core. A lone request would then compute its prompt on one
-core while the others idle. So a worker that has been idle for a while lends its core: busy
-workers compute prompt chunks (compute-bound, large) on more threads. One-token decode steps stay
-on the worker's own threads, since there a second thread mostly waits for the API process and the
-clients on the same cores. Cores are lent only while the machine really has them idle: a spinning
-llama.cpp thread whose partner lost its core to another process stalls every step.
+and survives another process taking a core. A lone request would then run on one core while the
+others idle. So a worker that has been idle for a while lends its core: busy workers compute
+prompt chunks (compute-bound, large) on more threads, and decode on them too where the engine
+measures that faster (backends/llama/decode_grouping.py: on some machines a second decode thread
+mostly waits for the API process and the clients on the same cores). A lender that gets a request
+takes its core back at the borrower's next step. Cores are lent only while no other process needs
+them: a spinning llama.cpp thread whose partner lost its core to another process stalls every step.
 """
 
 from __future__ import annotations
@@ -19,46 +20,65 @@ from pathlib import Path
 from typing import Protocol
 
 # A worker idle this long lends its core (shorter gaps between requests do not); while some workers
-# are busy and others idle, lending is looked at again this often, reading the machine's idle cores.
+# are busy and others idle, lending is looked at again this often, reading the machine's spare cores.
 LEND_AFTER_S = 0.25
 _MIN_WINDOW_S = 0.5  # the shortest interval over which idle cores are measured
 _PROC_STAT = Path("/proc/stat")
+_PROC = Path("/proc")
 
 
-def prompt_threads(busy: int, lenders: int, own_share: int, idle_cores: float | None) -> int:
-    """A busy worker's threads for prompt chunks: its own share plus an even part of the lent cores.
+def lent_threads(busy: int, lenders: int, own_share: int, spare_cores: float | None) -> int:
+    """A busy worker's threads: its own share plus an even part of the cores idle workers lend.
 
-    Lenders lend their share only as far as the machine has cores idle (`None`: unknown, trusted);
-    half an idle core rounds up, because the busy workers' own cores are never fully busy.
+    Lenders lend their share only as far as other processes leave the machine's cores spare
+    (`spare_cores`: idle cores plus the ones our workers use; None: unknown, trusted). Half a
+    spare core rounds up: the API process and its clients always use a little.
     """
     lendable = lenders * own_share
-    if idle_cores is not None:
-        lendable = min(lendable, int(idle_cores + 0.5))
-    return own_share + lendable // max(1, busy)
+    if spare_cores is not None:
+        lendable = min(lendable, int(spare_cores - busy * own_share + 0.5))
+    return own_share + max(0, lendable) // max(1, busy)
 
 
-class IdleCores:
-    """Idle cores among this process's CPUs over the last interval, read from /proc/stat (Linux)."""
+class SpareCores:
+    """Cores other processes leave to our workers, over the last interval: idle cores plus what our
+    worker processes used, from /proc/stat and /proc/PID/stat (Linux).
 
-    def __init__(self, stat: Path = _PROC_STAT, cpus: set[int] | None = None) -> None:
+    Our workers' own use counts as spare, so a worker decoding on a lent core does not look like
+    another process taking it: only the rest of the machine's load stops lending. So does the time
+    of niced processes (a background build, a test run under `nice`) while we are not niced
+    ourselves: the scheduler gives our threads the core before them.
+    """
+
+    def __init__(
+        self, stat: Path = _PROC_STAT, cpus: set[int] | None = None, proc: Path = _PROC, niced_yield: bool | None = None
+    ) -> None:
         self._stat = stat
+        self._proc = proc
         self._cpus = cpus if cpus is not None else _allowed_cpus()
+        self._niced_yield = os.getpriority(os.PRIO_PROCESS, 0) <= 0 if niced_yield is None else niced_yield
         self._last = self._read()
-        self._idle: float | None = None
+        self._last_ours: dict[int, int] = {}
+        self._spare: float | None = None
 
-    def cores(self) -> float | None:
-        """The idle cores measured up to now; None until an interval has passed or without /proc/stat."""
+    def cores(self, workers: Sequence[int] = ()) -> float | None:
+        """Spare cores measured up to now for the worker processes `workers` (pids); None until an
+        interval has passed, or without /proc/stat."""
         now = self._read()
         if now is None or self._last is None:
             return None
+        ours = {pid: ticks for pid in workers if (ticks := self._process_ticks(pid)) is not None}
         (then_s, then_idle, then_total), (now_s, now_idle, now_total) = self._last, now
         if now_s - then_s >= _MIN_WINDOW_S and now_total > then_total:
-            self._idle = len(self._cpus) * (now_idle - then_idle) / (now_total - then_total)
-            self._last = now
-        return self._idle
+            used = sum(ticks - self._last_ours.get(pid, ticks) for pid, ticks in ours.items())
+            self._spare = len(self._cpus) * min(1.0, (now_idle - then_idle + used) / (now_total - then_total))
+            self._last, self._last_ours = now, ours
+        else:
+            self._last_ours = {pid: self._last_ours.get(pid, ticks) for pid, ticks in ours.items()}
+        return self._spare
 
     def _read(self) -> tuple[float, int, int] | None:
-        """(time, idle jiffies, all jiffies) summed over our CPUs."""
+        """(time, spare jiffies, all jiffies) summed over our CPUs; spare: idle, and niced if they yield to us."""
         try:
             lines = self._stat.read_text().splitlines()
         except OSError:
@@ -70,9 +90,17 @@ class IdleCores:
                 continue
             # user nice system idle iowait irq softirq steal (guest time is already in user)
             ticks = [int(v) for v in values.split()[:8]]
-            idle += ticks[3] + ticks[4]
+            idle += ticks[3] + ticks[4] + (ticks[1] if self._niced_yield else 0)
             total += sum(ticks)
         return (time.monotonic(), idle, total) if total else None
+
+    def _process_ticks(self, pid: int) -> int | None:
+        """A process's user + system time, in the same clock ticks as /proc/stat; None once it is gone."""
+        try:
+            fields = (self._proc / str(pid) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
 
 
 def _allowed_cpus() -> set[int]:
@@ -87,6 +115,9 @@ class Lender(Protocol):
     index: int
 
     @property
+    def pid(self) -> int | None: ...
+
+    @property
     def state(self) -> str: ...
 
     @property
@@ -96,12 +127,14 @@ class Lender(Protocol):
 
 
 class CoreLending:
-    """Decides every busy worker's prompt threads whenever a worker starts or stops being busy."""
+    """Decides every busy worker's threads whenever a worker starts or stops being busy."""
 
-    def __init__(self, own_share: int, workers: Callable[[], Sequence[Lender]], idle: IdleCores | None = None) -> None:
+    def __init__(
+        self, own_share: int, workers: Callable[[], Sequence[Lender]], spare: SpareCores | None = None
+    ) -> None:
         self._own_share = own_share
         self._workers = workers
-        self._idle = idle or IdleCores()
+        self._spare = spare or SpareCores()
         self._idle_since: dict[int, float] = {}
         self._recheck: asyncio.TimerHandle | None = None
 
@@ -115,8 +148,9 @@ class CoreLending:
                 self._idle_since.pop(worker.index, None)
             elif now - self._idle_since.setdefault(worker.index, now) >= LEND_AFTER_S:
                 lenders += 1
-        idle_cores = self._idle.cores() if lenders else None  # read /proc/stat only when something could be lent
-        threads = prompt_threads(len(busy), lenders, self._own_share, idle_cores)
+        # /proc is read only when something could be lent.
+        spare = self._spare.cores([w.pid for w in ready if w.pid is not None]) if lenders else None
+        threads = lent_threads(len(busy), lenders, self._own_share, spare)
         for worker in busy:
             worker.set_threads(threads)
         # Idle workers that will soon lend, or lent cores the machine may need back: look again.

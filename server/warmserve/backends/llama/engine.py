@@ -4,8 +4,9 @@ One llama.cpp context holds `slots` sequences, each with its own KV stream (so a
 sequence's output does not depend on its neighbours). Every `step` builds one batch:
 the next token of every decoding sequence, then prompt chunks of sequences still
 prefilling, up to `n_batch` tokens, so a long prompt never stalls the others. On a
-CPU, a step of decoding sequences alone may instead decode each in its own call,
-when that was measured to be faster (backends/llama/decode_grouping.py). The
+CPU, a step of decoding sequences alone may instead decode each in its own call, and
+may run on the cores idle peers lend, when that was measured to be faster
+(backends/llama/decode_grouping.py). The
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
 order: llama.cpp groups consecutive ids best (measured: consecutive ids ran faster than
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from warmserve.backends.base import ModelEngine, StepEvents
 from warmserve.backends.constraints import Grammars, TokenConstraint
 from warmserve.backends.llama import native
-from warmserve.backends.llama.decode_grouping import DecodeGrouping
+from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.text import OutputTracker
@@ -89,7 +90,7 @@ class LlamaCppEngine(ModelEngine):
         self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
         self._batch = native.Batch(n_batch)
         self._own_threads = spec.effective_threads()
-        self._prompt_threads = self._own_threads  # more while idle workers lend their cores
+        self._lent_threads = self._own_threads  # own plus the cores idle peers lend now
         self._threads = self._own_threads  # what the context uses now
         self._grouping = DecodeGrouping() if spec.n_gpu_layers == 0 else None  # batching always pays on a GPU
         self._slots = [_Slot(i) for i in range(spec.slots)]
@@ -142,12 +143,17 @@ class LlamaCppEngine(ModelEngine):
         busy = [slot for slot in self._slots if slot.busy]
         decoding = [slot for slot in busy if slot.next_token is not None]
         prefilling = any(slot.pending for slot in busy)
-        if self._grouping is not None and not prefilling and self._grouping.split(len(decoding)):
-            return self._step_each(decoding)
-        return self._step_together(busy)
+        if self._grouping is None or prefilling or not decoding:
+            return self._step_together(busy, DecodeWay(False, self._own_threads))
+        lent = () if self._lent_threads == self._own_threads else (self._lent_threads,)
+        way = self._grouping.choose(len(decoding), (self._own_threads, *lent))
+        return self._step_each(decoding, way) if way.split else self._step_together(busy, way)
 
-    def _step_together(self, busy: list[_Slot]) -> StepEvents:
-        """One batch: the next token of every decoding sequence, then prompt chunks while room is left."""
+    def _step_together(self, busy: list[_Slot], way: DecodeWay) -> StepEvents:
+        """One batch: the next token of every decoding sequence, then prompt chunks while room is left.
+
+        Prompt chunks run on every thread lent; a decode-only step on `way.threads`.
+        """
         batch = self._batch
         batch.clear()
         sampling_rows: list[tuple[_Slot, int]] = []
@@ -155,7 +161,7 @@ class LlamaCppEngine(ModelEngine):
         prompt_work = False
         # On lent cores, short chunks: a lender that gets a request of its own takes its core back
         # after at most one of them instead of sharing it with a whole prompt's step.
-        chunk_limit = self._prefill_chunk if self._prompt_threads == self._own_threads else _LENT_CHUNK
+        chunk_limit = self._prefill_chunk if self._lent_threads == self._own_threads else _LENT_CHUNK
         for slot in busy:
             if slot.next_token is not None:
                 row = batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
@@ -177,20 +183,20 @@ class LlamaCppEngine(ModelEngine):
             prompt_work = True
         if not batch.size:
             return []
-        # Prompt chunks are compute-bound and gain from lent cores; one-token decode steps are so
-        # short that a second thread mostly waits on the other processes' share of the cores.
-        self._use_threads(self._prompt_threads if prompt_work else self._own_threads)
+        # Prompt chunks are compute-bound and always gain from lent cores; for one-token decode steps
+        # the threads were chosen by measurement (DecodeGrouping).
+        self._use_threads(self._lent_threads if prompt_work else way.threads)
         seconds = self._decode(fed)
         if self._grouping is not None and not prompt_work:
-            self._grouping.record(len(fed), False, seconds)
+            self._grouping.record(len(fed), way, seconds)
         events: StepEvents = []
         for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
             events.extend(self._sample_events(slot, row))
         return events
 
-    def _step_each(self, decoding: list[_Slot]) -> StepEvents:
+    def _step_each(self, decoding: list[_Slot], way: DecodeWay) -> StepEvents:
         """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
-        self._use_threads(self._own_threads)
+        self._use_threads(way.threads)
         events: StepEvents = []
         seconds = 0.0
         for slot in decoding:
@@ -200,7 +206,7 @@ class LlamaCppEngine(ModelEngine):
             seconds += self._decode([(slot, [slot.next_token])])
             events.extend(self._sample_events(slot, row))
         if self._grouping is not None:
-            self._grouping.record(len(decoding), True, seconds)
+            self._grouping.record(len(decoding), way, seconds)
         return events
 
     def _decode(self, fed: list[tuple[_Slot, list[int]]]) -> float:
@@ -226,7 +232,7 @@ class LlamaCppEngine(ModelEngine):
         return [(request_id, event) for event in self._sample(slot, row)]
 
     def set_threads(self, threads: int) -> None:
-        self._prompt_threads = threads
+        self._lent_threads = threads
 
     def _use_threads(self, threads: int) -> None:
         if threads != self._threads:
