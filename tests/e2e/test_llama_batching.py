@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 import pytest
 
+from warmserve.backends.llama.decode_grouping import DecodeWay
 from warmserve.config import ModelSpec
 from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, TextDelta
 
@@ -58,27 +60,33 @@ def test_each_sequence_in_a_batch_gets_exactly_its_solo_answer(solo_answers):
 
 
 class FixedGrouping:
-    """Decode steps of several sequences always split (one call each) or always batched."""
+    """Decode steps of several sequences always split (one call each) or always batched, on the
+    worker's own thread or on every thread lent to it."""
 
-    def __init__(self, split: bool) -> None:
-        self.fixed = split
-        self.split_steps = 0
+    def __init__(self, split: bool, lent: bool) -> None:
+        self.fixed, self.lent = split, lent
+        self.ways: set[DecodeWay] = set()
 
-    def split(self, sequences: int) -> bool:
-        self.split_steps += self.fixed and sequences >= 2
-        return self.fixed and sequences >= 2
+    def choose(self, sequences: int, threads: Sequence[int]) -> DecodeWay:
+        way = DecodeWay(self.fixed and sequences >= 2, threads[-1] if self.lent else threads[0])
+        self.ways.add(way)
+        return way
 
-    def record(self, sequences: int, split: bool, seconds: float) -> None:
+    def record(self, sequences: int, way: DecodeWay, seconds: float) -> None:
         pass
 
 
-@pytest.mark.parametrize("split", [True, False], ids=["one-call-each", "one-batch"])
-def test_decode_steps_split_or_batched_give_each_sequence_its_solo_answer(solo_answers, split):
+@pytest.mark.parametrize(
+    ("split", "lent"), [(True, False), (False, False), (False, True)], ids=["one-call-each", "one-batch", "lent-cores"]
+)
+def test_decode_steps_split_batched_or_on_lent_cores_give_each_sequence_its_solo_answer(solo_answers, split, lent):
     eng = engine()
-    eng._grouping = grouping = FixedGrouping(split)
+    eng._grouping = grouping = FixedGrouping(split, lent)
+    eng.set_threads(2)  # an idle peer lends its core
     together = run(eng, {q: chat(q, max_tokens=40) for q in QUESTIONS})
     assert {q: text for q, (text, _) in together.items()} == solo_answers
-    assert (grouping.split_steps > 0) == split
+    assert any(way.split for way in grouping.ways) == split
+    assert {way.threads for way in grouping.ways} == ({2} if lent else {1})
     eng.close()
 
 
