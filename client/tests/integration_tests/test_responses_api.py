@@ -1,5 +1,8 @@
 """ChatWarmServe over the server's Responses API (`use_responses_api=True`), against the real SmolLM2."""
 
+import functools
+import operator
+
 from langchain_core.messages import AIMessageChunk
 from pydantic import BaseModel
 
@@ -9,10 +12,7 @@ QUESTION = "Name three colours of the rainbow."
 
 
 def merged(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full += chunk
-    return full
+    return functools.reduce(operator.add, chunks)
 
 
 def test_invoke_and_stream_answer_as_chat_completions_do_at_temperature_zero():
