@@ -390,6 +390,14 @@ async def test_a_lone_surrogate_in_free_form_json_is_stored_and_listed_escaped(c
     assert listed.json()["data"][0]["caller"] == {"x": "\ud800"}
 
 
+async def test_an_echoed_call_item_is_listed_with_openais_field_names(client):
+    call = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}", "async": False}
+    response = await client.post("/v1/responses", json={"model": "fake", "input": [call], "max_output_tokens": 1})
+    listed = await client.get(f"/v1/responses/{response.json()['id']}/input_items")
+    [item] = listed.json()["data"]
+    assert (item["async"], "async_" in item) == (False, False)
+
+
 async def test_an_assistant_messages_phase_is_kept_in_the_listing(sdk):
     items = [{"role": "assistant", "content": "ok", "phase": "final_answer"}, {"role": "user", "content": INPUT}]
     response = await sdk.responses.create(model="fake", input=items, max_output_tokens=1)

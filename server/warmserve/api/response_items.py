@@ -47,7 +47,7 @@ def input_items(body: ResponsesInput) -> list[Item]:
         if isinstance(item, MessageItemIn):
             items.append(_message_item(item.role, item.text(), item.id, item.phase))
             continue
-        data = item.model_dump(mode="json", exclude_none=True)
+        data = item.model_dump(mode="json", exclude_none=True, by_alias=True)  # `async`, not `async_`
         data.setdefault("id", new_item_id(_ID_PREFIXES[item.type]))
         data.setdefault("status", "completed")
         items.append(data)
