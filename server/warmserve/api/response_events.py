@@ -54,7 +54,7 @@ class ResponseEvents:
     def _render_delta(self, text: str, number: int) -> str:
         item_id = "" if self._message is None else self._message.id
         event = OutputTextDeltaEvent(
-            sequence_number=number, item_id=item_id, output_index=len(self.items) - 1, content_index=0, delta=text
+            sequence_number=number, item_id=item_id, output_index=len(self.items) - 1, delta=text
         )
         return sse_data(event.model_dump(mode="json"), event=event.type)
 
@@ -134,7 +134,6 @@ class ResponseEvents:
                     type="response.content_part.added",
                     item_id=message.id,
                     output_index=index,
-                    content_index=0,
                     part=empty,
                 )
             ),
@@ -151,11 +150,9 @@ class ResponseEvents:
         self.items[index], self._message = done, None
         [part] = done.content
         return [
-            self._frame(OutputTextDoneEvent(item_id=done.id, output_index=index, content_index=0, text=part.text)),
+            self._frame(OutputTextDoneEvent(item_id=done.id, output_index=index, text=part.text)),
             self._frame(
-                ContentPartEvent(
-                    type="response.content_part.done", item_id=done.id, output_index=index, content_index=0, part=part
-                )
+                ContentPartEvent(type="response.content_part.done", item_id=done.id, output_index=index, part=part)
             ),
             self._frame(OutputItemEvent(type="response.output_item.done", output_index=index, item=done)),
         ]

@@ -10,72 +10,70 @@ from warmserve.protocol.base import WireModel
 from warmserve.protocol.responses import OutputItem, OutputText, ResponseObject
 
 
-class ResponseLifecycleEvent(WireModel):
+class _Numbered(WireModel):
+    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
+
+
+class _OfItem(_Numbered):
+    """An event about one output item."""
+
+    output_index: int
+
+
+class _OfContent(_OfItem):
+    """An event about one item's content (a message's text, a call's arguments)."""
+
+    item_id: str
+
+
+class _OfPart(_OfContent):
+    content_index: int = 0  # one output_text part per message here
+
+
+class ResponseLifecycleEvent(_Numbered):
     """response.created / in_progress / completed / incomplete / failed: the whole response so far."""
 
     type: Literal[
         "response.created", "response.in_progress", "response.completed", "response.incomplete", "response.failed"
     ]
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
     response: ResponseObject
 
 
-class OutputItemEvent(WireModel):
+class OutputItemEvent(_OfItem):
     type: Literal["response.output_item.added", "response.output_item.done"]
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    output_index: int
     item: OutputItem
 
 
-class ContentPartEvent(WireModel):
+class ContentPartEvent(_OfPart):
     type: Literal["response.content_part.added", "response.content_part.done"]
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    item_id: str
-    output_index: int
-    content_index: int
     part: OutputText
 
 
-class OutputTextDeltaEvent(WireModel):
+class OutputTextDeltaEvent(_OfPart):
     type: Literal["response.output_text.delta"] = "response.output_text.delta"
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    item_id: str
-    output_index: int
-    content_index: int
     delta: str
     logprobs: list[Any] = Field(default_factory=list)
 
 
-class OutputTextDoneEvent(WireModel):
+class OutputTextDoneEvent(_OfPart):
     type: Literal["response.output_text.done"] = "response.output_text.done"
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    item_id: str
-    output_index: int
-    content_index: int
     text: str
     logprobs: list[Any] = Field(default_factory=list)
 
 
-class ArgumentsDeltaEvent(WireModel):
+class ArgumentsDeltaEvent(_OfContent):
     type: Literal["response.function_call_arguments.delta"] = "response.function_call_arguments.delta"
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    item_id: str
-    output_index: int
     delta: str
 
 
-class ArgumentsDoneEvent(WireModel):
+class ArgumentsDoneEvent(_OfContent):
     type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
-    item_id: str
-    output_index: int
     name: str
     arguments: str
 
 
-class ResponseErrorEvent(WireModel):
+class ResponseErrorEvent(_Numbered):
     type: Literal["error"] = "error"
-    sequence_number: int = 0  # set as the event is sent (api/response_events.py)
     code: str | None
     message: str
     param: str | None
