@@ -129,10 +129,7 @@ def output_plan(body: ResponsesInput) -> OutputPlan:
 
 
 def _chat_tool(tool: FunctionTool) -> ToolDefinition:
-    function = FunctionDefinition(
-        name=tool.name, description=tool.description, parameters=tool.parameters, strict=tool.strict
-    )
-    return ToolDefinition(type="function", function=function)
+    return ToolDefinition(type="function", function=FunctionDefinition(**tool.model_dump(exclude={"type"})))
 
 
 def output_items(text: str, calls: Sequence[ToolCall], complete: bool) -> list[OutputItem]:

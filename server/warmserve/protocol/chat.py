@@ -63,7 +63,7 @@ class ChatMessageIn(WireModel):
 
 class FunctionDefinition(WireModel):
     name: FunctionName
-    description: str | None = None
+    description: Text | None = None
     parameters: dict[str, Any] | None = Field(None, description="JSON Schema of the arguments; none: no arguments.")
     strict: bool | None = Field(None, description="Arguments always follow `parameters` here, strict or not.")
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
-from warmserve.protocol.chat import FunctionName
+from warmserve.protocol.chat import FunctionDefinition, FunctionName
 
 
 class _Unsupported(BaseModel):
@@ -153,12 +153,10 @@ InputItem = Annotated[
 ]
 
 
-class FunctionTool(WireModel):
+class FunctionTool(FunctionDefinition):
+    """Chat's function definition, flat in the tool as the Responses API has it."""
+
     type: Literal["function"]
-    name: FunctionName
-    description: Text | None = None
-    parameters: dict[str, Any] | None = Field(None, description="JSON Schema of the arguments; none: no arguments.")
-    strict: bool | None = Field(None, description="Arguments always follow `parameters` here, strict or not.")
 
 
 class NamedFunctionChoice(WireModel):
