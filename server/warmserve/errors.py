@@ -23,6 +23,7 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   └── ModelUnloading          503 (code model_unloading)
     ├── NotSupported                501 (code not_supported)
     ├── WorkerDied                  503 (code worker_died)
+    ├── PoisonRequest               422 (code poison_request)
     ├── RequestTimeout              504 (code request_timeout)
     ├── BackendError                500 (code backend_error)
     │   └── ModelSourceError        500 (code model_source_error)
@@ -170,6 +171,14 @@ class RequestTimeout(WarmServeError):
 class WorkerDied(WarmServeError):
     status_code = 503
     code = "worker_died"
+
+
+class PoisonRequest(WarmServeError):
+    """Each of two workers running the request died; it is not tried again, as it may be what kills them.
+    Not a 5xx: clients retry those, and a retry would likely kill another worker."""
+
+    status_code = 422
+    code = "poison_request"
 
 
 class BackendError(WarmServeError):

@@ -8,7 +8,7 @@ without importing an engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from warmserve.embedding import Embedded
@@ -68,6 +68,39 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its bytes, log probability and the most likely alternatives."""
+
+    token: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where a request was when its worker died, so that another worker carries on from there.
+
+    The engine prefills `tokens` after the prompt and replays them through the request's output
+    state (UTF-8, stop strings, grammar, penalties, the token budget), then decodes on; of the
+    replayed text it sends only what the client has not had: past `shown_chars` characters and
+    `shown_logprobs` logprobs. `logprobs` are the tokens' own, when the request asked for them.
+    Draws after the replay use `seed` (see `sampling`).
+    """
+
+    tokens: tuple[int, ...]
+    logprobs: tuple[TokenLogprob, ...] = ()
+    shown_chars: int = 0
+    shown_logprobs: int = 0
+    seed: int | None = None
+
+    @staticmethod
+    def seed_after(seed: int | None, drawn: int) -> int | None:
+        """The seed a seeded request samples with once resumed after `drawn` tokens: the same request
+        cut at the same token always continues the same way (the earlier draws are not replayed)."""
+        return None if seed is None else (seed + drawn * 0x9E3779B9) % 2**32
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Exactly one of a raw `prompt` or its token ids (completions), or chat `messages`."""
 
@@ -81,6 +114,7 @@ class GenerationRequest:
     constraint: Constraint | None = None
     # The API response (and choice) this generation serves: its id in the log lines of every process.
     response_id: str | None = None
+    resume: Continuation | None = None  # set by the pool when a worker died while running the request
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:
@@ -90,6 +124,13 @@ class GenerationRequest:
     def input_param(self) -> str:
         """The request parameter that holds the input, for error messages."""
         return "messages" if self.messages is not None else "prompt"
+
+    @property
+    def draws(self) -> SamplingParams:
+        """The sampling an engine draws tokens with: the request's, with a resumed request's own seed."""
+        if self.resume is None or self.sampling.seed is None:
+            return self.sampling
+        return replace(self.sampling, seed=self.resume.seed)
 
 
 @dataclass(frozen=True)
@@ -101,12 +142,15 @@ class Started:
 
 
 @dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token: its bytes, log probability and the most likely alternatives."""
+class Drawn:
+    """A token the engine drew for a request (not its end), sent before the text it makes.
 
-    token: bytes
-    logprob: float
-    top: tuple[tuple[bytes, float], ...] = ()
+    The pool keeps these to continue the request elsewhere if its worker dies; they never
+    reach the client.
+    """
+
+    token: int
+    logprob: TokenLogprob | None = None
 
 
 @dataclass(frozen=True)
@@ -155,4 +199,4 @@ class Detokenized:
 
 
 # Embedded (warmserve.embedding) answers an embedding request on the same streams.
-GenerationEvent = Started | TextDelta | Finished | Failed | Tokenized | Detokenized | Embedded
+GenerationEvent = Started | Drawn | TextDelta | Finished | Failed | Tokenized | Detokenized | Embedded

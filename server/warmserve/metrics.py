@@ -67,6 +67,18 @@ class Metrics:
             registry=r,
         )
         self.completion_tokens = Counter("warmserve_completion_tokens", "Tokens generated.", ["model"], registry=r)
+        self.resumed = Counter(
+            "warmserve_requests_resumed",
+            "Requests continued on another worker after the one running them died.",
+            ["model"],
+            registry=r,
+        )
+        self.poison_requests = Counter(
+            "warmserve_poison_requests",
+            "Requests failed, not resumed again, after each of two workers running them died.",
+            ["model"],
+            registry=r,
+        )
         self.worker_restarts = Counter(
             "warmserve_worker_restarts", "Worker processes restarted after exiting.", ["model"], registry=r
         )

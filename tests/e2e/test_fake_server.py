@@ -1,6 +1,8 @@
 """A real server process over real HTTP, with the fake backend: disconnects and crashes."""
 
 import asyncio
+import os
+import signal
 
 import httpx
 import openai
@@ -74,7 +76,15 @@ async def test_a_client_that_gives_up_on_a_plain_request_cancels_it(fake_server)
     await asyncio.wait_for(assert_request_completes(fake_server.base_url), 60)
 
 
-async def test_a_worker_crash_mid_stream_ends_the_stream_with_an_error_and_the_server_recovers(fake_server):
+async def wait_ready(http: httpx.AsyncClient) -> None:
+    for _ in range(300):
+        if (await http.get("/ready")).status_code == 200:
+            return
+        await asyncio.sleep(0.1)
+    assert (await http.get("/ready")).status_code == 200
+
+
+async def test_a_request_that_crashes_every_worker_it_runs_on_ends_its_stream_as_poison(fake_server):
     client = openai.AsyncOpenAI(base_url=f"{fake_server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
     stream = await client.chat.completions.create(
         model="fake", messages=[{"role": "user", "content": "please CRASH now"}], max_tokens=50, stream=True
@@ -85,27 +95,50 @@ async def test_a_worker_crash_mid_stream_ends_the_stream_with_an_error_and_the_s
         async for chunk in stream:
             received.append(chunk)
 
-    with pytest.raises(openai.APIError, match="stopped"):
+    with pytest.raises(openai.APIError, match="not tried again"):
         await read_all()
     assert received[0].choices[0].delta.role == "assistant"
     async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=5) as http:
-        for _ in range(300):
-            if (await http.get("/ready")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert (await http.get("/ready")).status_code == 200
+        await wait_ready(http)
+        assert metric((await http.get("/metrics")).text, "warmserve_poison_requests_total") >= 1
     await assert_request_completes(fake_server.base_url)
 
 
-async def test_a_worker_crash_during_a_plain_request_is_a_503_worker_died(fake_server):
+async def test_a_plain_request_that_crashes_every_worker_it_runs_on_is_a_422_poison_request(fake_server):
     body = {"model": "fake", "prompt": "CRASH again", "max_tokens": 50}
     async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=60) as http:
         response = await http.post("/v1/completions", json=body)
-        assert response.status_code == 503
-        assert response.json()["error"]["code"] == "worker_died"
-        assert response.json()["error"]["type"] == "server_error"
-        for _ in range(300):
-            if (await http.get("/ready")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "poison_request"
+        assert "2 workers of model 'fake'" in response.json()["error"]["message"]
+        await wait_ready(http)
     await assert_request_completes(fake_server.base_url)
+
+
+async def test_a_killed_worker_is_invisible_to_streamed_and_plain_openai_clients(fake_server):
+    """Every worker running them is killed mid-answer (both workers here): both answers equal undisturbed ones."""
+    client = openai.AsyncOpenAI(base_url=f"{fake_server.base_url}/v1", api_key="x", max_retries=0, timeout=60)
+    chat = {"model": "fake", "messages": [{"role": "user", "content": "red green blue"}], "max_tokens": 120}
+    completion = {"model": "fake", "prompt": "alpha beta gamma delta", "max_tokens": 120, "temperature": 0}
+    undisturbed_chat = (await client.chat.completions.create(**chat, temperature=0)).choices[0].message.content
+    undisturbed_completion = (await client.completions.create(**completion)).choices[0].text
+    async with httpx.AsyncClient(base_url=fake_server.base_url, timeout=10) as http:
+        await wait_ready(http)
+        resumed_before = metric((await http.get("/metrics")).text, "warmserve_requests_resumed_total")
+        stream = await client.chat.completions.create(**chat, temperature=0, stream=True)
+        plain = asyncio.ensure_future(client.completions.create(**completion))
+        streamed, chunks = "", aiter(stream)
+        while len(streamed) < 20:  # some of the answer is out
+            chunk = await anext(chunks)
+            streamed += chunk.choices[0].delta.content or "" if chunk.choices else ""
+        running = [w for w in (await http.get("/admin/models")).json()["data"][0]["workers"] if w["running"]]
+        assert sum(w["running"] for w in running) == 2
+        for worker in running:
+            os.kill(worker["pid"], signal.SIGKILL)
+        async for chunk in chunks:
+            streamed += chunk.choices[0].delta.content or "" if chunk.choices else ""
+        assert streamed == undisturbed_chat
+        assert (await plain).choices[0].text == undisturbed_completion
+        assert (await plain).usage.completion_tokens == 120
+        metrics = (await http.get("/metrics")).text
+        assert metric(metrics, "warmserve_requests_resumed_total") >= resumed_before + 2  # a race may add one more

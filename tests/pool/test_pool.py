@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from warmserve.config import FakeOptions, ModelSpec
-from warmserve.errors import BackendError, ContextLengthExceeded, ModelUnavailable, WorkerDied
+from warmserve.errors import BackendError, ContextLengthExceeded, ModelUnavailable, PoisonRequest, WorkerDied
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool, PoolEvent, RequestStream, StateChanged, WorkerEvent
@@ -25,8 +25,17 @@ def request(prompt: str = PROMPT, max_tokens: int | None = 4, temperature: float
 async def make_pool() -> AsyncIterator:
     pools: list[ModelPool] = []
 
-    async def make(workers: int = 1, n_ctx: int = 100_000, events: list | None = None, **fake) -> ModelPool:
-        spec = ModelSpec(name="fake", backend="fake", workers=workers, n_ctx=n_ctx, fake=FakeOptions(**fake))
+    async def make(
+        workers: int = 1, n_ctx: int = 100_000, events: list | None = None, queue_timeout_s: float = 30, **fake
+    ) -> ModelPool:
+        spec = ModelSpec(
+            name="fake",
+            backend="fake",
+            workers=workers,
+            n_ctx=n_ctx,
+            queue_timeout_s=queue_timeout_s,
+            fake=FakeOptions(**fake),
+        )
         pool = ModelPool(spec, "warning", Metrics(), events.append if events is not None else lambda _: None)
         pools.append(pool)
         await pool.start()
@@ -92,32 +101,89 @@ async def test_bad_requests_fail_with_their_typed_error(make_pool):
         await (await pool.submit(request(max_tokens=100))).start()
 
 
-async def test_a_killed_worker_fails_only_its_requests_and_is_replaced(make_pool):
+async def text_of(stream: RequestStream) -> tuple[str, Finished]:
+    events = await asyncio.wait_for(drain(stream), 60)
+    assert isinstance(events[-1], Finished)
+    assert not any(isinstance(e, Started) for e in events[1:])  # one start, even when resumed
+    return "".join(e.text for e in events if isinstance(e, TextDelta)), events[-1]
+
+
+def resumed_count(pool: ModelPool, name: str = "warmserve_requests_resumed_total") -> float:
+    return pool._metrics.registry.get_sample_value(name, {"model": "fake"}) or 0.0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_killed_workers_requests_carry_on_elsewhere_with_the_undisturbed_text(make_pool, stream):
     pool = await make_pool(workers=2, capacity=1, token_delay_s=0.02)
     await asyncio.wait_for(_all_ready(pool), 60)
-    victim_stream = await pool.submit(request(max_tokens=10_000))
-    survivor_stream = await pool.submit(request(max_tokens=40))
+    long = GenerationRequest(
+        prompt=PROMPT,
+        stream=stream,
+        sampling=SamplingParams(temperature=0, max_tokens=60, logprobs=2, stop=("one four four",)),
+    )
+    undisturbed, undisturbed_end = await text_of(await pool.submit(long))
+    victim = await pool.submit(long)
+    survivor = await pool.submit(request(max_tokens=40))
     assert [w.running for w in pool.workers] == [1, 1]  # the first request went to worker 0
-    await victim_stream.start()
-    await victim_stream.__anext__()
+    await victim.start()
+    while len(victim.progress.tokens) < 5:  # a few tokens in, some of them shown (streamed) or held
+        await asyncio.sleep(0.01)
     old_pid = pool.workers[0].pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
-    with pytest.raises(WorkerDied, match="retry"):
-        await asyncio.wait_for(drain(victim_stream), 30)
-    assert isinstance((await asyncio.wait_for(drain(survivor_stream), 60))[-1], Finished)
+    assert (await text_of(victim)) == (undisturbed, undisturbed_end)
+    assert undisturbed_end.completion_tokens == 60
+    assert (await text_of(survivor))[1].completion_tokens == 40
+    assert resumed_count(pool) == 1
     await asyncio.wait_for(_all_ready(pool), 60)
     assert pool.workers[0].pid != old_pid
-    events = await asyncio.wait_for(drain(await pool.submit(request())), 30)
-    assert isinstance(events[-1], Finished)
+    assert pool.running == pool.waiting == pool.in_flight.value == 0
 
 
-async def test_a_worker_that_crashes_mid_stream_is_reported(make_pool):
-    pool = await make_pool(crash_on="CRASH")
-    with pytest.raises(WorkerDied):
-        await asyncio.wait_for(drain(await pool.submit(request("CRASH now please", max_tokens=50))), 30)
+async def test_logprobs_of_a_resumed_request_are_those_of_the_undisturbed_one(make_pool):
+    pool = await make_pool(workers=2, capacity=1, token_delay_s=0.02)
     await asyncio.wait_for(_all_ready(pool), 60)
-    assert isinstance((await drain(await pool.submit(request())))[-1], Finished)
+    asked = GenerationRequest(prompt=PROMPT, sampling=SamplingParams(temperature=0, max_tokens=40, logprobs=2))
+
+    async def logprobs(kill: bool) -> list:
+        stream = await pool.submit(asked)
+        await stream.start()
+        if kill:
+            while len(stream.progress.tokens) < 3:
+                await asyncio.sleep(0.01)
+            held_by = next(w.pid for w in pool.workers if w.running)
+            os.kill(held_by, signal.SIGKILL)
+        events = await asyncio.wait_for(drain(stream), 60)
+        return [lp for e in events if isinstance(e, TextDelta) for lp in e.logprobs]
+
+    undisturbed = await logprobs(kill=False)
+    assert len(undisturbed) == 40
+    assert await logprobs(kill=True) == undisturbed
+
+
+async def test_a_request_on_each_of_two_workers_that_died_fails_as_poison_and_others_are_served(make_pool):
+    pool = await make_pool(workers=2, capacity=1, crash_on="CRASH", token_delay_s=0.02)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    poison = await pool.submit(request("CRASH now please", max_tokens=50))
+    others = [await pool.submit(request(max_tokens=8)) for _ in range(3)]  # one running, two queued
+    with pytest.raises(PoisonRequest, match="2 workers of model 'fake' that died"):
+        await asyncio.wait_for(drain(poison), 60)
+    assert [(await text_of(s))[0] for s in others] == ["four three two one four three two one"] * 3
+    assert resumed_count(pool) == 1
+    assert resumed_count(pool, "warmserve_poison_requests_total") == 1
+    await asyncio.wait_for(_all_ready(pool), 60)
+    assert pool.running == pool.waiting == pool.in_flight.value == 0
+
+
+async def test_a_request_not_taken_over_in_time_fails_as_worker_died(make_pool):
+    pool = await make_pool(workers=1, capacity=1, token_delay_s=0.02, queue_timeout_s=0.2)  # shorter than a restart
+    await asyncio.wait_for(_all_ready(pool), 60)
+    stream = await pool.submit(request(max_tokens=1000))
+    await stream.start()
+    os.kill(pool.workers[0].pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied, match="no other worker took it over within 0.2 s"):
+        await asyncio.wait_for(drain(stream), 30)
+    assert pool.running == pool.waiting == pool.in_flight.value == 0
 
 
 async def _all_ready(pool: ModelPool) -> None:
@@ -126,11 +192,11 @@ async def _all_ready(pool: ModelPool) -> None:
 
 async def test_a_pools_life_is_published_as_typed_events(make_pool):
     events: list[PoolEvent] = []
-    pool = await make_pool(workers=1, events=events, crash_on="CRASH")
+    pool = await make_pool(workers=1, events=events)
     assert await pool.wait_for(("ready",), 60) == "ready"
     first_pid = pool.workers[0].pid
-    with pytest.raises(WorkerDied):
-        await asyncio.wait_for(drain(await pool.submit(request("CRASH now please", max_tokens=50))), 30)
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
     # the death is published before the replacement, which becomes ready again
     assert await pool.wait_for(("loading",), 30) == "loading"
     assert await pool.wait_for(("ready",), 60) == "ready"
@@ -173,19 +239,20 @@ async def test_a_pool_whose_workers_keep_failing_turns_unhealthy_and_refuses_at_
     assert "restarted" in kinds
 
 
-async def test_a_request_queued_behind_a_dying_worker_runs_on_its_replacement(make_pool):
+async def test_a_request_queued_behind_a_dying_worker_runs_on_its_replacement_after_the_resumed_one(make_pool):
     pool = await make_pool(workers=1, capacity=1, token_delay_s=0.02)
     await asyncio.wait_for(_all_ready(pool), 60)
-    running = await pool.submit(request(max_tokens=10_000))
+    running = await pool.submit(request(max_tokens=50))
     queued = await pool.submit(request())
     await running.start()
     assert pool.waiting == 1
     pid = pool.workers[0].pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    with pytest.raises(WorkerDied):
-        await asyncio.wait_for(drain(running), 30)
-    # the death's cleanup must not hand the queued request to the dead worker (it would wait for its time limit)
-    events = await asyncio.wait_for(drain(queued), 60)
-    assert isinstance(events[-1], Finished)
+    # the resumed request goes first, and the death's cleanup never hands either to the dead worker
+    finished = asyncio.ensure_future(text_of(running))
+    queued_text, _ = await text_of(queued)
+    assert finished.done()
+    assert (await finished)[1].completion_tokens == 50
+    assert queued_text == REVERSED
     assert pool.running == pool.waiting == pool.in_flight.value == 0

@@ -3,8 +3,9 @@
 The model writes calls as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`
 (api/grammar.py enforces that shape whenever tools are in play). The parser passes any
 other text through as content, holding back only a tail that may be the start of a
-call block, so streamed content is not delayed by more than a few characters. A block
-that does not parse, or names a function the request did not offer, stays content.
+call block, so streamed content is not delayed by more than a few characters. A closed block
+that does not parse, or names a function the request did not offer, stays content; an
+unclosed one at the end (cut off by max_tokens) is a call if it parses, else dropped.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class ToolCallParser:
                     return out
                 body, self._buffer = self._buffer[:end], self._buffer[end + len(TOOL_CALL_CLOSE) :]
                 self._in_call = False
-                out.append(self._call_or_text(body, closed=True))
+                out.append(self._call_or_text(body))
                 continue
             start = self._buffer.find(TOOL_CALL_OPEN)
             if start >= 0:
@@ -68,20 +69,24 @@ class ToolCallParser:
             return out
 
     def finish(self) -> list[str | ToolCall]:
-        """The end of the output: an unclosed block is a call if its JSON is complete."""
+        """The end of the output: an unclosed block is a call if its JSON is complete, else dropped (a call
+        cut off by max_tokens: its markup is not content)."""
         out: list[str | ToolCall] = []
         rest, self._buffer = self._buffer, ""
         if self._in_call:
             self._in_call = False
-            out.append(self._call_or_text(rest, closed=False))
+            call = parse_call(rest, self.names)
+            if call is not None:
+                self.calls.append(call)
+                out.append(call)
         else:
             self._emit(out, rest)
         return out
 
-    def _call_or_text(self, body: str, closed: bool) -> str | ToolCall:
+    def _call_or_text(self, body: str) -> str | ToolCall:
         call = parse_call(body, self.names)
         if call is None:
-            return TOOL_CALL_OPEN + body + (TOOL_CALL_CLOSE if closed else "")
+            return TOOL_CALL_OPEN + body + TOOL_CALL_CLOSE
         self.calls.append(call)
         return call
 

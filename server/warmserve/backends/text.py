@@ -9,7 +9,15 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from warmserve.generation import Finished, FinishReason, GenerationEvent, TextDelta, TokenLogprob
+from warmserve.generation import (
+    Continuation,
+    Drawn,
+    Finished,
+    FinishReason,
+    GenerationEvent,
+    TextDelta,
+    TokenLogprob,
+)
 
 
 class StopMatcher:
@@ -55,6 +63,9 @@ class OutputTracker:
     With `with_logprobs`, each token's logprob leaves with the text delta that first shows
     any of its characters; tokens wholly inside a stop string, or cut off unshown, are dropped
     with their text, so the logprobs always describe the text the client got.
+
+    Every token that does not end the request is announced first as `Drawn`, so the pool can
+    continue the request on another worker; `replay` is that continuation's side here.
     """
 
     prompt_tokens: int
@@ -70,12 +81,13 @@ class OutputTracker:
     _pending: list[tuple[int, TokenLogprob]] = field(default_factory=list)  # (first char offset, logprob)
     _decoded_chars: int = 0
     _shown_chars: int = 0
+    _owed: list[GenerationEvent] = field(default_factory=list)  # replayed text the client has not had
 
     def __post_init__(self) -> None:
         self._matcher = StopMatcher(self.stop)
 
-    def push(self, piece: bytes, logprob: TokenLogprob | None = None) -> list[GenerationEvent]:
-        """Account one generated token; events end with Finished when the request is done."""
+    def push(self, token: int, piece: bytes, logprob: TokenLogprob | None = None) -> list[GenerationEvent]:
+        """Account one generated token (its id and bytes); events end with Finished when the request is done."""
         self.completion_tokens += 1
         decoded = self._decoder.decode(piece)
         if logprob is not None:
@@ -86,11 +98,30 @@ class OutputTracker:
             return self._events(text, "stop")
         if self.completion_tokens >= self.max_tokens:
             return self._events(text + self._drain(), "length", everything=True)
-        return self._delta(text)
+        return [*self._take_owed(), Drawn(token, logprob), *self._delta(text)]
 
     def end_of_generation(self) -> list[GenerationEvent]:
         """The model emitted an end-of-generation token (not counted as output)."""
         return self._events(self._drain(), "stop", everything=True)
+
+    def replay(self, resume: Continuation, pieces: list[bytes]) -> None:
+        """Account a dead worker's tokens (`pieces` are their bytes) as if generated here; the text of
+        theirs the client has not had yet goes out with the next token's."""
+        logprobs: list[TokenLogprob | None] = [*resume.logprobs] if self.with_logprobs else []
+        logprobs += [None] * (len(pieces) - len(logprobs))
+        text, released = "", list[TokenLogprob]()
+        for token, piece, logprob in zip(resume.tokens, pieces, logprobs, strict=True):
+            for event in self.push(token, piece, logprob):
+                if isinstance(event, TextDelta):
+                    text += event.text
+                    released += event.logprobs
+        unseen_text, unseen = text[resume.shown_chars :], tuple(released[resume.shown_logprobs :])
+        if unseen_text or unseen:
+            self._owed = [TextDelta(unseen_text, unseen)]
+
+    def _take_owed(self) -> list[GenerationEvent]:
+        owed, self._owed = self._owed, []
+        return owed
 
     def _drain(self) -> str:
         # Bytes of a character the output was cut off in the middle of are dropped, not shown as U+FFFD.
@@ -115,4 +146,4 @@ class OutputTracker:
         done = Finished(
             reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens, stop_sequence=self._matcher.matched
         )
-        return [*self._delta(text, everything), done]
+        return [*self._take_owed(), *self._delta(text, everything), done]

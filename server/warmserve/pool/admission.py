@@ -21,6 +21,7 @@ from warmserve.pool.stream import RequestStream
 class Queued:
     stream: RequestStream
     message: Submit
+    resumed: bool = False  # its worker died: it continues on the next free worker, ahead of new requests
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
@@ -34,8 +35,11 @@ class WaitingQueue:
         return len(self._items)
 
     def push(self, item: Queued) -> None:
+        """At the back, or at the front for a resumed request (it was admitted before any waiting one)."""
         item.timer = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, item.stream.request_id)
         self._items[item.stream.request_id] = item
+        if item.resumed:
+            self._items.move_to_end(item.stream.request_id, last=False)
 
     def pop(self) -> Queued | None:
         """The oldest waiting request, or None."""

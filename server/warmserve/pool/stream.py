@@ -7,7 +7,18 @@ from collections.abc import Callable
 
 from warmserve.embedding import Embedded
 from warmserve.errors import RequestTimeout, error_from_info
-from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, Started, TextDelta, Tokenized
+from warmserve.generation import (
+    Detokenized,
+    Drawn,
+    Failed,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    Started,
+    TextDelta,
+    Tokenized,
+)
+from warmserve.pool.progress import Progress
 
 
 class RequestStream:
@@ -16,6 +27,10 @@ class RequestStream:
     Closing a stream that has not finished cancels the request wherever it is (queued
     or running). A request still going at `timeout_s` is cancelled and fails with
     RequestTimeout.
+
+    A generation's stream keeps its `Progress` (pool/progress.py) from the events pushed, so the
+    pool can continue it on another worker; `relay_drawn` also passes the tokens drawn on to the
+    reader (a Ray Serve replica relays them to the ingress, which keeps the progress there).
     """
 
     def __init__(
@@ -24,8 +39,12 @@ class RequestStream:
         cancel: Callable[[str], None],
         timeout_s: float,
         on_timeout: Callable[[str], None] | None = None,
+        request: GenerationRequest | None = None,
+        relay_drawn: bool = False,
     ) -> None:
         self.request_id = request_id
+        self.progress = Progress(request) if request is not None else None
+        self._relay_drawn = relay_drawn
         self._cancel = cancel
         self._on_timeout = on_timeout
         self._queue: asyncio.Queue[GenerationEvent] = asyncio.Queue()
@@ -35,12 +54,17 @@ class RequestStream:
 
     def push(self, event: GenerationEvent) -> None:
         """Called on the event loop by whoever owns the request (queue or worker handle)."""
+        if self.progress is not None:
+            shown = self.progress.observe(event)
+            if shown is None and not (self._relay_drawn and isinstance(event, Drawn)):
+                return
+            event = shown or event
         self._queue.put_nowait(event)
 
     def __aiter__(self) -> RequestStream:
         return self
 
-    async def __anext__(self) -> Started | TextDelta | Finished | Tokenized | Detokenized | Embedded:
+    async def __anext__(self) -> Started | Drawn | TextDelta | Finished | Tokenized | Detokenized | Embedded:
         if self.done:
             raise StopAsyncIteration
         event = await self._queue.get()

@@ -3,8 +3,11 @@
 A request goes straight to the least-loaded ready worker that has a free slot
 (engine capacity, capped by `max_running`). Otherwise it waits in a bounded FIFO
 (`max_waiting`, else 429) for at most `queue_timeout_s` (else 503), and is sent as
-soon as a slot frees. A worker that dies fails only its own requests and is
-replaced; one that keeps failing is restarted with exponential backoff, and when
+soon as a slot frees. A worker that dies is replaced, and its requests carry on: each
+continues on the next free worker (the first in the queue) from the last token its
+stream recorded (pool/progress.py), unless it was running on each of two workers that
+died (a poison request: 422) or no worker takes it within `queue_timeout_s` (503
+`worker_died`). A worker that keeps failing is restarted with exponential backoff, and when
 every worker keeps failing to load, the model is `unhealthy` and requests fail at
 once instead of queueing for a model that will not come. The request bookkeeping
 (ids, streams, metrics) is the `RequestTracker`'s; state changes are the `Lifecycle`'s.
@@ -19,7 +22,7 @@ from collections.abc import Callable
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
-from warmserve.errors import ModelUnavailable, Overloaded, QueueTimeout
+from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, PoisonRequest, QueueTimeout, WorkerDied
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
@@ -27,9 +30,10 @@ from warmserve.pool.core_lending import CoreLending
 from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerStatus
 from warmserve.pool.lifecycle import Lifecycle
 from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
+from warmserve.pool.progress import POISON_AFTER
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.tracker import RequestTracker, Tracked
-from warmserve.pool.worker_handle import KILL_WAIT_S, WorkerHandle
+from warmserve.pool.worker_handle import KILL_WAIT_S, Held, WorkerHandle
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +126,9 @@ class ModelPool(Tracked):
 
     # --- requests -----------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> RequestStream:
-        """Admit a request: to a free slot now, or to the waiting queue; events come on the stream."""
+    async def submit(self, request: GenerationRequest, relay_drawn: bool = False) -> RequestStream:
+        """Admit a request: to a free slot now, or to the waiting queue; events come on the stream
+        (with the tokens drawn too when `relay_drawn`: a Ray Serve replica passes them on)."""
         self._tracker.check_admissible()
         worker = self._free_worker() if not len(self._waiting) else None
         if worker is None and len(self._waiting) >= self.spec.max_waiting:
@@ -132,7 +137,7 @@ class ModelPool(Tracked):
                 f"Model '{self.spec.name}' is at capacity: {self.running} running and "
                 f"{len(self._waiting)} waiting. Retry after a moment."
             )
-        stream = self._tracker.open(request.response_id)
+        stream = self._tracker.open(request.response_id, request=request, relay_drawn=relay_drawn)
         message = Submit(stream.request_id, request)
         if worker is not None:
             self._send(worker, stream, message)
@@ -201,10 +206,71 @@ class ModelPool(Tracked):
         return self._waiting.remove(request_id) or any(w.cancel(request_id) for w in self._workers)
 
     def _queue_timed_out(self, item: Queued) -> None:
-        self._tracker.rejected("queue_timeout")
         waited = self.spec.queue_timeout_s
+        if item.resumed:
+            reason = f"no other worker took it over within {waited:g} s"
+            self._tracker.fail(item.stream.request_id, self._not_resumed(reason))
+            return
+        self._tracker.rejected("queue_timeout")
         error = QueueTimeout(f"The request waited {waited:g} s for a free slot on '{self.spec.name}'.")
         self._tracker.fail(item.stream.request_id, error.info())
+
+    def _not_resumed(self, reason: str) -> ErrorInfo:
+        message = (
+            f"The worker serving model '{self.spec.name}' stopped before the request completed, and {reason}. "
+            "Retry the request."
+        )
+        return WorkerDied(message).info()
+
+    def _on_worker_lost(self, worker: WorkerHandle, lost: list[Held], exitcode: int | None) -> None:
+        """A worker died holding `lost`: each carries on elsewhere (pool/progress.py) or fails with the reason."""
+        if lost:
+            held = ", ".join(h.stream.request_id for h in lost)
+            log.warning(
+                "%s: worker %d (pid %s, exit code %s) died holding %s",
+                self.spec.name,
+                worker.index,
+                worker.pid,
+                exitcode,
+                held,
+            )
+        for item in lost:
+            self._resume(item, exitcode)
+        self._dispatch()
+        if self._lending is not None:
+            self._lending.balance()
+
+    def _resume(self, held: Held, exitcode: int | None) -> None:
+        stream, message = held.stream, held.message
+        request_id = stream.request_id
+        if self._lifecycle.state in ("stopping", "unloaded"):
+            self._tracker.fail(request_id, self._not_resumed(f"the model is shutting down (exit code {exitcode})"))
+            return
+        if not isinstance(message, Submit) or stream.progress is None:  # a quick question: asked again, once
+            ready = [w for w in self._workers if w.state == "ready"]
+            if not ready:
+                self._tracker.fail(request_id, self._not_resumed("no other worker is ready"))
+                return
+            min(ready, key=lambda w: len(w.inflight)).submit(stream, message)
+            return
+        poisoned = stream.progress.died()
+        self._tracker.resume(request_id, poisoned)
+        if poisoned:
+            log.error(
+                "%s: request %s was running on %d workers that died; failing it",
+                self.spec.name,
+                request_id,
+                POISON_AFTER,
+            )
+            error = PoisonRequest(
+                f"The request was running on {POISON_AFTER} workers of model '{self.spec.name}' that died while "
+                "serving it, so it is not tried again: it may be what crashes them."
+            )
+            self._tracker.fail(request_id, error.info())
+            return
+        resumed = Submit(request_id, stream.progress.continuation())
+        log.info("%s: request %s resumes after %d tokens", self.spec.name, request_id, len(stream.progress.tokens))
+        self._waiting.push(Queued(stream, resumed, resumed=True))
 
     def _on_request_done(self, worker: WorkerHandle, request_id: str, event: GenerationEvent | None) -> None:
         self._tracker.done(request_id, event)
@@ -218,7 +284,7 @@ class ModelPool(Tracked):
         def on_change(worker: WorkerHandle, kind: WorkerEventKind, reason: str | None) -> None:
             self._on_worker_change(worker, "restarted" if restart and kind == "started" else kind, reason)
 
-        return WorkerHandle(self.spec, index, self._log_level, on_change, self._on_request_done)
+        return WorkerHandle(self.spec, index, self._log_level, on_change, self._on_request_done, self._on_worker_lost)
 
     def _on_worker_change(self, worker: WorkerHandle, kind: WorkerEventKind, reason: str | None) -> None:
         if worker not in self._workers:
@@ -244,7 +310,8 @@ class ModelPool(Tracked):
             if self.state == "unhealthy":
                 unhealthy = ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {self.reason}").info()
                 for item in self._waiting.drain():
-                    self._tracker.fail(item.stream.request_id, unhealthy)
+                    error = self._not_resumed(f"the model is unhealthy: {self.reason}") if item.resumed else unhealthy
+                    self._tracker.fail(item.stream.request_id, error)
             delay = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures[worker.index] - 1))
             log.warning("%s: worker %d %s; restarting in %.1f s", self.spec.name, worker.index, reason, delay)
             task = asyncio.get_running_loop().create_task(self._restart(worker.index, delay))

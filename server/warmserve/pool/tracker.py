@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, ModelUnavailable, ShuttingDown
-from warmserve.generation import Failed, Finished, GenerationEvent
+from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
 from warmserve.metrics import Metrics
 from warmserve.pool.lifecycle import Lifecycle, Stateful
 from warmserve.pool.stream import RequestStream
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Open:
     stream: RequestStream
-    running_at: float | None = None  # when a worker (or replica) took it
+    running_at: float | None = None  # when a worker (or replica) first took it
+    held: bool = False  # a worker (or replica) holds it now
 
 
 class RequestTracker:
@@ -78,12 +79,21 @@ class RequestTracker:
 
     # --- a request's life -------------------------------------------------------------------
 
-    def open(self, response_id: str | None = None, kind: str = "") -> RequestStream:
-        """A new request's stream; its id is the API response's (for logs across processes) when given."""
+    def open(
+        self,
+        response_id: str | None = None,
+        kind: str = "",
+        request: GenerationRequest | None = None,
+        relay_drawn: bool = False,
+    ) -> RequestStream:
+        """A new request's stream; its id is the API response's (for logs across processes) when given.
+
+        A generation's `request` is kept with its progress, to resume it if its worker dies.
+        """
         request_id = response_id or f"{self._model}-{kind}{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         if request_id in self._open:
             request_id = f"{request_id}~{next(self._ids)}"
-        stream = RequestStream(request_id, self._withdraw, self._timeout_s, self._timed_out)
+        stream = RequestStream(request_id, self._withdraw, self._timeout_s, self._timed_out, request, relay_drawn)
         self._open[request_id] = _Open(stream)
         self.in_flight.set(len(self._open))
         return stream
@@ -91,16 +101,26 @@ class RequestTracker:
     def run(self, request_id: str) -> None:
         """A worker holds the request now (it stops counting as waiting)."""
         entry = self._open.get(request_id)
-        if entry is not None and entry.running_at is None:
-            entry.running_at = time.monotonic()
+        if entry is not None and not entry.held:
+            entry.held = True
+            entry.running_at = entry.running_at or time.monotonic()
             self._running += 1
+
+    def resume(self, request_id: str, poisoned: bool) -> None:
+        """The worker holding the request died: it waits for another (counted), or fails as a poison request."""
+        entry = self._open.get(request_id)
+        if entry is not None and entry.held:
+            entry.held = False
+            self._running -= 1
+        counter = self._metrics.poison_requests if poisoned else self._metrics.resumed
+        counter.labels(self._model).inc()
 
     def done(self, request_id: str, event: GenerationEvent | None = None) -> None:
         """The request ended (its last event, or None when it was cancelled or lost); safe to call twice."""
         entry = self._open.pop(request_id, None)
         if entry is None:
             return
-        if entry.running_at is not None:
+        if entry.held:
             self._running -= 1
         self.in_flight.set(len(self._open))
         self.count(event, entry.running_at)

@@ -106,7 +106,12 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 if waiting.pop(message.request_id, None) is None:
                     engine.cancel(message.request_id)
                     running.discard(message.request_id)
-        events = _admit(engine, waiting, running)
+        # Starts go out before the step computes anything: the pool counts a worker that dies from here
+        # on as one that ran the request (pool/progress.py).
+        started = held.filter(_admit(engine, waiting, running))
+        if started:
+            conn.send(RequestEvents(tuple(started)))
+        events: Events = []
         if running:
             events.extend(_step(engine, running))
         if engine.embedding:

@@ -15,12 +15,13 @@ import multiprocessing
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded
-from warmserve.errors import ErrorInfo, WorkerDied
+from warmserve.errors import ErrorInfo
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
 from warmserve.pool.events import WorkerEventKind, WorkerStatus
 from warmserve.pool.messages import (
@@ -46,6 +47,16 @@ log = logging.getLogger(__name__)
 WorkerState = Literal["loading", "ready", "failed", "exited"]
 _SPAWN = multiprocessing.get_context("spawn")
 
+Work = Submit | Tokenize | Detokenize | Embed
+
+
+@dataclass
+class Held:
+    """A request a worker holds: its stream, and the message that sent it (to send it again elsewhere)."""
+
+    stream: RequestStream
+    message: Work
+
 
 class WorkerHandle:
     def __init__(
@@ -55,7 +66,9 @@ class WorkerHandle:
         log_level: str,
         on_change: Callable[[WorkerHandle, WorkerEventKind, str | None], None],
         on_done: Callable[[WorkerHandle, str, GenerationEvent | None], None],
+        on_lost: Callable[[WorkerHandle, list[Held], int | None], None],
     ) -> None:
+        """`on_lost(worker, held, exitcode)`: the worker died holding these requests (before `died` is told)."""
         self.spec = spec
         self.index = index
         self.state: WorkerState = "loading"
@@ -63,9 +76,10 @@ class WorkerHandle:
         self.capacity = 0  # requests the engine runs at once; known when ready
         self.threads: int | None = None  # last thread count sent; None: the spec's
         self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
-        self.inflight: dict[str, RequestStream] = {}
+        self.inflight: dict[str, Held] = {}
         self._on_change = on_change
         self._on_done = on_done
+        self._on_lost = on_lost
         self._log_level = log_level
         self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
@@ -117,8 +131,8 @@ class WorkerHandle:
         self._conn, self._process = parent_conn, process
         log.info("%s: started worker %d (pid %s)", self.spec.name, self.index, process.pid)
 
-    def submit(self, stream: RequestStream, message: Submit | Tokenize | Detokenize | Embed) -> None:
-        self.inflight[stream.request_id] = stream
+    def submit(self, stream: RequestStream, message: Work) -> None:
+        self.inflight[stream.request_id] = Held(stream, message)
         self._outbox.put(message)
 
     def set_threads(self, threads: int) -> None:
@@ -178,10 +192,10 @@ class WorkerHandle:
     def _on_message(self, message: FromWorker) -> None:
         if isinstance(message, RequestEvents):
             for request_id, event in message.events:
-                stream = self.inflight.get(request_id)
-                if stream is None:
+                held = self.inflight.get(request_id)
+                if held is None:
                     continue  # cancelled while the event was on its way
-                stream.push(event)
+                held.stream.push(event)
                 if isinstance(event, Finished | Failed | Tokenized | Detokenized | Embedded):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
@@ -206,15 +220,9 @@ class WorkerHandle:
             self.state = "failed"
         if self.state != "failed":
             self.state = "exited"
-        lost = list(self.inflight.items())
+        lost = list(self.inflight.values())
         self.inflight.clear()
-        for request_id, stream in lost:
-            message = (
-                f"The worker serving model '{self.spec.name}' stopped (exit code {exitcode}) before "
-                "the request completed. The server is starting a replacement; retry the request."
-            )
-            stream.push(Failed(WorkerDied(message).info()))
-            self._on_done(self, request_id, None)
+        self._on_lost(self, lost, exitcode)
         self.exited.set()
         self._on_change(self, "died", f"exited with code {exitcode}")
 

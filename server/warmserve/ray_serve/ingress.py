@@ -2,8 +2,11 @@
 
 `RayPool` sends each request through the deployment's handle as a stream and feeds the
 events into the same RequestStream the routes read from a local pool. Ray's own failures
-become our typed errors here: a full queue (BackPressureError) is 429 `overloaded`, a replica
-that dies mid-request (its actor gone) is 503 `worker_died` for that request only.
+become our typed errors here: a full queue (BackPressureError) is 429 `overloaded`. A replica
+that dies mid-request (its actor gone) does not end the request: the replica relayed every
+token it drew, so the request continues on another replica from there (pool/progress.py),
+unless each of two replicas running it died (422 `poison_request`) or no replica takes it
+(503 `worker_died`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
     Overloaded,
+    PoisonRequest,
     WarmServeError,
     WorkerDied,
     error_from_info,
@@ -48,6 +52,10 @@ log = logging.getLogger(__name__)
 
 _STATUS_EVERY_S = 1.0
 _REPLICA_GONE = (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError)
+# A resumed request sent to a replica that turns out gone before it answers anything: tries, and the pause
+# between them (Serve's router learns of a dead replica within moments).
+_UNANSWERED_TRIES = 10
+_UNANSWERED_PAUSE_S = 0.5
 
 
 class RayPool(Tracked):
@@ -137,12 +145,16 @@ class RayPool(Tracked):
 
     async def submit(self, request: GenerationRequest) -> RequestStream:
         self._tracker.check_admissible()
-        stream = self._tracker.open(request.response_id)
-        response = self._handle.options(stream=True).generate.remote(request)
-        assert isinstance(response, DeploymentResponseGenerator)
+        stream = self._tracker.open(request.response_id, request=request)
+        response = self._generate(request)
         task = asyncio.get_running_loop().create_task(self._pump(stream, response))
         self._pumps[stream.request_id] = (task, response)
         return stream
+
+    def _generate(self, request: GenerationRequest) -> DeploymentResponseGenerator[Any]:
+        response = self._handle.options(stream=True).generate.remote(request)
+        assert isinstance(response, DeploymentResponseGenerator)
+        return response
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:
         answer = await self._ask("tokenize", request)
@@ -174,12 +186,22 @@ class RayPool(Tracked):
     async def _pump(self, stream: RequestStream, response: DeploymentResponseGenerator[Any]) -> None:
         request_id = stream.request_id
         last: GenerationEvent | None = None
+        unanswered = 0
         try:
-            async for event in response:
-                if isinstance(event, Started):
-                    self._tracker.run(request_id)
-                last = event
-                stream.push(event)
+            while True:
+                answered = False
+                try:
+                    async for event in response:
+                        answered = True
+                        if isinstance(event, Started):
+                            self._tracker.run(request_id)
+                        last = event
+                        stream.push(event)
+                    return
+                except _REPLICA_GONE as exc:
+                    unanswered = 0 if answered else unanswered + 1
+                    response = await self._resume(stream, answered, unanswered, exc)
+                    self._pumps[request_id] = (self._pumps[request_id][0], response)
         except Exception as exc:
             error = _as_warmserve_error(exc, self.spec.name)
             if isinstance(error, Overloaded):
@@ -188,6 +210,26 @@ class RayPool(Tracked):
         finally:
             self._pumps.pop(request_id, None)
             self._tracker.done(request_id, last if isinstance(last, Finished) else None)
+
+    async def _resume(
+        self, stream: RequestStream, answered: bool, unanswered: int, exc: Exception
+    ) -> DeploymentResponseGenerator[Any]:
+        """The replica running the request died: the same request, continued, on another (or raise why not)."""
+        progress = stream.progress
+        assert progress is not None
+        if self._lifecycle.state in ("stopping", "unloaded") or unanswered > _UNANSWERED_TRIES:
+            raise exc
+        poisoned = progress.died()
+        self._tracker.resume(stream.request_id, poisoned)
+        if poisoned:
+            raise PoisonRequest(
+                f"The request was running on {progress.deaths} replicas of model '{self.spec.name}' that died "
+                "while serving it, so it is not tried again: it may be what crashes them."
+            )
+        log.warning("%s: the replica holding %s died; resuming it", self.spec.name, stream.request_id)
+        if not answered:  # sent to a replica already gone: give Serve's router a moment to learn it
+            await asyncio.sleep(_UNANSWERED_PAUSE_S)
+        return self._generate(progress.continuation())
 
     def _cancel(self, request_id: str) -> bool:
         pump = self._pumps.pop(request_id, None)

@@ -35,9 +35,10 @@ class ModelReplica:
         log.info("replica of %s ready", self._spec.name)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        """The request's events; cancelling the call (client gone) cancels it in the worker."""
+        """The request's events, with the tokens drawn (the ingress resumes the request elsewhere from them
+        if this replica dies); cancelling the call (client gone) cancels it in the worker."""
         try:
-            stream = await self._pool.submit(request)
+            stream = await self._pool.submit(request, relay_drawn=True)
         except WarmServeError as exc:
             yield Failed(exc.info())
             return

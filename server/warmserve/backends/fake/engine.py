@@ -88,6 +88,13 @@ class _Sequence:
     structured: FakeConstrained | None = None
 
 
+def _next_piece(seq: _Sequence, produced: int) -> bytes | None:
+    """The fake's next output after `produced` tokens; None ends it (a grammar that is complete)."""
+    word = seq.words[produced % len(seq.words)]
+    piece = (word if produced == 0 else " " + word).encode()
+    return seq.structured.next_piece(piece) if seq.structured is not None else piece
+
+
 def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> TokenLogprob:
     """A made-up but consistent distribution: the emitted word is the likeliest of `top`."""
     alternatives = [piece, *(f" {w}".encode() for w in words if f" {w}".encode() != piece)][:top]
@@ -138,7 +145,7 @@ class FakeEngine(VocabularyEngine):
         if request.sampling.temperature > 0:
             random.Random(request.sampling.seed).shuffle(words)
         options = self._options
-        self._running[request_id] = _Sequence(
+        seq = _Sequence(
             words=words,
             tracker=OutputTracker(
                 prompt_tokens, budget, request.sampling.stop, with_logprobs=request.sampling.logprobs is not None
@@ -148,6 +155,12 @@ class FakeEngine(VocabularyEngine):
             logprobs=request.sampling.logprobs,
             structured=FakeConstrained(request.constraint) if request.constraint else None,
         )
+        # The fake draws its whole output when a request starts (from its own seed), so a resumed
+        # request replays the same tokens and continues exactly as it would have.
+        if request.resume is not None:
+            pieces = [_next_piece(seq, produced) for produced in range(len(request.resume.tokens))]
+            seq.tracker.replay(request.resume, [piece or b"" for piece in pieces])
+        self._running[request_id] = seq
         return Started(prompt_tokens=prompt_tokens)
 
     def step(self) -> StepEvents:
@@ -162,15 +175,12 @@ class FakeEngine(VocabularyEngine):
                 del self._running[request_id]
                 events.append((request_id, Failed(BackendError("injected fault").info())))
                 continue
-            word = seq.words[produced % len(seq.words)]
-            piece: bytes | None = (word if produced == 0 else " " + word).encode()
-            if seq.structured is not None:
-                piece = seq.structured.next_piece(piece) if piece is not None else None
+            piece = _next_piece(seq, produced)
             if piece is None:
                 new = seq.tracker.end_of_generation()
             else:
                 logprob = None if seq.logprobs is None else fake_logprob(piece, seq.words, produced, seq.logprobs)
-                new = seq.tracker.push(piece, logprob)
+                new = seq.tracker.push(_word_token(piece.decode(errors="replace").strip()), piece, logprob)
             events.extend((request_id, event) for event in new)
             if new and isinstance(new[-1], Finished):
                 del self._running[request_id]

@@ -86,7 +86,7 @@ class Detokenizer:
 @dataclass
 class _Sequence:
     request_id: str
-    prompt: list[int]
+    prompt: list[int]  # what the prefill computes: a resumed request's drawn tokens too
     sampler: TorchSampler
     tracker: OutputTracker
     detokenizer: Detokenizer
@@ -144,16 +144,21 @@ class TransformersEngine(ModelEngine):
         prompt = self.tokenize(request)
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         with_logprobs = request.sampling.logprobs is not None
-        self._new.append(
-            _Sequence(
-                request_id=request_id,
-                prompt=prompt,
-                sampler=TorchSampler(request.sampling, self._grammars.constraint(request.constraint)),
-                tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
-                detokenizer=Detokenizer(self._tokenizer),
-                logprobs=request.sampling.logprobs,
-            )
+        seq = _Sequence(
+            request_id=request_id,
+            prompt=prompt,
+            sampler=TorchSampler(request.draws, self._grammars.constraint(request.constraint)),
+            tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
+            detokenizer=Detokenizer(self._tokenizer),
+            logprobs=request.sampling.logprobs,
         )
+        if request.resume is not None:  # the tokens a dead worker drew are prefilled after the prompt, and replayed
+            drawn = list(request.resume.tokens)
+            seq.prompt = prompt + drawn
+            for token in drawn:
+                seq.sampler.replay(token)
+            seq.tracker.replay(request.resume, [seq.detokenizer.push(token) for token in drawn])
+        self._new.append(seq)
         return Started(prompt_tokens=len(prompt))
 
     def cancel(self, request_id: str) -> None:
@@ -220,11 +225,11 @@ class TransformersEngine(ModelEngine):
                 seq.done = True
                 return
             if seq.logprobs is None:
-                new = seq.tracker.push(seq.detokenizer.push(token))
+                new = seq.tracker.push(token, seq.detokenizer.push(token))
             else:
                 row = logits.detach().to("cpu", torch.float32).numpy()
                 logprob = top_logprobs(row, token, seq.logprobs, self._piece)
-                new = seq.tracker.push(seq.detokenizer.push(token), logprob)
+                new = seq.tracker.push(token, seq.detokenizer.push(token), logprob)
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 

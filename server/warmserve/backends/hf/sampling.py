@@ -53,6 +53,11 @@ class TorchSampler:
         self._counts[token] += 1
         return token
 
+    def replay(self, token: int) -> None:
+        """Count a token drawn elsewhere (a resumed request's) as if sampled here: penalties and grammar."""
+        self._counts[token] += 1
+        self.accept(token)
+
     def accept(self, token: int) -> None:
         """Advance the grammar past a sampled token that is not the end of generation."""
         if self._constraint is not None:

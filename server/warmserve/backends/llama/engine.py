@@ -17,6 +17,10 @@ whose cached tokens share the longest prefix with its prompt (the next turn of a
 chat, a shared system prompt) and only the rest is computed; the saved tokens are
 reported as `cached_tokens`.
 
+A request resumed from a dead worker (`GenerationRequest.resume`) is placed the same way with
+its prompt and the tokens already drawn as its prompt, and those tokens are replayed
+through its sampler, grammar and output state before it decodes on.
+
 A request with a Constraint (structured output, tool calls) gets its own grammar
 matcher (backends/constraints.py): its logits row is masked before its sampler chain
 runs, so constraints are per request whatever shares the batch.
@@ -115,9 +119,11 @@ class LlamaCppEngine(ModelEngine):
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         self._vocab.check_logit_bias(request)
-        tokens = self.tokenize(request)
-        budget = output_budget(len(tokens), request.sampling.max_tokens, self._n_ctx, request.input_param)
+        prompt = self.tokenize(request)
+        budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         constraint = self._grammars.constraint(request.constraint)
+        drawn = list(request.resume.tokens) if request.resume is not None else []
+        tokens = prompt + drawn  # a resumed request prefills what its dead worker had drawn
         slot, reused = self._choose_slot(tokens)
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
@@ -127,17 +133,23 @@ class LlamaCppEngine(ModelEngine):
         slot.pending = tokens[reused:]
         slot.next_token = None
         slot.request_id = request_id
-        slot.sampler = native.Sampler(request.sampling, self._native.n_vocab)
+        slot.sampler = native.Sampler(request.draws, self._native.n_vocab)
         slot.tracker = OutputTracker(
-            len(tokens),
+            len(prompt),
             budget,
             request.sampling.stop,
-            cached_tokens=reused,
+            cached_tokens=min(reused, len(prompt)),
             with_logprobs=request.sampling.logprobs is not None,
         )
         slot.logprobs = request.sampling.logprobs
         slot.constraint = constraint
-        return Started(prompt_tokens=len(tokens), cached_tokens=reused)
+        if request.resume is not None:
+            for token in drawn:
+                slot.sampler.accept(token)
+                if constraint is not None:
+                    constraint.accept(token)
+            slot.tracker.replay(request.resume, [self._native.vocab.piece(token) for token in drawn])
+        return Started(prompt_tokens=len(prompt), cached_tokens=min(reused, len(prompt)))
 
     def step(self) -> StepEvents:
         busy = [slot for slot in self._slots if slot.busy]
@@ -279,10 +291,10 @@ class LlamaCppEngine(ModelEngine):
                 self._release(slot)
                 return [Failed(exc.info())]
             if slot.logprobs is None:
-                events = slot.tracker.push(model.vocab.piece(token))
+                events = slot.tracker.push(token, model.vocab.piece(token))
             else:
                 logprob = model.logprob(row, token, slot.logprobs)
-                events = slot.tracker.push(logprob.token, logprob)
+                events = slot.tracker.push(token, logprob.token, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
         else:

@@ -282,6 +282,10 @@ class Sampler:
         seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
         add(chain, llama_cpp.llama_sampler_init_dist(seed))
 
+    def accept(self, token: int) -> None:
+        """Count a token drawn elsewhere (a resumed request's), as sampling it here would (penalties)."""
+        llama_cpp.llama_sampler_accept(self.chain, token)
+
     def free(self) -> None:
         llama_cpp.llama_sampler_free(self.chain)
 
