@@ -151,6 +151,7 @@ def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) 
             "--concurrency", ",".join(map(str, LEVELS)), "--requests", str(args.requests),
             "--max-tokens", str(args.max_tokens), "--prompt-tokens", str(args.prompt_tokens),
             "--warmup", "1", "--max-seconds", str(args.max_seconds), "--out", str(out),
+            *(["--no-stream"] if args.no_stream else []),
         ]  # fmt: skip
         subprocess.run(bench, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         report = json.loads(out.read_text())
@@ -265,6 +266,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--max-seconds", type=int, default=120, help="time limit of each level (warmserve bench)")
+    parser.add_argument("--no-stream", action="store_true", help="plain (not streamed) requests to the servers")
     parser.add_argument("--port", type=int, default=8917)
     parser.add_argument(
         "--variant",
@@ -307,7 +309,8 @@ def main() -> None:
     table = median_table(rounds)
     in_process_median = {key: statistics.median(r[key] for r in inprocess) for key in inprocess[0]}
     result = {
-        "what": "interleaved rounds: medians over rounds of streaming completions at each concurrency",
+        "what": f"interleaved rounds: medians over rounds of {'plain' if args.no_stream else 'streaming'} "
+        "completions at each concurrency",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
         "versions": {"python": platform.python_version(), "llama-cpp-python": version("llama-cpp-python")},

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from enum import Enum
+from typing import Any
 
 import jsonschema
 import openai
@@ -190,3 +191,30 @@ def test_streamed_tool_call_deltas_assemble_into_the_same_call(client):
         (c.function.name, c.function.arguments) for c in plain
     ]
     assert final.choices[0].finish_reason == "tool_calls"
+
+
+def check_a_call_cut_off_by_max_tokens_shows_no_markup(client: openai.OpenAI, model: str) -> None:
+    """A required call that max_tokens cuts off: finish_reason length, no `<tool_call>` markup in the
+    content, whole or streamed, and no call (its JSON is incomplete)."""
+    asked: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "What is the weather like in Paris?"}],
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "temperature": 0,
+        "max_tokens": 8,
+    }
+    answer = client.chat.completions.create(**asked)
+    choice = answer.choices[0]
+    assert choice.finish_reason == "length"
+    assert "<tool_call>" not in (choice.message.content or "")
+    assert not choice.message.tool_calls
+    chunks = list(client.chat.completions.create(**asked, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "<tool_call>" not in streamed
+    assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+
+
+def test_a_tool_call_cut_off_by_max_tokens_is_no_content(client):
+    check_a_call_cut_off_by_max_tokens_shows_no_markup(client, MODEL)

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import ServerProcess, start_server, write_config
-from tests.e2e.test_structured_real import WEATHER, Review
+from tests.e2e.test_structured_real import WEATHER, Review, check_a_call_cut_off_by_max_tokens_shows_no_markup
 
 pytestmark = pytest.mark.e2e
 HF = "smollm2-hf"
@@ -52,3 +52,7 @@ def test_a_named_tool_call_has_arguments_valid_for_the_function(client):
     [call] = answer.choices[0].message.tool_calls
     assert call.function.name == "get_weather"
     jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
+
+
+def test_a_tool_call_cut_off_by_max_tokens_is_no_content(client):
+    check_a_call_cut_off_by_max_tokens_shows_no_markup(client, HF)

@@ -181,7 +181,7 @@ async def test_a_request_not_taken_over_in_time_fails_as_worker_died(make_pool):
     stream = await pool.submit(request(max_tokens=1000))
     await stream.start()
     os.kill(pool.workers[0].pid, signal.SIGKILL)
-    with pytest.raises(WorkerDied, match="no other worker took it over within 0.2 s"):
+    with pytest.raises(WorkerDied, match=r"no other worker took it over within 0\.2 s"):
         await asyncio.wait_for(drain(stream), 30)
     assert pool.running == pool.waiting == pool.in_flight.value == 0
 

@@ -204,7 +204,9 @@ def test_several_calls_and_an_unclosed_last_call_are_all_parsed():
     assert len({c.id for c in calls}) == 2
 
 
-@pytest.mark.parametrize("cut", ['<tool_call>{"name": "f", "argu', "<tool_call>", '<tool_call>{"name": "g", "arguments": {}}'])
+@pytest.mark.parametrize(
+    "cut", ['<tool_call>{"name": "f", "argu', "<tool_call>", '<tool_call>{"name": "g", "arguments": {}}']
+)
 def test_a_call_cut_off_before_its_end_is_no_content_whole_or_streamed(cut):
     assert split_output("Sure. " + cut, frozenset({"f"})) == ("Sure. ", [])
     assert split_output(cut, frozenset({"f"})) == ("", [])

@@ -120,6 +120,7 @@ def text_and_logprobs(events: list[GenerationEvent]) -> tuple[str, tuple[TokenLo
 def test_a_replay_cut_anywhere_continues_with_exactly_the_text_the_client_has_not_had(with_logprobs):
     """Split characters, a held-back stop prefix and logprobs: cut the run after any event, resume from
     the tokens announced so far, and the client's text and logprobs equal the uncut run's."""
+
     def tracker() -> OutputTracker:
         return OutputTracker(prompt_tokens=4, max_tokens=50, stop=("STOP",), with_logprobs=with_logprobs)
 

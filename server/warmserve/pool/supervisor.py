@@ -246,7 +246,7 @@ class ModelPool(Tracked):
         if self._lifecycle.state in ("stopping", "unloaded"):
             self._tracker.fail(request_id, self._not_resumed(f"the model is shutting down (exit code {exitcode})"))
             return
-        if not isinstance(message, Submit) or stream.progress is None:  # a quick question: asked again, once
+        if not isinstance(message, Submit) or stream.progress is None:  # a quick question: asked again
             ready = [w for w in self._workers if w.state == "ready"]
             if not ready:
                 self._tracker.fail(request_id, self._not_resumed("no other worker is ready"))

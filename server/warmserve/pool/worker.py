@@ -108,24 +108,31 @@ def _serve(engine: Engine, conn: Connection) -> None:
                     running.discard(message.request_id)
         # Starts go out before the step computes anything: the pool counts a worker that dies from here
         # on as one that ran the request (pool/progress.py).
-        started = held.filter(_admit(engine, waiting, running))
-        if started:
-            conn.send(RequestEvents(tuple(started)))
+        _send(conn, held, _ended(_admit(engine, waiting, running), running))
         events: Events = []
         if running:
             events.extend(_step(engine, running))
         if engine.embedding:
             events.extend(engine.embed_step())
-        for request_id, event in events:
-            if isinstance(event, Finished):
-                log.debug("request %s: %s after %d tokens", request_id, event.finish_reason, event.completion_tokens)
-                running.discard(request_id)
-            elif isinstance(event, Failed):
-                log.info("request %s: failed (%s) %s", request_id, event.error.code, event.error.message)
-                running.discard(request_id)
-        events = held.filter(events)
-        if events:
-            conn.send(RequestEvents(tuple(events)))
+        _send(conn, held, _ended(events, running))
+
+
+def _ended(events: Events, running: set[str]) -> Events:
+    """Take the requests that ended out of `running` (and log how); the events pass through."""
+    for request_id, event in events:
+        if isinstance(event, Finished):
+            log.debug("request %s: %s after %d tokens", request_id, event.finish_reason, event.completion_tokens)
+            running.discard(request_id)
+        elif isinstance(event, Failed):
+            log.info("request %s: failed (%s) %s", request_id, event.error.code, event.error.message)
+            running.discard(request_id)
+    return events
+
+
+def _send(conn: Connection, held: _HeldText, events: Events) -> None:
+    events = held.filter(events)
+    if events:
+        conn.send(RequestEvents(tuple(events)))
 
 
 def _tokenize(engine: Generator, message: Tokenize | Detokenize) -> tuple[str, GenerationEvent]:
