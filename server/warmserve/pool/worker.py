@@ -22,6 +22,7 @@ from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, WarmServeError
 from warmserve.generation import (
     Detokenized,
+    Drawn,
     Failed,
     Finished,
     GenerationEvent,
@@ -44,6 +45,8 @@ from warmserve.pool.messages import (
 )
 
 log = logging.getLogger("warmserve.worker")
+
+_HELD_PROGRESS_EVERY_S = 0.5
 
 
 def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -> None:
@@ -193,17 +196,24 @@ class _HeldText:
 
     A client that waits for the whole answer gains nothing from a message per token, and
     the API process then spends no CPU per token on it (on a small CPU box it shares the
-    cores with the engine's threads).
+    cores with the engine's threads). The tokens such requests draw (their `Drawn` events,
+    for resuming them elsewhere if this worker dies) ride along whenever a message goes out
+    anyway, and otherwise at most every `_HELD_PROGRESS_EVERY_S`: a death then costs at most
+    that much decoding again. A message per step would wake the API process per token, which on
+    a small CPU box measurably slows the engine beside it (README, "When a worker is killed").
     """
 
     def __init__(self) -> None:
         self._parts: dict[str, list[TextDelta]] = {}
+        self._drawn: Events = []  # held requests' Drawn events not yet sent
+        self._drawn_since = 0.0
 
     def hold(self, request_id: str) -> None:
         self._parts[request_id] = []
 
     def drop(self, request_id: str) -> None:
         self._parts.pop(request_id, None)
+        self._drawn = [(rid, event) for rid, event in self._drawn if rid != request_id]
 
     def filter(self, events: Events) -> Events:
         if not self._parts:
@@ -215,11 +225,17 @@ class _HeldText:
                 kept.append((request_id, event))
             elif isinstance(event, TextDelta):
                 parts.append(event)
+            elif isinstance(event, Drawn):
+                if not self._drawn:
+                    self._drawn_since = time.monotonic()
+                self._drawn.append((request_id, event))
             else:
                 if isinstance(event, Finished) and parts:
                     whole = TextDelta("".join(p.text for p in parts), tuple(lp for p in parts for lp in p.logprobs))
                     kept.append((request_id, whole))
                 if isinstance(event, Finished | Failed):
-                    del self._parts[request_id]
+                    self.drop(request_id)
                 kept.append((request_id, event))
+        if self._drawn and (kept or time.monotonic() - self._drawn_since >= _HELD_PROGRESS_EVERY_S):
+            kept, self._drawn = [*self._drawn, *kept], []
         return kept
