@@ -7,7 +7,8 @@ package's, and so is the choice of API: chat completions by default, the server'
 API with `use_responses_api=True` (or whatever langchain-openai routes there by itself, such as
 `use_previous_response_id`). What is warmserve's own lives here: where the server is (not
 `OPENAI_*`), usage in streams on by default, errors typed from the server's status and code,
-and token counts from the server's tokenizer.
+token counts from the server's tokenizer, and a reasoning model's thinking, which ChatOpenAI
+drops, in `additional_kwargs["reasoning_content"]`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
 from langchain_core.language_models.model_profile import ModelProfile
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
@@ -101,6 +103,13 @@ class ChatWarmServe(BaseChatOpenAI):
         `bind_tools` and `with_structured_output` are langchain-openai's; the server enforces
         `tool_choice` ("required", a named function) and `response_format` (json_schema,
         json_object) by constrained decoding, so calls and structured answers always parse.
+
+    Reasoning models:
+        `reasoning_effort` ("none" to "high") sets how much a reasoning model thinks; its thinking
+        comes back apart from the answer, in `AIMessage.additional_kwargs["reasoning_content"]`
+        (streamed chunk by chunk, before the answer's). A model that cannot think answers a
+        `reasoning_effort` other than "none" with a 400. `extra_body={"chat_template_kwargs":
+        {...}}` passes variables to the model's chat template.
 
     Not supported by the server yet: image inputs.
     """
@@ -213,6 +222,30 @@ class ChatWarmServe(BaseChatOpenAI):
                 chunks = super()._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
             async for chunk in chunks:
                 yield chunk
+
+    def _create_chat_result(
+        self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None
+    ) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        data = response if isinstance(response, dict) else response.model_dump()
+        for generation, choice in zip(result.generations, data.get("choices") or (), strict=False):
+            thinking = (choice.get("message") or {}).get("reasoning_content")
+            if thinking is not None:
+                generation.message.additional_kwargs["reasoning_content"] = thinking
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict[str, Any], default_chunk_class: type, base_generation_info: dict[str, Any] | None
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(
+            chunk, default_chunk_class, base_generation_info
+        )
+        choices = chunk.get("choices") or ()
+        if generation is not None and choices:
+            thinking = (choices[0].get("delta") or {}).get("reasoning_content")
+            if thinking and isinstance(generation.message, AIMessageChunk):
+                generation.message.additional_kwargs["reasoning_content"] = thinking
+        return generation
 
     def get_token_ids(self, text: str) -> list[int]:
         """Token ids would need the model's tokenizer here; the server reports counts only."""

@@ -32,7 +32,7 @@ _FLAG_NAMES = {
     "cors_origins": "--cors-origin",
     "ray_address": "--ray",
 }
-_NOT_FLAGS = {"models", "fake"}
+_NOT_FLAGS = {"models", "fake", "reasoning"}
 
 
 def _without_none(annotation: Any) -> Any:

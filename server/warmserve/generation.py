@@ -13,8 +13,11 @@ from typing import Literal
 
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo
+from warmserve.reasoning import ReasoningStart
 
 Role = Literal["system", "user", "assistant", "tool"]
+Effort = Literal["none", "minimal", "low", "medium", "high"]  # OpenAI's reasoning effort levels
+THINKING_BUDGET_LIMIT = 1_048_576  # thinking tokens a request or spec may set; beyond any model's context
 FinishReason = Literal["stop", "length"]
 
 
@@ -68,6 +71,21 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class ReasoningRequest:
+    """What a request asks of a reasoning model's thinking (chat `reasoning_effort`, the Responses
+    API's `reasoning.effort`, Anthropic's `thinking`).
+
+    `budget`: thinking tokens before the engine closes the block itself; 0 is no thinking, None
+    no limit. `effort` goes to chat templates that take `reasoning_effort`. `param` names the
+    request parameter, for the 400 of a model that cannot think.
+    """
+
+    budget: int | None
+    effort: str | None = None
+    param: str = "reasoning_effort"
+
+
+@dataclass(frozen=True)
 class TokenLogprob:
     """One generated token: its bytes, log probability and the most likely alternatives."""
 
@@ -115,6 +133,8 @@ class GenerationRequest:
     # The API response (and choice) this generation serves: its id in the log lines of every process.
     response_id: str | None = None
     resume: Continuation | None = None  # set by the pool when a worker died while running the request
+    reasoning: ReasoningRequest | None = None  # None: the model's default (its spec's budget)
+    template_kwargs: str | None = None  # chat_template_kwargs: a JSON object of extra template variables
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:
@@ -139,6 +159,7 @@ class Started:
 
     prompt_tokens: int
     cached_tokens: int = 0  # of those, the ones whose KV cells are reused (known before the prefill)
+    reasoning: ReasoningStart | None = None  # a reasoning model's markers and where its output begins
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,7 @@ class ModelFacts:
     context_length: int  # tokens per request: prompt + output
     vocab_size: int
     fill_in_middle: bool = False  # the vocabulary has prefix/suffix/middle tokens (completions `suffix`)
+    reasoning: bool = False  # a reasoning model whose thinking the server splits from the answer
 
 
 @dataclass(frozen=True)
@@ -177,6 +199,7 @@ class Finished:
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV cells were reused, not recomputed
     stop_sequence: str | None = None  # the request's stop string that ended the output, if one did
+    reasoning_tokens: int = 0  # of the completion tokens, those in the thinking block
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ async def test_chat_completion_has_openai_shape_and_exact_usage(sdk, client):
         "completion_tokens": 3,
         "total_tokens": 10,
         "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
     assert raw.json()["choices"][0]["finish_reason"] == "length"
 

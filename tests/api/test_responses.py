@@ -278,7 +278,7 @@ async def test_a_missing_previous_response_is_openais_400(sdk):
     ("extra", "param"),
     [
         ({"background": True}, "background"),
-        ({"reasoning": {"effort": "low"}}, "reasoning"),
+        ({"reasoning": {"effort": "low"}}, "reasoning.effort"),  # a model that does not think
         ({"include": ["message.output_text.logprobs"]}, "include"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),

@@ -15,7 +15,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, Usage
 
-from tests.e2e.conformance_probes import Probe
+from tests.e2e.conformance_probes import Probe, thinker
 
 QUESTION = [{"role": "user", "content": "Name a colour."}]
 TOOL = {
@@ -92,6 +92,13 @@ def _count_tokens(client: anthropic.Anthropic, model: str) -> None:
     assert counted.input_tokens == whole_prompt(create(client, model, tools=[TOOL]).usage)
 
 
+def _thinking(client: anthropic.Anthropic, model: str) -> None:
+    budget = {"thinking": {"type": "enabled", "budget_tokens": 8}}
+    answer = create(client, thinker(model), budget, max_tokens=32)
+    assert [block.type for block in answer.content] == ["thinking", "text"]
+    assert create(client, thinker(model), {"thinking": {"type": "disabled"}}).content[0].type == "text"
+
+
 def _unsupported(extra: dict[str, Any] | None = None, **params: Any) -> Callable[[anthropic.Anthropic, str], None]:
     def probe(client: anthropic.Anthropic, model: str) -> None:
         create(client, model, extra, **params)
@@ -110,8 +117,12 @@ PROBES: list[Probe[anthropic.Anthropic]] = [
     Probe("/v1/messages", "tool_choice tool (named)", _named_tool, "tool"),
     Probe("/v1/messages", "tool_use and tool_result blocks", _tool_result, "messages"),
     Probe("/v1/messages", "top_k", _unsupported({"top_k": 5}), "top_k"),
+    Probe("/v1/messages", "thinking (a reasoning model)", _thinking, "thinking"),
     Probe(
-        "/v1/messages", "thinking", _unsupported({"thinking": {"type": "enabled", "budget_tokens": 1024}}), "thinking"
+        "/v1/messages",
+        "thinking (a model that does not think)",
+        _unsupported({"thinking": {"type": "enabled", "budget_tokens": 4}}),
+        "thinking",
     ),
     Probe("/v1/messages", "image blocks", _unsupported(messages=PICTURE), "messages[0]"),
     Probe("/v1/messages/count_tokens", "a call's input + cache tokens", _count_tokens, "model"),

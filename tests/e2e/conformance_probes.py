@@ -287,6 +287,43 @@ def _response_unsupported(**params: object) -> Callable[[openai.OpenAI, str], No
     return probe
 
 
+def thinker(model: str) -> str:
+    """The same model made to think (tests/e2e/thinking_model.py), served beside it for the reasoning probes."""
+    return f"{model}-thinking"
+
+
+def _reasoning_effort(client: openai.OpenAI, model: str) -> None:
+    thought = chat(client, thinker(model), max_tokens=32, reasoning_effort="minimal")
+    assert (thought.choices[0].message.model_extra or {}).get("reasoning_content")
+    assert thought.usage is not None
+    assert thought.usage.completion_tokens_details is not None
+    assert thought.usage.completion_tokens_details.reasoning_tokens > 0
+    plain = chat(client, thinker(model), max_tokens=32, reasoning_effort="none")
+    assert "reasoning_content" not in (plain.choices[0].message.model_extra or {})
+
+
+def _reasoning_stream(client: openai.OpenAI, model: str) -> None:
+    thought = chat(client, thinker(model), max_tokens=32, reasoning_effort="minimal")
+    chunks = list(chat(client, thinker(model), max_tokens=32, reasoning_effort="minimal", stream=True))
+    deltas = [chunk.choices[0].delta for chunk in chunks if chunk.choices]
+    streamed = "".join((delta.model_extra or {}).get("reasoning_content", "") for delta in deltas)
+    assert streamed == (thought.choices[0].message.model_extra or {})["reasoning_content"]
+    assert "".join(delta.content or "" for delta in deltas) == thought.choices[0].message.content
+
+
+def _chat_template_kwargs(client: openai.OpenAI, model: str) -> None:
+    off = chat(client, thinker(model), extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    assert "reasoning_content" not in (off.choices[0].message.model_extra or {})
+    assert "reasoning_content" in (chat(client, thinker(model)).choices[0].message.model_extra or {})
+
+
+def _response_reasoning(client: openai.OpenAI, model: str) -> None:
+    answer = respond(client, thinker(model), max_output_tokens=32, reasoning={"effort": "minimal"})
+    assert [item.type for item in answer.output] == ["reasoning", "message"]
+    assert answer.usage is not None
+    assert answer.usage.output_tokens_details.reasoning_tokens > 0
+
+
 PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/models", "retrieve", _models, "model"),
     Probe("/v1/chat/completions", "n", _n, "n"),
@@ -304,7 +341,15 @@ PROBES: list[Probe[openai.OpenAI]] = [
     Probe(
         "/v1/chat/completions", "prediction", _unsupported(prediction={"type": "content", "content": "x"}), "prediction"
     ),
-    Probe("/v1/chat/completions", "reasoning_effort", _unsupported(reasoning_effort="low"), "reasoning_effort"),
+    Probe("/v1/chat/completions", "reasoning_effort (a reasoning model)", _reasoning_effort, "reasoning_effort"),
+    Probe("/v1/chat/completions", "reasoning_content streamed", _reasoning_stream, "reasoning_effort"),
+    Probe(
+        "/v1/chat/completions",
+        "reasoning_effort (a model that does not think)",
+        _unsupported(reasoning_effort="low"),
+        "reasoning_effort",
+    ),
+    Probe("/v1/chat/completions", "chat_template_kwargs", _chat_template_kwargs, "chat_template_kwargs"),
     Probe("/v1/chat/completions", "web_search_options", _unsupported(web_search_options={}), "web_search_options"),
     Probe("/v1/completions", "logprobs", _completion_logprobs, "logprobs"),
     Probe("/v1/completions", "echo", _echo, "echo"),
@@ -325,7 +370,13 @@ PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/responses/input_tokens", "input", _response_input_tokens, "input"),
     Probe("/v1/responses", "background", _response_unsupported(background=True), "background"),
     Probe("/v1/responses", "tools web_search", _response_unsupported(tools=[{"type": "web_search"}]), "tools"),
-    Probe("/v1/responses", "reasoning", _response_unsupported(reasoning={"effort": "low"}), "reasoning"),
+    Probe("/v1/responses", "reasoning.effort (a reasoning model)", _response_reasoning, "reasoning"),
+    Probe(
+        "/v1/responses",
+        "reasoning.effort (a model that does not think)",
+        _response_unsupported(reasoning={"effort": "low"}),
+        "reasoning",
+    ),
 ]
 
 

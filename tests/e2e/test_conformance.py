@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import ServerProcess, start_server, write_config
 from tests.e2e import conformance_messages, conformance_probes
-from tests.e2e.conformance_probes import Probe
+from tests.e2e.conformance_probes import Probe, thinker
+from tests.e2e.thinking_model import thinking_spec
 from warmserve.config import EMBEDDED_MODEL_NAME
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +75,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, hf_cache_dir: Path) -> Iter
         {"name": BACKENDS["transformers"], "backend": "transformers", "threads": 1, "n_ctx": 1024,
          "cache_dir": str(hf_cache_dir)},
     ]  # fmt: skip
+    # Each beside its reasoning twin (the same weights made to think), for the reasoning probes.
+    models += [thinking_spec(tmp, **{**model, "name": thinker(model["name"]), "workers": 1}) for model in models]
     server = start_server(["--config", str(write_config(tmp / "warmserve.yaml", {"models": models}))], tmp)
     yield server
     server.stop()

@@ -1,5 +1,7 @@
 """Engine-neutral helpers of backends/tokens.py: the prompt flow, fill in the middle, given tokens, id checks."""
 
+from typing import Any
+
 import pytest
 
 from warmserve.backends.tokens import Vocabulary, fill_in_middle, given_tokens
@@ -25,8 +27,13 @@ class Letters(Vocabulary):
     def decode(self, tokens: list[int]) -> str:
         return "".join(chr(t) for t in tokens)
 
-    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
-        return self.encode("".join(f"{m.role}:{m.content}" for m in messages), False)
+    template_source = ""
+
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None, variables: dict[str, Any]) -> str:
+        return "".join(f"{m.role}:{m.content}" for m in messages)
+
+    def encode_chat(self, text: str) -> list[int]:
+        return self.encode(text, False)
 
 
 def test_one_prompt_flow_for_ids_chats_infills_and_text():

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from langchain_warmserve import ChatWarmServe
 from tests.unit_tests import wire
-from tests.unit_tests.conftest import BASE_URL, MODEL, chat_answer, error_answer
+from tests.unit_tests.conftest import BASE_URL, MODEL, chat_answer, error_answer, sse
 
 
 def chat(recorder, **kwargs) -> ChatWarmServe:
@@ -257,3 +257,50 @@ def test_a_server_without_capabilities_says_to_upgrade(recorder):
     recorder.answer = lambda request: httpx.Response(200, json={"id": "m", "object": "model", "created": 1})
     with pytest.raises(ValueError, match="upgrade"):
         ChatWarmServe(base_url=BASE_URL, **recorder.clients()).server_capabilities()
+
+
+def reasoning_answer(request: httpx.Request) -> httpx.Response:
+    """A reasoning model's answer, whole or streamed: its thinking apart from the content."""
+    body = json.loads(request.content)
+    common = {"id": "c1", "created": 1, "model": body["model"]}
+    if body.get("stream"):
+        deltas = [
+            {"role": "assistant", "content": ""},
+            {"reasoning_content": "Think ", "reasoning": "Think "},
+            {"reasoning_content": "twice.", "reasoning": "twice."},
+            {"content": "Paris."},
+        ]
+        chunks = [{"choices": [{"index": 0, "delta": delta}]} for delta in deltas]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        typed = [{**common, "object": "chat.completion.chunk", **chunk} for chunk in chunks]
+        return sse([wire.valid(chunk, wire.ChatCompletionChunk) for chunk in typed])
+    message = {
+        "role": "assistant",
+        "content": "Paris.",
+        "reasoning_content": "Think twice.",
+        "reasoning": "Think twice.",
+    }
+    answer = {
+        **common,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    }
+    return httpx.Response(200, json=wire.valid(answer, wire.ChatCompletion))
+
+
+def test_a_reasoning_models_thinking_lands_in_additional_kwargs_whole_and_streamed(recorder):
+    recorder.answer = reasoning_answer
+    model = chat(recorder, reasoning_effort="low")
+    message = model.invoke("Capital of France?")
+    assert message.content == "Paris."
+    assert message.additional_kwargs["reasoning_content"] == "Think twice."
+    joined = None
+    for chunk in model.stream("Capital of France?"):
+        joined = chunk if joined is None else joined + chunk
+    assert joined is not None
+    assert joined.content == "Paris."
+    assert joined.additional_kwargs["reasoning_content"] == "Think twice."
+    for body in recorder.bodies:
+        assert body["reasoning_effort"] == "low"
+        assert wire.rejected(body, wire.ChatCompletionRequest) == []

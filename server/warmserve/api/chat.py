@@ -17,7 +17,7 @@ from warmserve.api.params import chat_requests, ignored_header, require_task, un
 from warmserve.api.streaming import OPENAI_SSE, sse_data, sse_response, text_chunk_renderer
 from warmserve.api.structured import output_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
-from warmserve.generation import Finished, TextDelta
+from warmserve.generation import Finished, TextDelta, TokenLogprob
 from warmserve.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -32,6 +32,7 @@ from warmserve.protocol import (
     ToolCall,
     ToolCallDelta,
 )
+from warmserve.reasoning import Kind, ReasoningSplitter, ReasoningStart, split_whole
 
 router = APIRouter()
 
@@ -48,33 +49,43 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     require_task(pool.spec, "generate")
     plan = output_plan(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request, completion_id)
+    requests = chat_requests(body, settings.max_messages, plan, pool.spec.reasoning)
+    generations = await Generations.open(pool, requests, request, completion_id)
     names = plan.tool_names
     if body.stream:
         chunks = _chunks(generations, completion_id, created, body.model, body.include_usage(), names)
         return sse_response(chunks, generations, OPENAI_SSE, headers)
     async with generations:
         results = await generations.collect()
+    starts = generations.reasoning_starts()
     completion = ChatCompletion(
         id=completion_id,
         created=created,
         model=body.model,
-        choices=[_choice(i, result, names, with_logprobs=bool(body.logprobs)) for i, result in enumerate(results)],
+        choices=[
+            _choice(i, result, starts[i], names, with_logprobs=bool(body.logprobs)) for i, result in enumerate(results)
+        ],
         usage=usage_of([result.finished for result in results], choices_per_prompt=len(results)),
     )
     return JSONResponse(completion.model_dump(mode="json"), headers=headers)
 
 
-def _choice(index: int, result: Collected, tool_names: frozenset[str], with_logprobs: bool) -> ChatChoice:
+def _choice(
+    index: int, result: Collected, start: ReasoningStart | None, tool_names: frozenset[str], with_logprobs: bool
+) -> ChatChoice:
+    """One choice: a reasoning model's thinking apart, then tool calls parsed out of the answer."""
     logprobs = chat_logprobs(result.logprobs) if with_logprobs else None
     finished = result.finished
+    thinking, answer = split_whole(result.text, start)
     if not tool_names:
-        message = AssistantMessage(content=result.text)
+        message = AssistantMessage(content=answer, reasoning_content=thinking, reasoning=thinking)
         return ChatChoice(index=index, message=message, finish_reason=finished.finish_reason, logprobs=logprobs)
-    content, calls = split_output(result.text, tool_names)
+    content, calls = split_output(answer, tool_names)
     return ChatChoice(
         index=index,
-        message=AssistantMessage(content=content, tool_calls=calls or None),
+        message=AssistantMessage(
+            content=content, tool_calls=calls or None, reasoning_content=thinking, reasoning=thinking
+        ),
         finish_reason=_finish_reason(finished, bool(calls)),
         logprobs=logprobs,
     )
@@ -125,21 +136,47 @@ async def _chunks(
                 calls_sent[index] += 1
         return out
 
+    def answer(index: int, text: str, logprobs: tuple[TokenLogprob, ...]) -> list[str]:
+        """Chunks of answer text (tool calls parsed out of it), with its tokens' logprobs."""
+        if parsers is None:
+            if logprobs:
+                return [chunk(index, ChatDelta(content=text), logprobs=chat_logprobs(logprobs))]
+            return [content_chunks[index](text)] if text else []
+        out = pieces(index, parsers[index].feed(text))
+        if logprobs:  # tool-call text is parsed, so its tokens' logprobs travel on their own
+            out.append(chunk(index, ChatDelta(), logprobs=chat_logprobs(logprobs)))
+        return out
+
+    splitters = [None if start is None else ReasoningSplitter(start) for start in generations.reasoning_starts()]
+
+    def split(index: int, parts: list[tuple[Kind, str]], logprobs: tuple[TokenLogprob, ...]) -> list[str]:
+        """A reasoning model's text: thinking deltas, then answer chunks (which carry the logprobs)."""
+        out = [
+            chunk(index, ChatDelta(reasoning_content=text, reasoning=text))
+            for kind, text in parts
+            if kind == "reasoning"
+        ]
+        return out + answer(index, "".join(text for kind, text in parts if kind == "content"), logprobs)
+
     for index in range(len(generations)):
         yield chunk(index, ChatDelta(role="assistant", content=""))
     async for index, event in generations.events():
-        if isinstance(event, TextDelta) and parsers is None:
-            if event.logprobs:
-                yield chunk(index, ChatDelta(content=event.text), logprobs=chat_logprobs(event.logprobs))
-            else:
-                yield content_chunks[index](event.text)
-        elif isinstance(event, TextDelta):
-            assert parsers is not None
-            for piece in pieces(index, parsers[index].feed(event.text)):
-                yield piece
-            if event.logprobs:  # tool-call text is parsed, so its tokens' logprobs travel on their own
-                yield chunk(index, ChatDelta(), logprobs=chat_logprobs(event.logprobs))
+        splitter = splitters[index]
+        if isinstance(event, TextDelta):
+            if splitter is None and parsers is None and not event.logprobs:
+                yield content_chunks[index](event.text)  # the per-token fast path
+                continue
+            frames = (
+                answer(index, event.text, event.logprobs)
+                if splitter is None
+                else split(index, splitter.feed(event.text), event.logprobs)
+            )
+            for frame in frames:
+                yield frame
         elif isinstance(event, Finished):
+            if splitter is not None:
+                for frame in split(index, splitter.finish(), ()):
+                    yield frame
             called = False
             if parsers is not None:
                 for piece in pieces(index, parsers[index].finish()):

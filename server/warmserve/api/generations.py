@@ -21,6 +21,7 @@ from warmserve.api.disconnect import until_disconnected
 from warmserve.errors import WarmServeError
 from warmserve.generation import Finished, GenerationRequest, Started, TextDelta, TokenLogprob
 from warmserve.pool import Pool, RequestStream
+from warmserve.reasoning import ReasoningStart
 
 T = TypeVar("T")
 ChoiceEvent = tuple[int, TextDelta | Finished]  # the choice's index, and its event
@@ -102,6 +103,10 @@ class Generations:
     def cached_tokens(self) -> list[int]:
         """Each choice's prompt tokens that its engine found cached on admission (no prefill for them)."""
         return [started.cached_tokens for started in self._started]
+
+    def reasoning_starts(self) -> list[ReasoningStart | None]:
+        """Each choice's reasoning markers and starting phase, for a reasoning model (None: plain text)."""
+        return [started.reasoning for started in self._started]
 
     def finished(self) -> list[Finished]:
         """The finish events read so far, in choice order (all of them once `events()` is through)."""

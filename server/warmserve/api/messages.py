@@ -10,6 +10,7 @@ starts, since message_start reports the prompt as the engine admitted it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -25,7 +26,15 @@ from warmserve.api.streaming import SseFormat, keep_alive, sse_data, sse_respons
 from warmserve.api.structured import OutputPlan, tool_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
 from warmserve.errors import InvalidRequest
-from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, TextDelta, ToolCallData
+from warmserve.generation import (
+    ChatMessage,
+    Finished,
+    GenerationRequest,
+    ReasoningRequest,
+    SamplingParams,
+    TextDelta,
+    ToolCallData,
+)
 from warmserve.protocol import (
     ContentBlock,
     ContentBlockDeltaEvent,
@@ -46,9 +55,13 @@ from warmserve.protocol import (
     NamedFunction,
     NamedToolChoice,
     PingEvent,
+    SignatureDelta,
     StopReason,
     TextBlock,
     TextDeltaOut,
+    ThinkingBlock,
+    ThinkingDelta,
+    ThinkingEnabled,
     ToolCall,
     ToolChoice,
     ToolChoiceAny,
@@ -59,6 +72,7 @@ from warmserve.protocol import (
     ToolUseBlock,
     ToolUseBlockIn,
 )
+from warmserve.reasoning import Kind, ReasoningSplitter, ReasoningStart, split_whole
 
 router = APIRouter()
 
@@ -97,17 +111,23 @@ async def create_message(body: MessagesRequest, request: Request, pools: Pools) 
         stream=body.stream,
         tools=plan.tools_json,
         constraint=plan.constraint,
+        reasoning=thinking_request(body),
     )
     message_id = f"msg_{uuid.uuid4().hex}"
     generations = await Generations.open(pool, [generation], request, message_id)
+    [start] = generations.reasoning_starts()
     if body.stream:
-        events = keep_alive(_events(generations, message_id, body.model, plan.tool_names), PING, PING_INTERVAL_S)
-        return sse_response(events, generations, ANTHROPIC_SSE, headers)
+        frames = _events(generations, message_id, body.model, plan.tool_names, start)
+        return sse_response(keep_alive(frames, PING, PING_INTERVAL_S), generations, ANTHROPIC_SSE, headers)
     async with generations:
         [result] = await generations.collect()
     finished = result.finished
-    text, calls = split_output(result.text, plan.tool_names)
-    content: list[ContentBlock] = [TextBlock(text=text or "")] if text or not calls else []
+    thinking, answer = split_whole(result.text, start)
+    text, calls = split_output(answer, plan.tool_names)
+    content: list[ContentBlock] = (
+        [] if thinking is None else [ThinkingBlock(thinking=thinking, signature=signature(thinking))]
+    )
+    content += [TextBlock(text=text or "")] if text or not calls else []
     content += [_tool_use(call) for call in calls]
     message = Message(
         id=message_id,
@@ -132,6 +152,28 @@ async def count_tokens(body: CountTokensRequest, request: Request, pools: Pools)
     tools = output_plan(body).tools_json
     tokens = await pool.tokenize(GenerationRequest(messages=conversation(body, settings.max_messages), tools=tools))
     return CountTokensResponse(input_tokens=len(tokens))
+
+
+def thinking_request(body: MessagesRequest) -> ReasoningRequest | None:
+    """Anthropic's `thinking` as a thinking budget; as Anthropic has it, the budget must leave room for an answer."""
+    match body.thinking:
+        case None:
+            return None
+        case ThinkingEnabled(budget_tokens=budget):
+            if budget >= body.max_tokens:
+                raise InvalidRequest(
+                    f"'thinking.budget_tokens' ({budget}) must be less than 'max_tokens' ({body.max_tokens}), "
+                    "which counts the thinking too.",
+                    param="thinking.budget_tokens",
+                )
+            return ReasoningRequest(budget=budget, param="thinking")
+        case _:
+            return ReasoningRequest(budget=0, param="thinking")
+
+
+def signature(thinking: str) -> str:
+    """A thinking block's signature: a digest of its text (Anthropic's clients expect one; nothing checks it)."""
+    return hashlib.sha256(thinking.encode()).hexdigest()
 
 
 def output_plan(body: MessagesInput) -> OutputPlan:
@@ -178,6 +220,11 @@ def conversation(body: MessagesInput, max_messages: int) -> tuple[ChatMessage, .
         text = "".join(block.text for block in blocks if block.type == "text")
         uses = [block for block in blocks if isinstance(block, ToolUseBlockIn)]
         results = [block for block in blocks if isinstance(block, ToolResultBlockIn)]
+        if (
+            any(block.type not in ("text", "tool_use", "tool_result") for block in blocks)
+            and message.role != "assistant"
+        ):
+            raise InvalidRequest("thinking blocks belong in assistant messages.", param=f"messages[{i}].content")
         if message.role == "assistant":
             if results:
                 raise InvalidRequest("tool_result blocks belong in user messages.", param=f"messages[{i}].content")
@@ -223,7 +270,11 @@ def _tool_use(call: ToolCall) -> ToolUseBlock:
 
 
 async def _events(
-    generations: Generations, message_id: str, model: str, tool_names: frozenset[str] = frozenset()
+    generations: Generations,
+    message_id: str,
+    model: str,
+    tool_names: frozenset[str] = frozenset(),
+    reasoning: ReasoningStart | None = None,
 ) -> AsyncGenerator[str, None]:
     [prompt_tokens] = generations.prompt_tokens()
     [cached_tokens] = generations.cached_tokens()
@@ -236,8 +287,8 @@ async def _events(
     )
     yield _frame(MessageStartEvent(message=start))
     yield PING
-    blocks = _Blocks(tool_names)
-    if not tool_names:
+    blocks = _Blocks(tool_names, reasoning)
+    if not tool_names and not blocks.thinks:
         yield blocks.open_text()
     async for _, item in generations.events():
         if isinstance(item, TextDelta):
@@ -253,36 +304,79 @@ async def _events(
 
 
 class _Blocks:
-    """A stream's content blocks: text deltas into an open text block, each tool call a block of its own.
+    """A stream's content blocks: a reasoning model's thinking block first, text deltas into an open
+    text block, each tool call a block of its own.
 
-    Without tools there is one text block, opened before the first token; its deltas are
-    rendered by the cheap per-token path.
+    Without tools or thinking there is one text block, opened before the first token; its deltas
+    are rendered by the cheap per-token path.
     """
 
-    def __init__(self, tool_names: frozenset[str]) -> None:
+    def __init__(self, tool_names: frozenset[str], reasoning: ReasoningStart | None = None) -> None:
         self._parser = ToolCallParser(tool_names) if tool_names else None
+        thinks = reasoning is not None and reasoning.phase != "answer"
+        self._splitter = ReasoningSplitter(reasoning) if thinks and reasoning is not None else None
+        self._thought: list[str] | None = None  # the open thinking block's text
         self._index = -1
         self._text_open = False
+        self._answered = False  # a text or tool_use block was opened
         self.called = False
         self._text_delta = text_chunk_renderer(self._render_text)
+
+    @property
+    def thinks(self) -> bool:
+        """Whether the output may begin with thinking (so no text block opens before it)."""
+        return self._splitter is not None
 
     def _render_text(self, text: str) -> str:
         return _frame(ContentBlockDeltaEvent(index=self._index, delta=TextDeltaOut(text=text)))
 
     def open_text(self) -> str:
         self._index += 1
-        self._text_open = True
+        self._text_open = self._answered = True
         self._text_delta = text_chunk_renderer(self._render_text)  # the frame carries the block's index
         return _frame(ContentBlockStartEvent(index=self._index, content_block=TextBlock(text="")))
 
     def feed(self, text: str) -> list[str]:
-        if self._parser is None:
-            return [self._text_delta(text)] if text else []
-        return self._frames(self._parser.feed(text))
+        if self._splitter is None:
+            return self._answer(text)
+        return self._split(self._splitter.feed(text))
+
+    def _answer(self, text: str) -> list[str]:
+        if self._parser is not None:
+            return self._frames(self._parser.feed(text))
+        if not text:
+            return []
+        return [*([] if self._text_open else [self.open_text()]), self._text_delta(text)]
+
+    def _split(self, parts: list[tuple[Kind, str]]) -> list[str]:
+        frames: list[str] = []
+        for kind, text in parts:
+            if kind == "content":
+                frames += self._close_thinking() + self._answer(text)
+                continue
+            if self._thought is None:
+                self._index += 1
+                self._thought = []
+                block = ThinkingBlock(thinking="", signature="")
+                frames.append(_frame(ContentBlockStartEvent(index=self._index, content_block=block)))
+            self._thought.append(text)
+            frames.append(_frame(ContentBlockDeltaEvent(index=self._index, delta=ThinkingDelta(thinking=text))))
+        return frames
+
+    def _close_thinking(self) -> list[str]:
+        if self._thought is None:
+            return []
+        digest = SignatureDelta(signature=signature("".join(self._thought)))
+        self._thought = None
+        return [
+            _frame(ContentBlockDeltaEvent(index=self._index, delta=digest)),
+            _frame(ContentBlockStopEvent(index=self._index)),
+        ]
 
     def finish(self) -> list[str]:
-        frames = self._frames(self._parser.finish()) if self._parser is not None else []
-        if self._index < 0:  # nothing at all: one empty text block, as for any empty answer
+        frames = self._split(self._splitter.finish()) + self._close_thinking() if self._splitter is not None else []
+        frames += self._frames(self._parser.finish()) if self._parser is not None else []
+        if not self._answered:  # no answer at all: one empty text block, as for any empty answer
             frames.append(self.open_text())
         if self._text_open:
             frames.append(_frame(ContentBlockStopEvent(index=self._index)))
@@ -303,7 +397,7 @@ class _Blocks:
                 frames.append(_frame(ContentBlockStopEvent(index=self._index)))
                 self._text_open = False
             self._index += 1
-            self.called = True
+            self.called = self._answered = True
             use = ToolUseBlock(id=piece.id, name=piece.function.name, input={})
             frames.append(_frame(ContentBlockStartEvent(index=self._index, content_block=use)))
             delta = InputJsonDelta(partial_json=piece.function.arguments)

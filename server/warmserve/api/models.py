@@ -28,6 +28,7 @@ def capabilities(pool: Pool) -> ModelCapabilities:
         logit_bias=generates,
         echo=generates,
         suffix=None if facts is None or not generates else facts.fill_in_middle,
+        reasoning=None if facts is None or not generates else facts.reasoning,
     )
 
 

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Protocol
 
 from warmserve.api.generations import Collected
 from warmserve.api.structured import OutputPlan
-from warmserve.config import ModelSpec, Task, UnsupportedPolicy
+from warmserve.config import ModelSpec, ReasoningOptions, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
-from warmserve.generation import ChatMessage, Finished, GenerationRequest, SamplingParams, ToolCallData
+from warmserve.generation import (
+    ChatMessage,
+    Effort,
+    Finished,
+    GenerationRequest,
+    ReasoningRequest,
+    SamplingParams,
+    ToolCallData,
+)
 from warmserve.protocol import (
     ChatCompletionRequest,
     ChatMessageIn,
     CompletionRequest,
+    CompletionTokensDetails,
     PromptTokensDetails,
     SamplingFields,
     Usage,
@@ -81,18 +91,34 @@ def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
     return (body.top_logprobs or 0) if body.logprobs else None
 
 
-def chat_requests(body: ChatCompletionRequest, max_messages: int, plan: OutputPlan) -> list[GenerationRequest]:
+def chat_requests(
+    body: ChatCompletionRequest, max_messages: int, plan: OutputPlan, reasoning: ReasoningOptions
+) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
     _require_stream_for_options(body)
     require_few_messages(len(body.messages), max_messages, "messages")
     messages = chat_messages(body.messages)
     params = sampling(body, body.output_limit(), chat_logprobs_count(body))
+    kwargs = None if body.chat_template_kwargs is None else json.dumps(body.chat_template_kwargs)
     return [
         GenerationRequest(
-            messages=messages, sampling=choice, stream=body.stream, tools=plan.tools_json, constraint=plan.constraint
+            messages=messages,
+            sampling=choice,
+            stream=body.stream,
+            tools=plan.tools_json,
+            constraint=plan.constraint,
+            reasoning=effort_request(body.reasoning_effort, reasoning, "reasoning_effort"),
+            template_kwargs=kwargs,
         )
         for choice in _per_choice(params, body.n)
     ]
+
+
+def effort_request(effort: Effort | None, options: ReasoningOptions, param: str) -> ReasoningRequest | None:
+    """A reasoning effort as the thinking budget the model's spec gives that level; None: the model's default."""
+    if effort is None:
+        return None
+    return ReasoningRequest(budget=options.effort_budgets[effort], effort=effort, param=param)
 
 
 def require_few_messages(count: int, limit: int, param: str) -> None:
@@ -183,6 +209,7 @@ def usage_of(finished: Sequence[Finished], choices_per_prompt: int = 1) -> Usage
         completion_tokens=completion,
         total_tokens=prompt + completion,
         prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=sum(f.reasoning_tokens for f in finished)),
     )
 
 

@@ -25,6 +25,8 @@ from warmserve.protocol import (
     OutputItem,
     OutputMessage,
     OutputText,
+    ReasoningItem,
+    ReasoningText,
     ResponsesInput,
     ToolCall,
     ToolChoice,
@@ -54,7 +56,7 @@ def input_items(body: ResponsesInput) -> list[Item]:
     return items
 
 
-_ID_PREFIXES = {"function_call": "fc", "function_call_output": "fco"}
+_ID_PREFIXES = {"function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
 
 
 def _message_item(role: str, text: str, item_id: str | None = None, phase: str | None = None) -> Item:
@@ -73,7 +75,7 @@ def conversation(instructions: str | None, items: Sequence[Item], max_messages: 
 
     A run of function_call items joins the assistant message before it (or starts one): one
     assistant turn with its calls, as chat templates expect; each function_call_output is a
-    tool message named after the call it answers.
+    tool message named after the call it answers. Reasoning items stay out of the prompt.
     """
     out = [ChatMessage(role="system", content=instructions)] if instructions else []
     called: dict[str, str] = {}
@@ -90,7 +92,7 @@ def conversation(instructions: str | None, items: Sequence[Item], max_messages: 
                 out[-1] = ChatMessage(role="assistant", content=last.content, tool_calls=(*last.tool_calls, call))
             else:
                 out.append(ChatMessage(role="assistant", content="", tool_calls=(call,)))
-        else:
+        elif kind == "function_call_output":
             output = item["output"]
             text = output if isinstance(output, str) else _text(output)
             call_id = item["call_id"]
@@ -132,10 +134,15 @@ def _chat_tool(tool: FunctionTool) -> ToolDefinition:
     return ToolDefinition(type="function", function=FunctionDefinition(**tool.model_dump(exclude={"type"})))
 
 
-def output_items(text: str, calls: Sequence[ToolCall], complete: bool) -> list[OutputItem]:
-    """The message (when there is text, or nothing else), then one function_call item per call."""
+def output_items(text: str, calls: Sequence[ToolCall], complete: bool, thinking: str | None = None) -> list[OutputItem]:
+    """A reasoning model's thinking, the message (when there is text, or nothing else), then one
+    function_call item per call."""
     status = "completed" if complete else "incomplete"
     items: list[OutputItem] = []
+    if thinking is not None:
+        cut = not complete and not text and not calls  # cut off while thinking
+        content = [ReasoningText(text=thinking)]
+        items.append(ReasoningItem(id=new_item_id("rs"), status="incomplete" if cut else "completed", content=content))
     if text or not calls:
         items.append(OutputMessage(id=new_item_id("msg"), status=status, content=[OutputText(text=text)]))
     items.extend(function_call_item(call) for call in calls)

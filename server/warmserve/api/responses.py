@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES, success_response
 from warmserve.api.generations import Generations
-from warmserve.api.params import ignored_header, require_task, unsupported
+from warmserve.api.params import effort_request, ignored_header, require_task, unsupported
 from warmserve.api.response_events import ResponseEvents
 from warmserve.api.response_items import Item, conversation, input_items, new_item_id, output_items, output_plan
 from warmserve.api.response_store import ResponseStore, StoredResponse
@@ -37,11 +37,13 @@ from warmserve.protocol import (
     InputTokensRequest,
     InputTokensResponse,
     OutputItem,
+    OutputTokensDetails,
     ResponseObject,
     ResponsesInput,
     ResponsesRequest,
     ResponseUsage,
 )
+from warmserve.reasoning import split_whole
 
 router = APIRouter()
 
@@ -72,6 +74,9 @@ async def create_response(body: ResponsesRequest, request: Request, pools: Pools
         stream=body.stream,
         tools=plan.tools_json,
         constraint=plan.constraint,
+        reasoning=effort_request(
+            body.reasoning.effort if body.reasoning else None, pool.spec.reasoning, "reasoning.effort"
+        ),
     )
     response = _created(new_item_id("resp"), body, sampling, store is not None)
     generations = await Generations.open(pool, [generation], request, response.id)
@@ -89,15 +94,17 @@ async def create_response(body: ResponsesRequest, request: Request, pools: Pools
             )
             await store.put(record)
 
+    [start] = generations.reasoning_starts()
     if body.stream:
-        events = ResponseEvents(response, plan.tool_names)
+        events = ResponseEvents(response, plan.tool_names, start)
         frames = _stream(generations, events, response, keep)
         return sse_response(frames, generations, SseFormat(error_event=events.failed), headers)
     async with generations:
         [result] = await generations.collect()
-    text, calls = split_output(result.text, plan.tool_names)
+    thinking, answer = split_whole(result.text, start)
+    text, calls = split_output(answer, plan.tool_names)
     complete = result.finished.finish_reason != "length"
-    final = _finished(response, output_items(text or "", calls, complete), result.finished)
+    final = _finished(response, output_items(text or "", calls, complete, thinking), result.finished)
     await keep(final)
     return AsciiJSONResponse(final.model_dump(mode="json"), headers=headers)
 
@@ -223,6 +230,7 @@ def _created(response_id: str, body: ResponsesRequest, sampling: SamplingParams,
         output=[],
         parallel_tool_calls=body.parallel_tool_calls is not False,
         previous_response_id=body.previous_response_id,
+        reasoning=body.reasoning,
         store=stored,
         temperature=sampling.temperature,
         text=body.text.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -248,6 +256,7 @@ def _finished(response: ResponseObject, output: list[OutputItem], finished: Fini
         input_tokens=finished.prompt_tokens,
         input_tokens_details=InputTokensDetails(cached_tokens=finished.cached_tokens),
         output_tokens=finished.completion_tokens,
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=finished.reasoning_tokens),
         total_tokens=finished.prompt_tokens + finished.completion_tokens,
     )
     return response.model_copy(

@@ -11,7 +11,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import jinja2
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -46,17 +45,30 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
 
-    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None = None) -> str:
-        """The prompt text that asks the model for the next assistant turn (tools: see tool_prompt)."""
+    def render(
+        self, messages: tuple[ChatMessage, ...], tools_json: str | None = None, variables: dict[str, Any] | None = None
+    ) -> str:
+        """The prompt text that asks the model for the next assistant turn (tools: see tool_prompt).
+
+        `variables` (chat_template_kwargs, a thinking switch) may not replace what the render sets itself.
+        """
         rendered, tools = template_inputs(messages, tools_json, self.source)
-        extra = {} if tools is None else {"tools": tools}
+        own: dict[str, Any] = {
+            "messages": rendered,
+            "add_generation_prompt": True,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+        }
+        if tools is not None:
+            own["tools"] = tools
         try:
-            return self._template.render(
-                messages=rendered,
-                **extra,
-                add_generation_prompt=True,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-            )
-        except jinja2.TemplateError as exc:
-            raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
+            return self._template.render(**{**(variables or {}), **own})
+        except InvalidRequest:
+            raise
+        except Exception as exc:  # any failure inside the template is the request's (or the template's) fault
+            raise template_failed(exc) from exc
+
+
+def template_failed(exc: Exception) -> InvalidRequest:
+    """A template that fails to render: a 400 with the template's own error."""
+    return InvalidRequest(f"The model's chat template failed to render: {type(exc).__name__}: {exc}", param="messages")

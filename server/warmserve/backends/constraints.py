@@ -33,6 +33,11 @@ class TokenConstraint:
         self._n_vocab = n_vocab
         self._words = np.zeros((tokenizer.vocab_size + 31) // 32, dtype=np.int32)
 
+    @property
+    def active(self) -> bool:
+        """Whether it applies to the next token (always; a grammar after a thinking block waits for it)."""
+        return True
+
     def allowed(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Which tokens may come next, one bool per logit."""
         words = self._words

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
+from warmserve.backends.reasoning import Thinking
 from warmserve.generation import (
     Continuation,
     Drawn,
@@ -73,6 +74,7 @@ class OutputTracker:
     stop: tuple[str, ...]
     cached_tokens: int = 0
     with_logprobs: bool = False
+    thinking: Thinking | None = None  # a reasoning model's request: its thinking tokens are counted there
     completion_tokens: int = 0
     _decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -144,6 +146,11 @@ class OutputTracker:
 
     def _events(self, text: str, reason: FinishReason, everything: bool = False) -> list[GenerationEvent]:
         done = Finished(
-            reason, self.prompt_tokens, self.completion_tokens, self.cached_tokens, stop_sequence=self._matcher.matched
+            reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            stop_sequence=self._matcher.matched,
+            reasoning_tokens=0 if self.thinking is None else self.thinking.reasoning_tokens,
         )
         return [*self._take_owed(), *self._delta(text, everything), done]

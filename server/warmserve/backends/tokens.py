@@ -10,10 +10,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from warmserve.backends.reasoning import ReasoningModel, Thinking, chat_plan, close_text, shape_prompt
+from warmserve.config import ReasoningOptions
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import ContextLengthExceeded, InvalidRequest
 from warmserve.generation import ChatMessage, GenerationRequest
+from warmserve.reasoning import ReasoningStart
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A request's prompt tokens and, for a reasoning model's chat, where its output starts and its budget."""
+
+    tokens: list[int]
+    reasoning: ReasoningStart | None = None
+    budget: int | None = None  # thinking tokens; None: no limit
 
 
 class Vocabulary(ABC):
@@ -22,6 +36,9 @@ class Vocabulary(ABC):
     size: int  # token ids run from 0 to size - 1
     fim: tuple[int, int, int] | None = None  # fill-in-the-middle prefix, suffix and middle tokens
     fim_head: tuple[int, ...] = ()  # tokens before a fill-in-the-middle prompt (a BOS, for one)
+    reasoning: ReasoningModel | None = None  # set by `use_reasoning` when the model thinks
+    _default_budget: int | None = None  # thinking tokens of a request that sets no effort
+    _close_tokens: list[int] | None = None  # what a spent budget feeds: "\n" + close marker + "\n\n"
 
     @abstractmethod
     def encode(self, text: str, special: bool) -> list[int]:
@@ -31,28 +48,69 @@ class Vocabulary(ABC):
     def decode(self, tokens: list[int]) -> str:
         """Token ids into text, special tokens written out; the ids are known to be in range."""
 
+    @property
     @abstractmethod
-    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
-        """The prompt asking for the next assistant turn, through the model's chat template."""
+    def template_source(self) -> str:
+        """The chat template in use (the spec's override, the model's own, or the fallback)."""
+
+    @abstractmethod
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None, variables: dict[str, Any]) -> str:
+        """The prompt text asking for the next assistant turn, through the chat template (`variables`:
+        extra template variables, such as `enable_thinking`)."""
+
+    @abstractmethod
+    def encode_chat(self, text: str) -> list[int]:
+        """A rendered chat prompt as tokens (special tokens the template wrote are parsed, not doubled)."""
+
+    def use_reasoning(self, options: ReasoningOptions) -> None:
+        """Find the model's thinking markers (spec, template, vocabulary); call once the template is known."""
+        self.reasoning = ReasoningModel.detect(options, self.template_source, self.single_token)
+        self._default_budget = options.budget
+
+    def single_token(self, text: str) -> bool:
+        """Whether `text` is one token of this vocabulary (a special marker such as `<think>`)."""
+        return len(self.encode(text, False)) == 1
+
+    def chat_prompt(self, request: GenerationRequest) -> Prompt:
+        """A chat through the template, opened or closed for thinking as the request asks (backends/reasoning.py)."""
+        assert request.messages is not None
+        plan = chat_plan(self.reasoning, request, self._default_budget)
+        text = self.render(request.messages, request.tools, plan.variables)
+        if self.reasoning is None:
+            return Prompt(self.encode_chat(text))
+        text, start = shape_prompt(self.reasoning, text, plan.budget, request.constraint is not None)
+        return Prompt(self.encode_chat(text), start, plan.budget)
+
+    def thinking(self, prompt: Prompt, constrained: bool) -> Thinking | None:
+        """One request's thinking tracker; None when its output cannot hold a thinking block."""
+        if prompt.reasoning is None or prompt.reasoning.phase == "answer" or self.reasoning is None:
+            return None
+        if self._close_tokens is None:
+            self._close_tokens = self.encode(close_text(self.reasoning), False)
+        return Thinking(prompt.reasoning, prompt.budget, self._close_tokens, answer_required=constrained)
 
     def infill(self, request: GenerationRequest) -> list[int]:
         """Prefix-suffix-middle order: the model writes what goes between `prompt` and `suffix`."""
         return [*self.fim_head, *fill_in_middle(request, self.fim, lambda text: self.encode(text, False))]
 
-    def tokenize(self, request: GenerationRequest) -> list[int]:
-        """The prompt's tokens: ids as given, a chat, an infill or plain text; never empty."""
+    def prompt(self, request: GenerationRequest) -> Prompt:
+        """The prompt: ids as given, a chat, an infill or plain text; never empty."""
         if request.prompt_tokens is not None:
-            return given_tokens(request, self.size)
+            return Prompt(given_tokens(request, self.size))
         if request.messages is not None:
-            tokens = self.chat(request.messages, request.tools)
+            prompt = self.chat_prompt(request)
         elif request.suffix is not None:
-            tokens = self.infill(request)
+            prompt = Prompt(self.infill(request))
         else:
             assert request.prompt is not None
-            tokens = self.encode(request.prompt, True)
-        if not tokens:
+            prompt = Prompt(self.encode(request.prompt, True))
+        if not prompt.tokens:
             raise InvalidRequest("The prompt is empty.", param=request.input_param)
-        return tokens
+        return prompt
+
+    def tokenize(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens, as `prompt` makes them."""
+        return self.prompt(request).tokens
 
     def detokenize(self, tokens: list[int]) -> str:
         check_in_vocabulary(tokens, self.size, "tokens", "The request names token")

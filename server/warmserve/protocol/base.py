@@ -147,11 +147,16 @@ class PromptTokensDetails(WireModel):
     cached_tokens: int = Field(0, description="Prompt tokens whose KV cache was reused, not recomputed.")
 
 
+class CompletionTokensDetails(WireModel):
+    reasoning_tokens: int = Field(0, description="Completion tokens a reasoning model spent thinking.")
+
+
 class Usage(WireModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
+    completion_tokens_details: CompletionTokensDetails = Field(default_factory=CompletionTokensDetails)
 
 
 FinishReasonOut = Literal["stop", "length", "tool_calls"]

@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from warmserve.generation import Effort
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, FinishReasonOut, SamplingFields, Text, Usage, WireModel
 
 
@@ -122,6 +123,16 @@ class ChatCompletionRequest(SamplingFields):
     tools: list[ToolDefinition] | None = Field(None, max_length=128)
     tool_choice: ToolChoice | None = Field(None, description="Default: auto with tools, none without.")
     parallel_tool_calls: bool | None = Field(None, description="Default true: one or more calls per turn.")
+    reasoning_effort: Effort | None = Field(
+        None,
+        description="A reasoning model's thinking: its template's switch and a budget of thinking tokens per "
+        "level (the model spec's reasoning.effort_budgets); none = no thinking. A 400 for a model that does not think.",
+    )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None,
+        description="Extra variables for the model's chat template (vLLM's convention), such as "
+        '{"enable_thinking": false}.',
+    )
 
     def output_limit(self) -> int | None:
         """`max_completion_tokens` is the current name; `max_tokens` the deprecated one."""
@@ -152,12 +163,15 @@ class AssistantMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None = Field(None, description="A reasoning model's thinking (DeepSeek's name).")
+    reasoning: str | None = Field(None, description="The same thinking, under the name other servers use.")
 
     @model_serializer(mode="wrap")
-    def _drop_absent_tool_calls(self, handler: Any) -> dict[str, Any]:
+    def _drop_absent_fields(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if self.tool_calls is None:
-            data.pop("tool_calls", None)
+        for name in ("tool_calls", "reasoning_content", "reasoning"):
+            if getattr(self, name) is None:
+                data.pop(name, None)
         return data
 
 
@@ -208,6 +222,8 @@ class ToolCallDelta(_DeltaModel):
 class ChatDelta(_DeltaModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
 
 

@@ -1,6 +1,6 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, its events and its error body.
 
-Text and tool blocks; no images or documents. Unknown fields (e.g. `top_k`, `thinking`)
+Text, tool and thinking blocks; no images or documents. Unknown fields (e.g. `mcp_servers`)
 are kept, as in every request here, so the route can name them by the
 `unsupported_parameters` policy.
 """
@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from warmserve.generation import THINKING_BUDGET_LIMIT
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
 
@@ -56,7 +57,24 @@ class ToolResultBlockIn(EchoedIn):
         return "".join(block.text for block in self.content)
 
 
-ContentBlockIn = Annotated[TextBlockIn | ToolUseBlockIn | ToolResultBlockIn, Field(discriminator="type")]
+class ThinkingBlockIn(EchoedIn):
+    """An earlier turn's thinking, sent back: accepted and left out of the prompt (reasoning models'
+    templates drop past thinking too)."""
+
+    type: Literal["thinking"]
+    thinking: Text
+    signature: str | None = None
+
+
+class RedactedThinkingBlockIn(EchoedIn):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+ContentBlockIn = Annotated[
+    TextBlockIn | ToolUseBlockIn | ToolResultBlockIn | ThinkingBlockIn | RedactedThinkingBlockIn,
+    Field(discriminator="type"),
+]
 
 
 class MessageIn(WireModel):
@@ -65,7 +83,7 @@ class MessageIn(WireModel):
         Annotated[Text, Tag("str")] | Annotated[list[ContentBlockIn], Tag("list")], Discriminator(_str_or_list)
     ]
 
-    def blocks(self) -> list[TextBlockIn | ToolUseBlockIn | ToolResultBlockIn]:
+    def blocks(self) -> list[ContentBlockIn]:
         return [TextBlockIn(type="text", text=self.content)] if isinstance(self.content, str) else self.content
 
 
@@ -120,8 +138,26 @@ class MessagesInput(BaseModel):
         return unsupported_sent(self)
 
 
+class ThinkingEnabled(WireModel):
+    type: Literal["enabled"]
+    budget_tokens: int = Field(
+        ge=1, le=THINKING_BUDGET_LIMIT, description="Thinking tokens before the engine closes the block itself."
+    )
+
+
+class ThinkingDisabled(WireModel):
+    type: Literal["disabled"]
+
+
+ThinkingConfig = Annotated[ThinkingEnabled | ThinkingDisabled, Field(discriminator="type")]
+
+
 class MessagesRequest(MessagesInput):
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT, description="Required, as Anthropic requires it.")
+    thinking: ThinkingConfig | None = Field(
+        None,
+        description="A reasoning model's thinking: on with a budget, or off. A 400 for a model that does not think.",
+    )
     stop_sequences: list[Text] | None = Field(None, max_length=16)
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
@@ -149,7 +185,13 @@ class ToolUseBlock(WireModel):
     input: dict[str, Any]
 
 
-ContentBlock = TextBlock | ToolUseBlock
+class ThinkingBlock(WireModel):
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str = Field(description="A digest of the thinking; nothing checks it when it is sent back.")
+
+
+ContentBlock = ThinkingBlock | TextBlock | ToolUseBlock
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
@@ -200,10 +242,20 @@ class InputJsonDelta(WireModel):
     partial_json: str
 
 
+class ThinkingDelta(WireModel):
+    type: Literal["thinking_delta"] = "thinking_delta"
+    thinking: str
+
+
+class SignatureDelta(WireModel):
+    type: Literal["signature_delta"] = "signature_delta"
+    signature: str
+
+
 class ContentBlockDeltaEvent(WireModel):
     type: Literal["content_block_delta"] = "content_block_delta"
     index: int
-    delta: TextDeltaOut | InputJsonDelta
+    delta: TextDeltaOut | InputJsonDelta | ThinkingDelta | SignatureDelta
 
 
 class ContentBlockStopEvent(WireModel):

@@ -39,6 +39,11 @@ class ModelCapabilities(WireModel):
     logit_bias: bool
     echo: bool = Field(description="completions: echo")
     suffix: bool | None = Field(description="completions: suffix (fill in the middle); null until a worker has loaded")
+    reasoning: bool | None = Field(
+        None,
+        description="A reasoning model: its thinking comes apart from the answer, and reasoning_effort / "
+        "reasoning.effort / thinking control it; null until a worker has loaded",
+    )
 
 
 class ModelCard(WireModel):

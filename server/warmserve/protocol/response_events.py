@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from warmserve.protocol.base import WireModel
-from warmserve.protocol.responses import OutputItem, OutputText, ResponseObject
+from warmserve.protocol.responses import OutputItem, OutputText, ReasoningText, ResponseObject
 
 
 class _Numbered(WireModel):
@@ -46,7 +46,7 @@ class OutputItemEvent(_OfItem):
 
 class ContentPartEvent(_OfPart):
     type: Literal["response.content_part.added", "response.content_part.done"]
-    part: OutputText
+    part: OutputText | ReasoningText
 
 
 class OutputTextDeltaEvent(_OfPart):
@@ -57,6 +57,16 @@ class OutputTextDeltaEvent(_OfPart):
 
 class OutputTextDoneEvent(_OfPart):
     type: Literal["response.output_text.done"] = "response.output_text.done"
+    text: str
+
+
+class ReasoningTextDeltaEvent(_OfPart):
+    type: Literal["response.reasoning_text.delta"] = "response.reasoning_text.delta"
+    delta: str
+
+
+class ReasoningTextDoneEvent(_OfPart):
+    type: Literal["response.reasoning_text.done"] = "response.reasoning_text.done"
     text: str
     logprobs: list[Any] = Field(default_factory=list)
 
@@ -85,6 +95,8 @@ ResponseEvent = (
     | ContentPartEvent
     | OutputTextDeltaEvent
     | OutputTextDoneEvent
+    | ReasoningTextDeltaEvent
+    | ReasoningTextDoneEvent
     | ArgumentsDeltaEvent
     | ArgumentsDoneEvent
     | ResponseErrorEvent

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from warmserve.generation import Effort
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionDefinition, FunctionName
 
@@ -144,12 +145,30 @@ class FunctionCallOutputIn(_CallFields):
     status: ItemStatus | None = None
 
 
+class ReasoningTextIn(EchoedIn):
+    type: Literal["reasoning_text", "summary_text"]
+    text: Text
+
+
+class ReasoningItemIn(EchoedIn):
+    """A reasoning model's thinking on an earlier turn, sent back: kept in the conversation, not in the
+    prompt (reasoning models' templates drop past thinking too)."""
+
+    type: Literal["reasoning"]
+    id: Text | None = None
+    summary: list[ReasoningTextIn] = Field(default_factory=list)
+    content: list[ReasoningTextIn] | None = None
+    encrypted_content: Text | None = None
+    status: ItemStatus | None = None
+
+
 InputItem = Annotated[
     Annotated[MessageItemIn, Tag("type=message")]
     | Annotated[FunctionCallIn, Tag("type=function_call")]
     | Annotated[FunctionCallOutputIn, Tag("type=function_call_output")]
+    | Annotated[ReasoningItemIn, Tag("type=reasoning")]
     | Annotated[_UnsupportedItem, Tag("other-type")],
-    Discriminator(_by_type(("message", "function_call", "function_call_output"), default="message")),
+    Discriminator(_by_type(("message", "function_call", "function_call_output", "reasoning"), default="message")),
 ]
 
 
@@ -228,7 +247,20 @@ class ResponsesInput(BaseModel):
         return unsupported_sent(self)
 
 
+class ReasoningConfig(WireModel):
+    effort: Effort | None = Field(
+        None, description="A reasoning model's thinking budget per level (see chat's reasoning_effort)."
+    )
+    summary: Literal["auto", "concise", "detailed"] | None = Field(
+        None, description="Accepted; the thinking comes back whole, as the reasoning item's content, not summarised."
+    )
+    generate_summary: Literal["auto", "concise", "detailed"] | None = Field(
+        None, description="The old name of summary."
+    )
+
+
 class ResponsesRequest(ResponsesInput):
+    reasoning: ReasoningConfig | None = None
     max_output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
@@ -277,7 +309,22 @@ class FunctionCallOut(WireModel):
     status: ItemStatus
 
 
-OutputItem = Annotated[OutputMessage | FunctionCallOut, Field(discriminator="type")]
+class ReasoningText(WireModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+class ReasoningItem(WireModel):
+    """A reasoning model's thinking, before the message it led to."""
+
+    type: Literal["reasoning"] = "reasoning"
+    id: str
+    summary: list[Any] = Field(default_factory=list)
+    content: list[ReasoningText]
+    status: ItemStatus
+
+
+OutputItem = Annotated[OutputMessage | FunctionCallOut | ReasoningItem, Field(discriminator="type")]
 
 ResponseStatus = Literal["in_progress", "completed", "incomplete", "failed"]
 
@@ -321,7 +368,7 @@ class ResponseObject(WireModel):
     output: list[OutputItem]
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
-    reasoning: None = None
+    reasoning: ReasoningConfig | None = None
     store: bool = True
     temperature: float | None = None
     text: dict[str, Any] = Field(default_factory=lambda: {"format": {"type": "text"}})

@@ -17,7 +17,8 @@ import os
 import random
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,11 +26,12 @@ from warmserve.backends.base import StepEvents, VocabularyEngine
 from warmserve.backends.embedding import EmbedPiece, Vector
 from warmserve.backends.fake.structured import FakeConstrained
 from warmserve.backends.text import OutputTracker
-from warmserve.backends.tokens import Vocabulary, given_tokens, output_budget
+from warmserve.backends.tokens import Prompt, Vocabulary, given_tokens, output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import BackendError, InvalidRequest
 from warmserve.generation import ChatMessage, Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
+from warmserve.reasoning import ReasoningStart
 
 FAKE_VOCAB_SIZE = 50_000  # a word's token is its hash modulo this
 FAKE_EMBED_SIZE = 16
@@ -63,8 +65,16 @@ class _FakeVocabulary(Vocabulary):
     def decode(self, tokens: list[int]) -> str:
         return " ".join(f"<{token}>" for token in tokens)
 
-    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
-        return self.encode(_chat_text(messages), True)
+    template_source = ""  # no template: a fake reasoning model names its markers in its spec
+
+    def single_token(self, text: str) -> bool:
+        return False  # every word is a token here, markers too: they prove nothing
+
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None, variables: dict[str, Any]) -> str:
+        return _chat_text(messages)
+
+    def encode_chat(self, text: str) -> list[int]:
+        return self.encode(text, True)
 
     def infill(self, request: GenerationRequest) -> list[int]:
         return self.encode(render_prompt(request), False)
@@ -86,13 +96,26 @@ class _Sequence:
     crash: bool
     logprobs: int | None
     structured: FakeConstrained | None = None
+    thought: list[bytes] = field(default_factory=list)  # a fake reasoning model's thinking block, before the answer
 
 
 def _next_piece(seq: _Sequence, produced: int) -> bytes | None:
     """The fake's next output after `produced` tokens; None ends it (a grammar that is complete)."""
+    if produced < len(seq.thought):
+        return seq.thought[produced]
+    produced -= len(seq.thought)
     word = seq.words[produced % len(seq.words)]
     piece = (word if produced == 0 else " " + word).encode()
     return seq.structured.next_piece(piece) if seq.structured is not None else piece
+
+
+def fake_thought(start: ReasoningStart | None, budget: int | None, words: list[str]) -> list[bytes]:
+    """A fake reasoning model thinks the prompt's words in order, as many as its budget allows."""
+    if start is None or start.phase == "answer":
+        return []
+    opened = [start.open.encode()] if start.phase == "start" else []
+    thought = [f" {word}".encode() for word in words[: len(words) if budget is None else budget]]
+    return [*opened, *thought, f"\n{start.close}\n\n".encode()]
 
 
 def fake_logprob(piece: bytes, words: list[str], produced: int, top: int) -> TokenLogprob:
@@ -108,6 +131,7 @@ class FakeEngine(VocabularyEngine):
         self._n_ctx = spec.n_ctx
         self.capacity = spec.slots
         self._vocab = _FakeVocabulary()
+        self._vocab.use_reasoning(spec.reasoning)
         self._running: dict[str, _Sequence] = {}
         time.sleep(self._options.load_delay_s)
         if self._options.crash_on_load:
@@ -119,7 +143,12 @@ class FakeEngine(VocabularyEngine):
 
     @property
     def facts(self) -> ModelFacts:
-        return ModelFacts(context_length=self._n_ctx, vocab_size=FAKE_VOCAB_SIZE, fill_in_middle=True)
+        return ModelFacts(
+            context_length=self._n_ctx,
+            vocab_size=FAKE_VOCAB_SIZE,
+            fill_in_middle=True,
+            reasoning=self._vocab.reasoning is not None,
+        )
 
     @property
     def embed_size(self) -> int:
@@ -137,6 +166,7 @@ class FakeEngine(VocabularyEngine):
         self._vocab.check_logit_bias(request)
         if request.prompt_tokens is not None:
             given_tokens(request, FAKE_VOCAB_SIZE)
+        reasoning = self._vocab.chat_prompt(request) if request.messages is not None else Prompt([])
         prompt = render_prompt(request)
         prompt_words = _words(request, prompt)
         prompt_tokens = len(prompt_words)
@@ -154,14 +184,20 @@ class FakeEngine(VocabularyEngine):
             crash=bool(options.crash_on and options.crash_on in prompt),
             logprobs=request.sampling.logprobs,
             structured=FakeConstrained(request.constraint) if request.constraint else None,
+            thought=fake_thought(reasoning.reasoning, reasoning.budget, prompt_words),
         )
+        thinking = self._vocab.thinking(reasoning, constrained=request.constraint is not None)
+        seq.tracker.thinking = thinking
         # The fake draws its whole output when a request starts (from its own seed), so a resumed
         # request replays the same tokens and continues exactly as it would have.
         if request.resume is not None:
-            pieces = [_next_piece(seq, produced) for produced in range(len(request.resume.tokens))]
-            seq.tracker.replay(request.resume, [piece or b"" for piece in pieces])
+            pieces = [_next_piece(seq, produced) or b"" for produced in range(len(request.resume.tokens))]
+            for token, piece in zip(request.resume.tokens, pieces, strict=True):
+                if thinking is not None:
+                    thinking.accept(token, piece)
+            seq.tracker.replay(request.resume, pieces)
         self._running[request_id] = seq
-        return Started(prompt_tokens=prompt_tokens)
+        return Started(prompt_tokens=prompt_tokens, reasoning=reasoning.reasoning)
 
     def step(self) -> StepEvents:
         if self._options.token_delay_s:
@@ -180,7 +216,10 @@ class FakeEngine(VocabularyEngine):
                 new = seq.tracker.end_of_generation()
             else:
                 logprob = None if seq.logprobs is None else fake_logprob(piece, seq.words, produced, seq.logprobs)
-                new = seq.tracker.push(_word_token(piece.decode(errors="replace").strip()), piece, logprob)
+                token = _word_token(piece.decode(errors="replace").strip())
+                if seq.tracker.thinking is not None:
+                    seq.tracker.thinking.accept(token, piece)
+                new = seq.tracker.push(token, piece, logprob)
             events.extend((request_id, event) for event in new)
             if new and isinstance(new[-1], Finished):
                 del self._running[request_id]

@@ -5,7 +5,8 @@ running sequence in one batched forward pass over a shared left-padded KV cache
 (kv_batch.py), then prefills the requests admitted since the last step, so new
 requests join between decode steps and a cancelled one leaves at the next step.
 Models whose cache cannot be merged (sliding-window layers) run one at a time.
-Constrained requests mask their own logits row (backends/constraints.py).
+Constrained requests mask their own logits row (backends/constraints.py); a reasoning model's
+request thinks first, as on llama.cpp (backends/reasoning.py).
 
 Embeddings: embed.py. An embedding-only model (BertModel and the like) loads with
 AutoModel and answers no generation.
@@ -29,6 +30,7 @@ from warmserve.backends.hf.sampling import TorchSampler
 from warmserve.backends.hf.source import model_directory
 from warmserve.backends.hf.vocabulary import HFVocabulary
 from warmserve.backends.logprobs import top_logprobs
+from warmserve.backends.reasoning import Thinking, gated
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
@@ -91,6 +93,7 @@ class _Sequence:
     tracker: OutputTracker
     detokenizer: Detokenizer
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
+    thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
     length: int = 0  # tokens in the KV cache
     last_token: int = -1
     events: list[GenerationEvent] = field(default_factory=list)
@@ -115,7 +118,8 @@ class TransformersEngine(ModelEngine):
         limit = getattr(self._model.config, "max_position_embeddings", None) or spec.n_ctx
         self._n_ctx = min(spec.n_ctx, limit)
         self._eos = self._eos_ids() if self._generates else set()
-        self._vocab = HFVocabulary(self._tokenizer, int(self._model.config.vocab_size))
+        self._vocab = HFVocabulary(self._tokenizer, int(self._model.config.vocab_size), spec.chat_template_source())
+        self._vocab.use_reasoning(spec.reasoning)
         self._embedder = HFEmbedder(
             self._model, self._tokenizer.pad_token_id, self._device, directory, self._n_ctx, spec.n_batch
         )
@@ -134,32 +138,45 @@ class TransformersEngine(ModelEngine):
 
     @property
     def facts(self) -> ModelFacts:
-        fim = self._vocab.fim is not None
-        return ModelFacts(context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=fim)
+        return ModelFacts(
+            context_length=self._n_ctx,
+            vocab_size=self._vocab.size,
+            fill_in_middle=self._vocab.fim is not None,
+            reasoning=self._vocab.reasoning is not None,
+        )
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         if not self._generates:
             raise InvalidRequest("This model only computes embeddings; it does not generate.", param="model")
         self._vocab.check_logit_bias(request)
-        prompt = self.tokenize(request)
+        shaped = self._vocab.prompt(request)
+        prompt = shaped.tokens
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         with_logprobs = request.sampling.logprobs is not None
+        thinking = self._vocab.thinking(shaped, constrained=request.constraint is not None)
         seq = _Sequence(
             request_id=request_id,
             prompt=prompt,
-            sampler=TorchSampler(request.draws, self._grammars.constraint(request.constraint)),
-            tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
+            sampler=TorchSampler(request.draws, gated(self._grammars.constraint(request.constraint), thinking)),
+            tracker=OutputTracker(
+                len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs, thinking=thinking
+            ),
             detokenizer=Detokenizer(self._tokenizer),
             logprobs=request.sampling.logprobs,
+            thinking=thinking,
         )
         if request.resume is not None:  # the tokens a dead worker drew are prefilled after the prompt, and replayed
             drawn = list(request.resume.tokens)
             seq.prompt = prompt + drawn
+            pieces = []
             for token in drawn:
                 seq.sampler.replay(token)
-            seq.tracker.replay(request.resume, [seq.detokenizer.push(token) for token in drawn])
+                pieces.append(seq.detokenizer.push(token))
+                if thinking is not None:
+                    thinking.accept(token, pieces[-1])
+            seq.tracker.replay(request.resume, pieces)
         self._new.append(seq)
-        return Started(prompt_tokens=len(prompt))
+        return Started(prompt_tokens=len(prompt), reasoning=shaped.reasoning)
 
     def cancel(self, request_id: str) -> None:
         self._new = [s for s in self._new if s.request_id != request_id]
@@ -212,8 +229,22 @@ class TransformersEngine(ModelEngine):
         self._rows.append(seq)
         self._accept(seq, out.logits[0, -1, :])
 
+    def _draw(self, seq: _Sequence, logits: torch.Tensor) -> int:
+        """The next token: sampled (within the grammar), or the one a thinking block's close forces."""
+        thinking = seq.thinking
+        forced = None if thinking is None else thinking.forced()
+        if forced is None:
+            token = seq.sampler.sample(logits)
+            if thinking is None or token not in self._eos:
+                return token
+            forced = thinking.instead_of_end()  # an answer must follow the thinking: close it instead
+            if forced is None:
+                return token
+        seq.sampler.count(forced)
+        return forced
+
     def _accept(self, seq: _Sequence, logits: torch.Tensor) -> None:
-        token = seq.sampler.sample(logits)
+        token = self._draw(seq, logits)
         seq.last_token = token
         if token in self._eos:
             new = seq.tracker.end_of_generation()
@@ -224,12 +255,14 @@ class TransformersEngine(ModelEngine):
                 seq.events.append(Failed(exc.info()))
                 seq.done = True
                 return
-            if seq.logprobs is None:
-                new = seq.tracker.push(token, seq.detokenizer.push(token))
-            else:
+            logprob = None
+            if seq.logprobs is not None:
                 row = logits.detach().to("cpu", torch.float32).numpy()
                 logprob = top_logprobs(row, token, seq.logprobs, self._piece)
-                new = seq.tracker.push(token, seq.detokenizer.push(token), logprob)
+            piece = seq.detokenizer.push(token)
+            if seq.thinking is not None:
+                seq.thinking.accept(token, piece)
+            new = seq.tracker.push(token, piece, logprob)
         seq.events.extend(new)
         seq.done = bool(new) and isinstance(new[-1], Finished)
 

@@ -14,12 +14,12 @@ from collections import Counter
 
 import torch
 
-from warmserve.backends.constraints import TokenConstraint
+from warmserve.backends.reasoning import OutputGrammar
 from warmserve.generation import SamplingParams
 
 
 class TorchSampler:
-    def __init__(self, params: SamplingParams, constraint: TokenConstraint | None = None) -> None:
+    def __init__(self, params: SamplingParams, constraint: OutputGrammar | None = None) -> None:
         self._params = params
         self._constraint = constraint
         seed = params.seed if params.seed is not None else random.getrandbits(63)
@@ -37,7 +37,7 @@ class TorchSampler:
         scores = logits.detach().to("cpu", torch.float32, copy=True)
         if self._bias is not None:
             scores[self._bias[0]] += self._bias[1]
-        if self._constraint is not None:
+        if self._constraint is not None and self._constraint.active:
             scores.masked_fill_(~torch.from_numpy(self._constraint.allowed()), float("-inf"))
         if self._counts and (params.presence_penalty or params.frequency_penalty):
             ids = torch.tensor(list(self._counts), dtype=torch.long)
@@ -55,8 +55,12 @@ class TorchSampler:
 
     def replay(self, token: int) -> None:
         """Count a token drawn elsewhere (a resumed request's) as if sampled here: penalties and grammar."""
-        self._counts[token] += 1
+        self.count(token)
         self.accept(token)
+
+    def count(self, token: int) -> None:
+        """Count a token fed instead of a sample (a thinking block's forced close) for the penalties."""
+        self._counts[token] += 1
 
     def accept(self, token: int) -> None:
         """Advance the grammar past a sampled token that is not the end of generation."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from warmserve.backends.chat_template import ChatTemplate
+from warmserve.backends.chat_template import ChatTemplate, template_failed
 from warmserve.backends.tokens import Vocabulary
 from warmserve.backends.tool_prompt import template_inputs
 from warmserve.errors import InvalidRequest
@@ -21,11 +21,14 @@ _FIM_NAMES = (
 
 
 class HFVocabulary(Vocabulary):
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, size: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, size: int, template: str | None = None) -> None:
+        """`template`: the spec's override of the tokenizer's chat template."""
         self._tokenizer = tokenizer
         self.size = size
         self.fim = _find_fim_tokens(tokenizer)
-        self._fallback_template = None if tokenizer.chat_template else ChatTemplate(None, "", "")
+        own = tokenizer.chat_template
+        self._source: str | None = template or (own if isinstance(own, str) else None)
+        self._fallback_template = None if self._source else ChatTemplate(None, "", "")
 
     def encode(self, text: str, special: bool) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=special)["input_ids"])
@@ -33,20 +36,34 @@ class HFVocabulary(Vocabulary):
     def decode(self, tokens: list[int]) -> str:
         return str(self._tokenizer.decode(tokens, skip_special_tokens=False))
 
-    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
+    @property
+    def template_source(self) -> str:
+        return self._fallback_template.source if self._fallback_template is not None else str(self._source)
+
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None, variables: dict[str, Any]) -> str:
         if self._fallback_template is not None:
-            return self.encode(self._fallback_template.render(messages, tools_json), False)
-        source = self._tokenizer.chat_template
-        rendered, tools = template_inputs(messages, tools_json, source)
+            return self._fallback_template.render(messages, tools_json, variables)
+        rendered, tools = template_inputs(messages, tools_json, self._source)
         template_tools: Any = tools
+        reserved = {"conversation", "tools", "chat_template", "add_generation_prompt", "tokenize"}
+        extra = {name: value for name, value in variables.items() if name not in reserved}
         try:
-            text = str(
+            return str(
                 self._tokenizer.apply_chat_template(
-                    rendered, tools=template_tools, add_generation_prompt=True, tokenize=False
+                    rendered,
+                    tools=template_tools,
+                    chat_template=self._source,
+                    add_generation_prompt=True,
+                    tokenize=False,
+                    **extra,
                 )
             )
+        except InvalidRequest:
+            raise
         except Exception as exc:  # template errors are the request's fault
-            raise InvalidRequest(f"The model's chat template failed: {exc}", param="messages") from exc
+            raise template_failed(exc) from exc
+
+    def encode_chat(self, text: str) -> list[int]:
         return self.encode(text, False)
 
 

@@ -23,7 +23,10 @@ through its sampler, grammar and output state before it decodes on.
 
 A request with a Constraint (structured output, tool calls) gets its own grammar
 matcher (backends/constraints.py): its logits row is masked before its sampler chain
-runs, so constraints are per request whatever shares the batch.
+runs, so constraints are per request whatever shares the batch. A reasoning model's request
+follows its thinking block token by token (backends/reasoning.py): its grammar waits until the
+block is closed, and once its thinking budget is spent the engine feeds the close instead of
+sampling.
 
 Every call into llama.cpp goes through native.py; this module is the scheduling.
 """
@@ -35,11 +38,12 @@ import time
 from dataclasses import dataclass, field
 
 from warmserve.backends.base import ModelEngine, StepEvents
-from warmserve.backends.constraints import Grammars, TokenConstraint
+from warmserve.backends.constraints import Grammars
 from warmserve.backends.llama import native
 from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
+from warmserve.backends.reasoning import OutputGrammar, Thinking, gated
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
@@ -63,7 +67,8 @@ class _Slot:
     sampler: native.Sampler | None = None
     tracker: OutputTracker | None = None
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
-    constraint: TokenConstraint | None = None
+    constraint: OutputGrammar | None = None
+    thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
 
     @property
     def busy(self) -> bool:
@@ -86,7 +91,8 @@ class LlamaCppEngine(ModelEngine):
             gpu_layers=spec.n_gpu_layers,
             flash_attn=spec.flash_attn,
         )
-        self._vocab = LlamaVocabulary(self._native)
+        self._vocab = LlamaVocabulary(self._native, spec.chat_template_source())
+        self._vocab.use_reasoning(spec.reasoning)
         # llama.cpp's CPU flash attention runs 64 or more rows of one sequence through a tiled kernel
         # that rounds differently from its per-row kernel; prompt chunks of at most 63 tokens keep
         # every row on the per-row kernel, so a reused prefix computes exactly as in a cold run.
@@ -114,14 +120,19 @@ class LlamaCppEngine(ModelEngine):
     @property
     def facts(self) -> ModelFacts:
         return ModelFacts(
-            context_length=self._n_ctx, vocab_size=self._vocab.size, fill_in_middle=self._vocab.fim is not None
+            context_length=self._n_ctx,
+            vocab_size=self._vocab.size,
+            fill_in_middle=self._vocab.fim is not None,
+            reasoning=self._vocab.reasoning is not None,
         )
 
     def add(self, request_id: str, request: GenerationRequest) -> Started:
         self._vocab.check_logit_bias(request)
-        prompt = self.tokenize(request)
+        shaped = self._vocab.prompt(request)
+        prompt = shaped.tokens
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
-        constraint = self._grammars.constraint(request.constraint)
+        thinking = self._vocab.thinking(shaped, constrained=request.constraint is not None)
+        constraint = gated(self._grammars.constraint(request.constraint), thinking)
         drawn = list(request.resume.tokens) if request.resume is not None else []
         tokens = prompt + drawn  # a resumed request prefills what its dead worker had drawn
         slot, reused = self._choose_slot(tokens)
@@ -140,16 +151,21 @@ class LlamaCppEngine(ModelEngine):
             request.sampling.stop,
             cached_tokens=min(reused, len(prompt)),
             with_logprobs=request.sampling.logprobs is not None,
+            thinking=thinking,
         )
         slot.logprobs = request.sampling.logprobs
         slot.constraint = constraint
+        slot.thinking = thinking
         if request.resume is not None:
-            for token in drawn:
+            pieces = [self._native.vocab.piece(token) for token in drawn]
+            for token, piece in zip(drawn, pieces, strict=True):
                 slot.sampler.accept(token)
                 if constraint is not None:
                     constraint.accept(token)
-            slot.tracker.replay(request.resume, [self._native.vocab.piece(token) for token in drawn])
-        return Started(prompt_tokens=len(prompt), cached_tokens=min(reused, len(prompt)))
+                if thinking is not None:
+                    thinking.accept(token, piece)
+            slot.tracker.replay(request.resume, pieces)
+        return Started(len(prompt), min(reused, len(prompt)), shaped.reasoning)
 
     def step(self) -> StepEvents:
         busy = [slot for slot in self._slots if slot.busy]
@@ -277,9 +293,8 @@ class LlamaCppEngine(ModelEngine):
         assert slot.tracker is not None
         assert slot.sampler is not None
         model = self._native
-        if slot.constraint is not None:
-            slot.constraint.mask(model.logits(row))
-        token = model.sample(slot.sampler, row)
+        thinking = slot.thinking
+        token = self._draw(slot, row)
         events: list[GenerationEvent]
         if model.vocab.is_end_of_generation(token):
             events = slot.tracker.end_of_generation()
@@ -290,16 +305,33 @@ class LlamaCppEngine(ModelEngine):
             except WarmServeError as exc:
                 self._release(slot)
                 return [Failed(exc.info())]
-            if slot.logprobs is None:
-                events = slot.tracker.push(token, model.vocab.piece(token))
-            else:
-                logprob = model.logprob(row, token, slot.logprobs)
-                events = slot.tracker.push(token, logprob.token, logprob)
+            logprob = None if slot.logprobs is None else model.logprob(row, token, slot.logprobs)
+            piece = model.vocab.piece(token) if logprob is None else logprob.token
+            if thinking is not None:
+                thinking.accept(token, piece)
+            events = slot.tracker.push(token, piece, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
         else:
             slot.next_token = token
         return events
+
+    def _draw(self, slot: _Slot, row: int) -> int:
+        """The next token: sampled (within the grammar), or the one a thinking block's close forces."""
+        assert slot.sampler is not None
+        thinking = slot.thinking
+        forced = None if thinking is None else thinking.forced()
+        if forced is None:
+            if slot.constraint is not None:
+                slot.constraint.mask(self._native.logits(row))
+            token = self._native.sample(slot.sampler, row)
+            if thinking is None or not self._native.vocab.is_end_of_generation(token):
+                return token
+            forced = thinking.instead_of_end()  # an answer must follow the thinking: close it instead
+            if forced is None:
+                return token
+        slot.sampler.accept(forced)
+        return forced
 
     def _release(self, slot: _Slot) -> None:
         """Free the slot for the next request; its KV cells stay for prefix reuse."""
@@ -310,6 +342,7 @@ class LlamaCppEngine(ModelEngine):
         slot.sampler = None
         slot.tracker = None
         slot.constraint = None
+        slot.thinking = None
         slot.next_token = None
 
 

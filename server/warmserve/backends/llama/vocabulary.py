@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from warmserve.backends.chat_template import ChatTemplate
 from warmserve.backends.llama.native import NativeModel
 from warmserve.backends.tokens import Vocabulary
@@ -9,13 +11,14 @@ from warmserve.generation import ChatMessage
 
 
 class LlamaVocabulary(Vocabulary):
-    def __init__(self, model: NativeModel) -> None:
+    def __init__(self, model: NativeModel, template: str | None = None) -> None:
+        """`template`: the spec's override of the model's chat template."""
         vocab = self._vocab = model.vocab
         self.size = vocab.size
         self.fim = vocab.fim_tokens()
         self.fim_head = (vocab.bos,) if vocab.adds_bos else ()
         self._template = ChatTemplate(
-            model.chat_template(), vocab.special_text(vocab.bos), vocab.special_text(vocab.eos)
+            template or model.chat_template(), vocab.special_text(vocab.bos), vocab.special_text(vocab.eos)
         )
 
     def encode(self, text: str, special: bool) -> list[int]:
@@ -24,8 +27,14 @@ class LlamaVocabulary(Vocabulary):
     def decode(self, tokens: list[int]) -> str:
         return b"".join(self._vocab.piece(token, special=True) for token in tokens).decode("utf-8", errors="replace")
 
-    def chat(self, messages: tuple[ChatMessage, ...], tools_json: str | None) -> list[int]:
-        text = self._template.render(messages, tools_json)
+    @property
+    def template_source(self) -> str:
+        return self._template.source
+
+    def render(self, messages: tuple[ChatMessage, ...], tools_json: str | None, variables: dict[str, Any]) -> str:
+        return self._template.render(messages, tools_json, variables)
+
+    def encode_chat(self, text: str) -> list[int]:
         # A template that writes the BOS token itself must not get a second one.
         bos = self._template.bos_token
         return self.encode(text, special=not (bos and text.startswith(bos)))
