@@ -48,7 +48,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     require_task(pool.spec, "generate")
     plan = output_plan(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    generations = await Generations.open(pool, chat_requests(body, settings.max_messages, plan), request, completion_id)
+    generation_requests = chat_requests(body, pool.spec, settings.max_messages, plan)
+    generations = await Generations.open(pool, generation_requests, request, completion_id)
     names = plan.tool_names
     if body.stream:
         chunks = _chunks(generations, completion_id, created, body.model, body.include_usage(), names)

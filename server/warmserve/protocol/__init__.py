@@ -159,6 +159,7 @@ from warmserve.protocol.responses import (
     TextFormatJsonSchema,
     TextFormatPlain,
 )
+from warmserve.protocol.sampling import SamplingControls
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -263,6 +264,7 @@ __all__ = [
     "ResponseUsage",
     "ResponsesInput",
     "ResponsesRequest",
+    "SamplingControls",
     "SamplingFields",
     "StopParam",
     "StopReason",

@@ -1,8 +1,8 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, its events and its error body.
 
-Text and tool blocks; no images or documents. Unknown fields (e.g. `top_k`, `thinking`)
-are kept, as in every request here, so the route can name them by the
-`unsupported_parameters` policy.
+Text and tool blocks; no images or documents. Anthropic's `top_k` and warmserve's other sampling
+controls are `SamplingControls`. Unknown fields (e.g. `thinking`) are kept, as in every request
+here, so the route can name them by the `unsupported_parameters` policy.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
+from warmserve.protocol.sampling import SamplingControls
 
 
 def _str_or_list(value: object) -> str:
@@ -120,7 +121,7 @@ class MessagesInput(BaseModel):
         return unsupported_sent(self)
 
 
-class MessagesRequest(MessagesInput):
+class MessagesRequest(MessagesInput, SamplingControls):
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT, description="Required, as Anthropic requires it.")
     stop_sequences: list[Text] | None = Field(None, max_length=16)
     temperature: float | None = Field(None, ge=0.0, le=1.0)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionDefinition, FunctionName
+from warmserve.protocol.sampling import SamplingControls
 
 
 class _Unsupported(BaseModel):
@@ -228,7 +229,7 @@ class ResponsesInput(BaseModel):
         return unsupported_sent(self)
 
 
-class ResponsesRequest(ResponsesInput):
+class ResponsesRequest(ResponsesInput, SamplingControls):
     max_output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
