@@ -147,7 +147,7 @@ class TransformersEngine(ModelEngine):
         seq = _Sequence(
             request_id=request_id,
             prompt=prompt,
-            sampler=TorchSampler(request.draws, self._grammars.constraint(request.constraint)),
+            sampler=TorchSampler(request.draws, self._grammars.constraint(request.constraint), prompt),
             tracker=OutputTracker(len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs),
             detokenizer=Detokenizer(self._tokenizer),
             logprobs=request.sampling.logprobs,
