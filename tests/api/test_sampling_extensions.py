@@ -94,6 +94,12 @@ async def test_an_out_of_range_value_is_400_naming_it(client, param, value):
         assert (error["code"], error["param"].split("[")[0]) == ("invalid_request", param)
 
 
+async def test_a_sequence_breaker_that_is_no_valid_unicode_is_400_naming_it(client):
+    body = '{"model": "fake", "prompt": "a", "dry_multiplier": 0.8, "dry_sequence_breakers": ["\\ud800"]}'
+    response = await client.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, error_of(response)["param"]) == (400, "dry_sequence_breakers[0]")
+
+
 @pytest.mark.parametrize("route", ["/v1/responses", "/v1/messages"])
 async def test_the_responses_and_messages_routes_bound_them_too(client, route):
     response = await client.post(route, json={"model": "fake", **BODIES[route], "min_p": 2})

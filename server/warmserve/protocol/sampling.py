@@ -11,14 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 # Beyond any vocabulary or context: larger values are typos, not requests.
 MAX_TOP_K = 1_000_000
 MAX_WINDOW = 1_048_576  # ModelSpec.n_ctx's bound
 MAX_REPETITION_PENALTY = 10.0
 
-SequenceBreaker = Annotated[str, Field(min_length=1, max_length=40)]  # llama.cpp truncates longer ones
+
+def _utf8(text: str) -> str:
+    """llama.cpp takes the breakers as UTF-8; JSON allows a lone surrogate ("\\ud800"), UTF-8 does not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode; it contains a lone surrogate") from None
+    return text
+
+
+SequenceBreaker = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_utf8)]  # llama.cpp cuts at 40
 
 
 class SamplingControls(BaseModel):
