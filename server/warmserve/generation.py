@@ -52,11 +52,19 @@ class Constraint:
     param: str
 
 
+# llama-server's default: DRY lets a repeat run across these, so a list or a dialogue can repeat its markup.
+DRY_SEQUENCE_BREAKERS = ("\n", ":", '"', "*")
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """OpenAI sampling parameters, with OpenAI's defaults.
+    """OpenAI sampling parameters, with OpenAI's defaults, and the extensions local models use.
 
     `max_tokens=None` means "until the context is full"; `seed=None` means random.
+    Engines apply them in one order: logit bias, repetition penalty and DRY (over the prompt and
+    the output), presence and frequency penalties (over the output), then temperature; at
+    temperature 0 the likeliest token, else top_k, typical_p, top_p, min_p and XTC (or Mirostat
+    instead of all five) narrow the tempered distribution before the seeded draw.
     """
 
     temperature: float = 1.0
@@ -68,6 +76,28 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     logprobs: int | None = None  # None: none; k >= 0: each token's logprob and its k most likely alternatives
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
+    # Extensions (protocol/sampling.py says what each does); every default here means "off".
+    top_k: int = 0
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repetition_penalty: float = 1.0
+    repeat_last_n: int = -1  # -1: the whole context
+    # llama.cpp only:
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: tuple[str, ...] = DRY_SEQUENCE_BREAKERS
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    mirostat: int = 0  # 0 (off), 1 or 2
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+
+    @property
+    def greedy(self) -> bool:
+        """Every draw is the likeliest token: temperature 0, or top_k 1."""
+        return self.temperature == 0 or self.top_k == 1
 
 
 @dataclass(frozen=True)

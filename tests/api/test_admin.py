@@ -248,6 +248,7 @@ async def test_without_admin_keys_the_api_keys_guard_admin():
         ({**SECOND, "backend": "onnx"}, "backend"),
         ({**SECOND, "fake": {"token_delay_s": -1}}, "fake.token_delay_s"),
         ({**SECOND, "idle_unload_s": 0}, "idle_unload_s"),
+        ({**SECOND, "sampling": {"min_p": 2}}, "sampling.min_p"),
         ({**SECOND, "colour": "blue"}, "colour"),
         ({"name": "gguf", "path": "/nowhere/model.gguf"}, "path"),
     ],

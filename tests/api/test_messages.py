@@ -210,7 +210,7 @@ async def test_an_unknown_model_is_a_not_found_error(claude):
     assert caught.value.body["error"]["type"] == "not_found_error"
 
 
-@pytest.mark.parametrize("extra", [{"top_k": 5}, {"mcp_servers": [{"type": "url", "url": "http://x", "name": "x"}]}])
+@pytest.mark.parametrize("extra", [{"tfs_z": 0.9}, {"mcp_servers": [{"type": "url", "url": "http://x", "name": "x"}]}])
 async def test_unsupported_parameters_are_a_400_naming_them(claude, extra):
     with pytest.raises(anthropic.BadRequestError) as caught:
         await claude.messages.create(model="fake", messages=MESSAGES, max_tokens=5, extra_body=extra)

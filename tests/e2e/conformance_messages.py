@@ -26,7 +26,8 @@ TOOL = {
 
 
 def create(client: anthropic.Anthropic, model: str, extra: dict[str, Any] | None = None, **params: Any) -> Message:
-    """At temperature 0; this SDK sends it (and `extra`: top_k, thinking) only as extra body fields."""
+    """At temperature 0 unless `extra` sets it; this SDK sends `extra` (temperature, top_k, thinking) only as
+    extra body fields."""
     params = {"messages": QUESTION, "max_tokens": 8, **params}
     return client.messages.create(model=model, extra_body={"temperature": 0, **(extra or {})}, **params)
 
@@ -99,6 +100,13 @@ def _thinking(client: anthropic.Anthropic, model: str) -> None:
     assert create(client, thinker(model), {"thinking": {"type": "disabled"}}).content[0].type == "text"
 
 
+def _top_k(client: anthropic.Anthropic, model: str) -> None:
+    """Anthropic's top_k (this SDK has no argument for it): 1 at temperature 1 gives the temperature-0 answer."""
+    greedy = text(create(client, model))
+    for _ in range(3):  # the Messages API has no seed: at random, as often
+        assert text(create(client, model, {"temperature": 1.0, "top_k": 1})) == greedy
+
+
 def _unsupported(extra: dict[str, Any] | None = None, **params: Any) -> Callable[[anthropic.Anthropic, str], None]:
     def probe(client: anthropic.Anthropic, model: str) -> None:
         create(client, model, extra, **params)
@@ -116,7 +124,7 @@ PROBES: list[Probe[anthropic.Anthropic]] = [
     Probe("/v1/messages", "tools, tool_choice any", _tools, "tool"),
     Probe("/v1/messages", "tool_choice tool (named)", _named_tool, "tool"),
     Probe("/v1/messages", "tool_use and tool_result blocks", _tool_result, "messages"),
-    Probe("/v1/messages", "top_k", _unsupported({"top_k": 5}), "top_k"),
+    Probe("/v1/messages", "top_k", _top_k, "top_k"),
     Probe("/v1/messages", "thinking (a reasoning model)", _thinking, "thinking"),
     Probe(
         "/v1/messages",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -170,6 +171,84 @@ def _embeddings(client: openai.OpenAI, model: str) -> None:
     assert base64.b64decode(json.loads(raw.text)["data"][0]["embedding"])
 
 
+OPEN = [{"role": "user", "content": "Write ten words about colours."}]  # many likely answers
+REPETITIVE = "cat cat cat cat cat cat"  # SmolLM2 goes on repeating it when greedy
+SEEDS = (1, 2, 3)
+
+
+def _said(answer: openai.types.chat.ChatCompletion) -> str:
+    return answer.choices[0].message.content or ""
+
+
+def _greedy_at_temperature_1(**extension: object) -> Callable[[openai.OpenAI, str], None]:
+    """The extension at temperature 1 gives the temperature-0 answer for every seed, where plain sampling does not."""
+
+    def probe(client: openai.OpenAI, model: str) -> None:
+        greedy = _said(chat(client, model, messages=OPEN, max_tokens=12))
+        sampled = [_said(chat(client, model, messages=OPEN, max_tokens=12, temperature=1.0, seed=s)) for s in SEEDS]
+        assert any(answer != greedy for answer in sampled)
+        for seed in SEEDS:
+            answer = chat(client, model, messages=OPEN, max_tokens=12, temperature=1.0, seed=seed, extra_body=extension)
+            assert _said(answer) == greedy
+
+    return probe
+
+
+def _typical_p(client: openai.OpenAI, model: str) -> None:
+    def sample(seed: int, **extension: object) -> str:
+        answer = chat(client, model, messages=OPEN, max_tokens=12, temperature=1.0, seed=seed, extra_body=extension)
+        return _said(answer)
+
+    typical = [sample(seed, typical_p=0.2) for seed in SEEDS]
+    assert typical != [sample(seed) for seed in SEEDS]
+    assert sample(SEEDS[0], typical_p=0.2) == typical[0]
+
+
+def _xtc(client: openai.OpenAI, model: str) -> None:
+    """XTC with probability 1 never draws the likeliest of two or more tokens above its threshold."""
+    threshold, checked = 0.1, 0
+    for seed in SEEDS:
+        answer = chat(
+            client, model, messages=OPEN, max_tokens=12, temperature=1.0, seed=seed, logprobs=True, top_logprobs=20,
+            extra_body={"xtc_probability": 1.0, "xtc_threshold": threshold},
+        )  # fmt: skip
+        for token in answer.choices[0].logprobs.content or []:  # type: ignore[union-attr]
+            probs = [math.exp(top.logprob) for top in token.top_logprobs]
+            above = [p for p in probs if p > threshold]
+            if len(above) >= 2 and not any(abs(p - threshold) < 0.01 for p in probs):
+                assert math.exp(token.logprob) <= min(above) * 1.001
+                checked += 1
+    assert checked > 0
+
+
+def _longest_run(text: str, word: str = "cat") -> int:
+    best = run = 0
+    for item in text.split():
+        run = run + 1 if item == word else 0
+        best = max(best, run)
+    return best
+
+
+def _breaks_repeats(**extension: object) -> Callable[[openai.OpenAI, str], None]:
+    """A repetitive greedy completion repeats less with the extension."""
+
+    def probe(client: openai.OpenAI, model: str) -> None:
+        greedy = complete(client, model, prompt=REPETITIVE, max_tokens=24).choices[0].text
+        penalised = complete(client, model, prompt=REPETITIVE, max_tokens=24, extra_body=extension).choices[0].text
+        assert _longest_run(penalised) < _longest_run(greedy)
+
+    return probe
+
+
+def _repetition_penalty(client: openai.OpenAI, model: str) -> None:
+    _breaks_repeats(repetition_penalty=1.3)(client, model)
+    windowless = {"repetition_penalty": 1.3, "repeat_last_n": 0}
+    assert (
+        complete(client, model, prompt=REPETITIVE, max_tokens=24, extra_body=windowless).choices[0].text
+        == complete(client, model, prompt=REPETITIVE, max_tokens=24).choices[0].text
+    )
+
+
 def _unsupported(**params: object) -> Callable[[openai.OpenAI, str], None]:
     def probe(client: openai.OpenAI, model: str) -> None:
         chat(client, model, **params)
@@ -280,6 +359,13 @@ def _response_input_tokens(client: openai.OpenAI, model: str) -> None:
     assert counted.input_tokens == respond(client, model).usage.input_tokens  # type: ignore[union-attr]
 
 
+def _response_top_k(client: openai.OpenAI, model: str) -> None:
+    greedy = respond(client, model, input=OPEN, max_output_tokens=12).output_text
+    for _ in SEEDS:  # the Responses API has no seed: at random, as often
+        sampled = respond(client, model, input=OPEN, max_output_tokens=12, temperature=1.0, extra_body={"top_k": 1})
+        assert sampled.output_text == greedy
+
+
 def _response_unsupported(**params: object) -> Callable[[openai.OpenAI, str], None]:
     def probe(client: openai.OpenAI, model: str) -> None:
         respond(client, model, **params)
@@ -337,6 +423,16 @@ PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/chat/completions", "tools, tool_choice required", _tools, "tool"),
     Probe("/v1/chat/completions", "tool_choice named function", _named_tool, "tool"),
     Probe("/v1/chat/completions", "tool role messages", _tool_message, "messages"),
+    Probe("/v1/chat/completions", "top_k (extension)", _greedy_at_temperature_1(top_k=1), "top_k"),
+    Probe("/v1/chat/completions", "min_p (extension)", _greedy_at_temperature_1(min_p=1.0), "min_p"),
+    Probe("/v1/chat/completions", "typical_p (extension)", _typical_p, "typical_p"),
+    Probe("/v1/chat/completions", "XTC: xtc_probability, xtc_threshold (extension)", _xtc, "xtc_probability"),
+    Probe(
+        "/v1/chat/completions",
+        "Mirostat: mirostat, mirostat_tau, mirostat_eta (extension)",
+        _greedy_at_temperature_1(mirostat=2, mirostat_tau=0.01),
+        "mirostat",
+    ),
     Probe("/v1/chat/completions", "modalities (audio)", _unsupported(modalities=["text", "audio"]), "modalities"),
     Probe(
         "/v1/chat/completions", "prediction", _unsupported(prediction={"type": "content", "content": "x"}), "prediction"
@@ -356,6 +452,12 @@ PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/completions", "suffix", _suffix, "suffix"),
     Probe("/v1/completions", "best_of", _best_of, "best_of"),
     Probe("/v1/completions", "prompt as token ids", _token_prompt, "prompt"),
+    Probe(
+        "/v1/completions", "repetition_penalty, repeat_last_n (extension)", _repetition_penalty, "repetition_penalty"
+    ),
+    Probe("/v1/completions", "presence_penalty", _breaks_repeats(presence_penalty=2.0), "presence_penalty"),
+    Probe("/v1/completions", "frequency_penalty", _breaks_repeats(frequency_penalty=2.0), "frequency_penalty"),
+    Probe("/v1/completions", "DRY: dry_* (extension)", _breaks_repeats(dry_multiplier=0.8), "dry_multiplier"),
     Probe("/v1/embeddings", "input, encoding_format", _embeddings, "model"),
     Probe("/v1/tokenize", "chat token count", _tokenize, "model"),
     Probe("/v1/detokenize", "tokens", _detokenize, "tokens"),
@@ -367,6 +469,7 @@ PROBES: list[Probe[openai.OpenAI]] = [
     Probe("/v1/responses", "tool_choice named function", _response_named_tool, "tool"),
     Probe("/v1/responses", "function_call_output items", _response_call_output, "input"),
     Probe("/v1/responses", "store, previous_response_id, retrieve, delete", _response_store, "previous_response_id"),
+    Probe("/v1/responses", "top_k (extension)", _response_top_k, "top_k"),
     Probe("/v1/responses/input_tokens", "input", _response_input_tokens, "input"),
     Probe("/v1/responses", "background", _response_unsupported(background=True), "background"),
     Probe("/v1/responses", "tools web_search", _response_unsupported(tools=[{"type": "web_search"}]), "tools"),

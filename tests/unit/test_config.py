@@ -196,3 +196,21 @@ def test_the_response_store_is_on_by_default_and_has_flags():
     with pytest.raises(SystemExit) as info:
         main(["models", "--response-store-max-count", "0"])
     assert info.value.code == 2
+
+
+def test_a_models_sampling_defaults_come_from_the_file_or_a_json_flag(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  - {name: q, backend: fake, sampling: {temperature: 0.6, top_k: 20, min_p: 0}}\n")
+    [spec] = load_settings(config).models
+    assert (spec.sampling.temperature, spec.sampling.top_k, spec.sampling.min_p, spec.sampling.top_p) == (
+        0.6,
+        20,
+        0,
+        None,
+    )
+    args = build_parser().parse_args(["serve", "--backend", "fake", "--sampling", '{"repetition_penalty": 1.1}'])
+    [flagged] = settings_from_args(args).models
+    assert flagged.sampling.repetition_penalty == 1.1
+    for bad in ('{"top_k": -5}', '{"frobnicate": 1}', "[1]"):
+        with pytest.raises(SystemExit):
+            main(["models", "--backend", "fake", "--sampling", bad])

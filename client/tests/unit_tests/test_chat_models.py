@@ -12,7 +12,7 @@ from langchain_core.exceptions import (
     ModelRateLimitError,
 )
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from langchain_warmserve import ChatWarmServe
 from tests.unit_tests import wire
@@ -304,3 +304,33 @@ def test_a_reasoning_models_thinking_lands_in_additional_kwargs_whole_and_stream
     for body in recorder.bodies:
         assert body["reasoning_effort"] == "low"
         assert wire.rejected(body, wire.ChatCompletionRequest) == []
+
+
+def test_sampling_extensions_are_typed_fields_sent_in_the_body_only_when_set(recorder):
+    first = {"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "repeat_last_n": 64}
+    second = {"typical_p": 0.9, "dry_multiplier": 0.8, "dry_sequence_breakers": [":"], "xtc_probability": 0.5}
+    third = {"mirostat": 2, "mirostat_tau": 4.0, "mirostat_eta": 0.2}
+    chat(recorder, **first, extra_body={"user": "u-1"}).invoke("Hi")
+    chat(recorder, **second).invoke("Hi")
+    chat(recorder, **third).invoke("Hi")
+    chat(recorder).invoke("Hi")
+    bodies = recorder.bodies
+    for sent, body in zip((first, second, third), bodies, strict=False):
+        assert {name: body[name] for name in sent} == sent
+    assert bodies[0]["user"] == "u-1"  # the caller's own extra_body stays
+    assert not {"top_k", "min_p", "mirostat", "typical_p"} & set(bodies[3])
+    assert [wire.rejected(body, wire.ChatCompletionRequest) for body in bodies] == [[]] * 4
+
+
+def test_sampling_extensions_reach_the_responses_api_too(recorder):
+    chat(recorder, use_responses_api=True, top_k=1, min_p=0.1).invoke("Hi")
+    [body] = recorder.bodies
+    assert (body["top_k"], body["min_p"]) == (1, 0.1)
+    assert wire.rejected(body, wire.ResponsesRequest) == []
+
+
+def test_sampling_extensions_are_bounded_here_too():
+    with pytest.raises(ValidationError):
+        ChatWarmServe(min_p=1.5)
+    with pytest.raises(ValidationError):
+        ChatWarmServe(mirostat=3)

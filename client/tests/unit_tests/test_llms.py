@@ -102,3 +102,10 @@ async def test_async_errors_are_typed_the_same_way(recorder):
         await model.ainvoke("Q")
     with pytest.raises(ContextOverflowError):
         [chunk async for chunk in model.astream("Q")]
+
+
+def test_sampling_extensions_are_sent_in_the_body(recorder):
+    llm(recorder, top_k=1, repetition_penalty=1.2, dry_multiplier=0.5).invoke("Q")
+    [body] = recorder.bodies
+    assert (body["top_k"], body["repetition_penalty"], body["dry_multiplier"]) == (1, 1.2, 0.5)
+    assert wire.rejected(body, wire.CompletionRequest) == []

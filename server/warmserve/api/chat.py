@@ -49,7 +49,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     require_task(pool.spec, "generate")
     plan = output_plan(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    requests = chat_requests(body, settings.max_messages, plan, pool.spec.reasoning)
+    requests = chat_requests(body, pool.spec, settings.max_messages, plan)
     generations = await Generations.open(pool, requests, request, completion_id)
     names = plan.tool_names
     if body.stream:

@@ -22,6 +22,7 @@ from warmserve.api.deps import Pools
 from warmserve.api.errors import ANTHROPIC_ERROR_RESPONSES, anthropic_error_body, success_response
 from warmserve.api.generations import Generations
 from warmserve.api.params import ignored_header, require_few_messages, require_task, unsupported
+from warmserve.api.sampling import sampling_fields
 from warmserve.api.streaming import SseFormat, keep_alive, sse_data, sse_response, text_chunk_renderer
 from warmserve.api.structured import OutputPlan, tool_plan
 from warmserve.api.tool_calls import ToolCallParser, split_output
@@ -99,10 +100,7 @@ async def create_message(body: MessagesRequest, request: Request, pools: Pools) 
     pool = pools.get(body.model)
     require_task(pool.spec, "generate")
     sampling = SamplingParams(
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
-        max_tokens=body.max_tokens,
-        stop=tuple(body.stop_sequences or ()),
+        max_tokens=body.max_tokens, stop=tuple(body.stop_sequences or ()), **sampling_fields(body, pool.spec)
     )
     plan = output_plan(body)
     generation = GenerationRequest(

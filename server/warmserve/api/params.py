@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from warmserve.api.generations import Collected
+from warmserve.api.sampling import sampling_fields
 from warmserve.api.structured import OutputPlan
 from warmserve.config import ModelSpec, ReasoningOptions, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
@@ -70,17 +71,17 @@ def ignored_header(names: list[str]) -> dict[str, str]:
     return {IGNORED_HEADER: ", ".join(names)} if names else {}
 
 
-def sampling(body: SamplingFields, max_tokens: int | None, logprobs: int | None = None) -> SamplingParams:
+def sampling(
+    body: SamplingFields, spec: ModelSpec, max_tokens: int | None, logprobs: int | None = None
+) -> SamplingParams:
+    """OpenAI's defaults where neither the request nor the model's `sampling` defaults set a value."""
     return SamplingParams(
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
         max_tokens=max_tokens,
         stop=body.stop_sequences(),
         seed=body.seed,
-        presence_penalty=body.presence_penalty or 0.0,
-        frequency_penalty=body.frequency_penalty or 0.0,
         logprobs=logprobs,
         logit_bias=body.token_bias(),
+        **sampling_fields(body, spec),
     )
 
 
@@ -92,13 +93,13 @@ def chat_logprobs_count(body: ChatCompletionRequest) -> int | None:
 
 
 def chat_requests(
-    body: ChatCompletionRequest, max_messages: int, plan: OutputPlan, reasoning: ReasoningOptions
+    body: ChatCompletionRequest, spec: ModelSpec, max_messages: int, plan: OutputPlan
 ) -> list[GenerationRequest]:
     """One generation per choice (`n`)."""
     _require_stream_for_options(body)
     require_few_messages(len(body.messages), max_messages, "messages")
     messages = chat_messages(body.messages)
-    params = sampling(body, body.output_limit(), chat_logprobs_count(body))
+    params = sampling(body, spec, body.output_limit(), chat_logprobs_count(body))
     kwargs = None if body.chat_template_kwargs is None else json.dumps(body.chat_template_kwargs)
     return [
         GenerationRequest(
@@ -107,7 +108,7 @@ def chat_requests(
             stream=body.stream,
             tools=plan.tools_json,
             constraint=plan.constraint,
-            reasoning=effort_request(body.reasoning_effort, reasoning, "reasoning_effort"),
+            reasoning=effort_request(body.reasoning_effort, spec.reasoning, "reasoning_effort"),
             template_kwargs=kwargs,
         )
         for choice in _per_choice(params, body.n)
@@ -146,7 +147,7 @@ def chat_messages(messages: Sequence[ChatMessageIn]) -> tuple[ChatMessage, ...]:
     return tuple(out)
 
 
-def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
+def completion_requests(body: CompletionRequest, spec: ModelSpec) -> list[GenerationRequest]:
     _require_stream_for_options(body)
     prompts = body.prompts()
     if not prompts:
@@ -165,7 +166,7 @@ def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
     limit = body.max_tokens if body.max_tokens is not None else OPENAI_COMPLETION_DEFAULT
     # Ranking the candidates needs each token's logprob, whether or not the client asked for them.
     logprobs = body.logprobs if candidates == body.n else (body.logprobs or 0)
-    params = sampling(body, limit, logprobs)
+    params = sampling(body, spec, limit, logprobs)
     suffix = body.suffix or None  # "" is OpenAI's "no suffix"
     return [
         GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream, suffix=suffix)

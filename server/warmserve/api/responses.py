@@ -24,6 +24,7 @@ from warmserve.api.params import effort_request, ignored_header, require_task, u
 from warmserve.api.response_events import ResponseEvents
 from warmserve.api.response_items import Item, conversation, input_items, new_item_id, output_items, output_plan
 from warmserve.api.response_store import ResponseStore, StoredResponse
+from warmserve.api.sampling import sampling_fields
 from warmserve.api.security import key_owner
 from warmserve.api.streaming import SseFormat, sse_response
 from warmserve.api.tool_calls import split_output
@@ -63,11 +64,8 @@ async def create_response(body: ResponsesRequest, request: Request, pools: Pools
     context = await _context(request, owner, body)
     items = input_items(body)
     plan = output_plan(body)
-    sampling = SamplingParams(  # OpenAI's defaults, also echoed in the response
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
-        max_tokens=body.max_output_tokens,
-    )
+    # OpenAI's defaults unless the request or the model's defaults set them, echoed in the response.
+    sampling = SamplingParams(max_tokens=body.max_output_tokens, **sampling_fields(body, pool.spec))
     generation = GenerationRequest(
         messages=conversation(body.instructions, [*context, *items], settings.max_messages),
         sampling=sampling,

@@ -170,6 +170,7 @@ from warmserve.protocol.responses import (
     TextFormatJsonSchema,
     TextFormatPlain,
 )
+from warmserve.protocol.sampling import SamplingControls
 
 __all__ = [
     "MAX_EMBEDDING_INPUTS",
@@ -281,6 +282,7 @@ __all__ = [
     "ResponseUsage",
     "ResponsesInput",
     "ResponsesRequest",
+    "SamplingControls",
     "SamplingFields",
     "SignatureDelta",
     "StopParam",

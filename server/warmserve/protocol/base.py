@@ -12,6 +12,8 @@ from pydantic import (
     model_validator,
 )
 
+from warmserve.protocol.sampling import SamplingControls
+
 # Beyond any context a model has; larger values are typos or attacks, not requests.
 MAX_TOKENS_LIMIT = 10_000_000
 
@@ -86,8 +88,8 @@ StopParam = (
 )
 
 
-class SamplingFields(BaseModel):
-    """Parameters shared by chat and completions requests.
+class SamplingFields(SamplingControls):
+    """Parameters shared by chat and completions requests (with the extensions of `sampling`).
 
     Unknown fields are kept (`extra="allow"`) only so the API can name them in its 400;
     the published schema says what is accepted (`additionalProperties: false`).

@@ -1,8 +1,8 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API, its events and its error body.
 
-Text, tool and thinking blocks; no images or documents. Unknown fields (e.g. `mcp_servers`)
-are kept, as in every request here, so the route can name them by the
-`unsupported_parameters` policy.
+Text, tool and thinking blocks; no images or documents. Anthropic's `top_k` and warmserve's other
+sampling controls are `SamplingControls`. Unknown fields (e.g. `mcp_servers`) are kept, as in
+every request here, so the route can name them by the `unsupported_parameters` policy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from warmserve.generation import THINKING_BUDGET_LIMIT
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionName
+from warmserve.protocol.sampling import SamplingControls
 
 
 def _str_or_list(value: object) -> str:
@@ -152,7 +153,7 @@ class ThinkingDisabled(WireModel):
 ThinkingConfig = Annotated[ThinkingEnabled | ThinkingDisabled, Field(discriminator="type")]
 
 
-class MessagesRequest(MessagesInput):
+class MessagesRequest(MessagesInput, SamplingControls):
     max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT, description="Required, as Anthropic requires it.")
     thinking: ThinkingConfig | None = Field(
         None,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from warmserve.generation import Effort
 from warmserve.protocol.base import MAX_TOKENS_LIMIT, EchoedIn, Text, WireModel, unsupported_sent
 from warmserve.protocol.chat import FunctionDefinition, FunctionName
+from warmserve.protocol.sampling import SamplingControls
 
 
 class _Unsupported(BaseModel):
@@ -259,7 +260,7 @@ class ReasoningConfig(WireModel):
     )
 
 
-class ResponsesRequest(ResponsesInput):
+class ResponsesRequest(ResponsesInput, SamplingControls):
     reasoning: ReasoningConfig | None = None
     max_output_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     temperature: float | None = Field(None, ge=0.0, le=2.0)

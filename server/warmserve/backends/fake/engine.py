@@ -1,7 +1,8 @@
 """A deterministic engine for fast tests of the API, pool and clients.
 
 Tokens are whitespace-separated words. The output repeats the prompt's words in
-reverse order (shuffled by the seed when temperature > 0), so a test can predict
+reverse order (shuffled by the seed unless sampling is greedy: temperature 0 or top_k 1;
+the other samplers are accepted and change nothing), so a test can predict
 it exactly. Options add a delay per step and inject faults: a backend error or a
 hard crash of the worker process when the prompt contains a marker. A request with a
 Constraint follows its grammar (structured.py), so structured output and tool
@@ -172,7 +173,7 @@ class FakeEngine(VocabularyEngine):
         prompt_tokens = len(prompt_words)
         budget = output_budget(prompt_tokens, request.sampling.max_tokens, self._n_ctx, request.input_param)
         words = list(reversed(prompt_words))
-        if request.sampling.temperature > 0:
+        if not request.sampling.greedy:
             random.Random(request.sampling.seed).shuffle(words)
         options = self._options
         seq = _Sequence(

@@ -157,7 +157,7 @@ class TransformersEngine(ModelEngine):
         seq = _Sequence(
             request_id=request_id,
             prompt=prompt,
-            sampler=TorchSampler(request.draws, gated(self._grammars.constraint(request.constraint), thinking)),
+            sampler=TorchSampler(request.draws, gated(self._grammars.constraint(request.constraint), thinking), prompt),
             tracker=OutputTracker(
                 len(prompt), budget, request.sampling.stop, with_logprobs=with_logprobs, thinking=thinking
             ),

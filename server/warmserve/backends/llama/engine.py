@@ -144,7 +144,7 @@ class LlamaCppEngine(ModelEngine):
         slot.pending = tokens[reused:]
         slot.next_token = None
         slot.request_id = request_id
-        slot.sampler = native.Sampler(request.draws, self._native.n_vocab)
+        slot.sampler = native.Sampler(request.draws, self._native.vocab, self._n_ctx, prompt)
         slot.tracker = OutputTracker(
             len(prompt),
             budget,

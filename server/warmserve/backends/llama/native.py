@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from warmserve.generation import SamplingParams, TokenLogprob
 
 # llama.cpp treats this seed as "pick one at random".
 RANDOM_SEED = 0xFFFFFFFF
+# Mirostat 1 estimates the distribution's shape from this many most likely tokens (llama-server's value).
+MIROSTAT_M = 100
 
 
 def quiet_llama_logs() -> None:
@@ -258,28 +261,71 @@ class EmbeddingContext:
 
 
 class Sampler:
-    """One request's sampler chain, in OpenAI's order: penalties, temperature, then nucleus over the
-    tempered distribution."""
+    """One request's sampler chain, in the order SamplingParams describes.
 
-    def __init__(self, params: SamplingParams, n_vocab: int) -> None:
+    llama-server's samplers, but with temperature before the ones that narrow the distribution, as
+    transformers, vLLM and OpenAI's top_p do, so both backends mean the same by every parameter. The
+    repetition penalty and DRY also see the prompt (primed here); presence and frequency penalties,
+    OpenAI's, only the output.
+    """
+
+    def __init__(self, params: SamplingParams, vocab: Vocab, n_ctx: int, prompt: Sequence[int] = ()) -> None:
         self.chain = chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        n_vocab = vocab.size
         add = llama_cpp.llama_sampler_chain_add
         if params.logit_bias:
             entries = [llama_cpp.llama_logit_bias(token, bias) for token, bias in params.logit_bias]
             biases = (llama_cpp.llama_logit_bias * len(entries))(*entries)
             add(chain, llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
+        if params.repetition_penalty != 1.0 and params.repeat_last_n != 0:
+            window = _window(params.repeat_last_n, n_ctx)
+            repeats = llama_cpp.llama_sampler_init_penalties(n_vocab, window, params.repetition_penalty, 0.0, 0.0)
+            _prime(repeats, prompt[-window:])
+            add(chain, repeats)
+        if params.dry_multiplier > 0 and params.dry_penalty_last_n != 0:
+            window = _window(params.dry_penalty_last_n, n_ctx)
+            breakers = [text.encode() for text in params.dry_sequence_breakers]
+            dry = llama_cpp.llama_sampler_init_dry(
+                vocab.pointer,
+                params.dry_multiplier,
+                params.dry_base,
+                params.dry_allowed_length,
+                window,
+                (ctypes.c_char_p * len(breakers))(*breakers),
+                len(breakers),
+            )
+            _prime(dry, prompt[-window:])
+            add(chain, dry)
         if params.presence_penalty or params.frequency_penalty:
+            # The window must be explicit: llama.cpp reads -1 as 0, which turns the penalties off.
             penalties = llama_cpp.llama_sampler_init_penalties(
-                n_vocab, -1, 1.0, params.frequency_penalty, params.presence_penalty
+                n_vocab, n_ctx, 1.0, params.frequency_penalty, params.presence_penalty
             )
             add(chain, penalties)
         if params.temperature == 0:
             add(chain, llama_cpp.llama_sampler_init_greedy())
             return
         add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+        seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
+        if params.mirostat == 1:
+            mirostat = llama_cpp.llama_sampler_init_mirostat(
+                n_vocab, seed, params.mirostat_tau, params.mirostat_eta, MIROSTAT_M
+            )
+            add(chain, mirostat)
+            return
+        if params.mirostat == 2:
+            add(chain, llama_cpp.llama_sampler_init_mirostat_v2(seed, params.mirostat_tau, params.mirostat_eta))
+            return
+        if params.top_k > 0:
+            add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
+        if params.typical_p < 1.0:
+            add(chain, llama_cpp.llama_sampler_init_typical(params.typical_p, 1))
         if params.top_p < 1.0:
             add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
-        seed = RANDOM_SEED if params.seed is None else params.seed % RANDOM_SEED
+        if params.min_p > 0.0:
+            add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+        if params.xtc_probability > 0.0:
+            add(chain, llama_cpp.llama_sampler_init_xtc(params.xtc_probability, params.xtc_threshold, 1, seed))
         add(chain, llama_cpp.llama_sampler_init_dist(seed))
 
     def accept(self, token: int) -> None:
@@ -288,6 +334,16 @@ class Sampler:
 
     def free(self) -> None:
         llama_cpp.llama_sampler_free(self.chain)
+
+
+def _window(last_n: int, n_ctx: int) -> int:
+    """A penalty's window in tokens: -1 is the whole context."""
+    return n_ctx if last_n < 0 else min(last_n, n_ctx)
+
+
+def _prime(sampler: Any, tokens: Sequence[int]) -> None:
+    for token in tokens:
+        llama_cpp.llama_sampler_accept(sampler, token)
 
 
 class Batch:
