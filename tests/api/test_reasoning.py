@@ -240,3 +240,20 @@ async def test_messages_thinking_errors_are_anthropic_400s():
         thought = [{"role": "user", "content": [{"type": "thinking", "thinking": "x", "signature": "y"}]}]
         with pytest.raises(anthropic.BadRequestError):
             await claude.messages.create(model="fake", messages=thought, max_tokens=5)
+
+
+async def test_a_required_tool_call_follows_the_thinking(sdk):
+    tool = {
+        "type": "function",
+        "function": {"name": "paint", "parameters": {"type": "object", "properties": {"colour": {"type": "string"}}}},
+    }
+    answer = await sdk.chat.completions.create(
+        model="fake", messages=MESSAGES, temperature=0, tools=[tool], tool_choice="required"
+    )
+    choice = answer.choices[0]
+    assert choice.message.reasoning_content == THOUGHT  # type: ignore[attr-defined]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls or []
+    assert call.function.name == "paint"
+    assert isinstance(json.loads(call.function.arguments), dict)
+    assert not choice.message.content

@@ -166,3 +166,28 @@ def test_the_openai_client_gets_reasoning_content_whole_and_streamed(server):
             model="thinker", messages=messages, extra_body={"chat_template_kwargs": {"explode": 1}}
         )
     assert caught.value.body["param"] == "messages"  # type: ignore[index]
+
+
+def test_a_required_tool_call_comes_after_the_thinking(server):
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}},
+        },
+    }
+    answer = server.openai_client().chat.completions.create(
+        model="thinker",
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        temperature=0,
+        max_tokens=80,
+        reasoning_effort="minimal",
+        tools=[tool],
+        tool_choice="required",
+    )
+    choice = answer.choices[0]
+    assert (choice.message.model_extra or {}).get("reasoning_content")
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls or []
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert isinstance(json.loads(call.function.arguments), dict)  # type: ignore[union-attr]
