@@ -24,7 +24,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from warmserve.errors import ModelNotCached
 from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
+from warmserve.hub import HubReference, cached_file, parse_reference
 from warmserve.protocol.sampling import SamplingControls, is_on, mirostat_conflict
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
@@ -194,8 +196,9 @@ class ModelSpec(BaseModel):
     backend: BackendName = Field("llama_cpp", description="Engine that runs the model.")
     path: str | None = Field(
         None,
-        description="GGUF file (llama_cpp, transformers), model directory or hub id (transformers); "
-        "empty means the embedded SmolLM2-135M-Instruct.",
+        description="GGUF file (llama_cpp, transformers), model directory or hub id (transformers), or a GGUF "
+        "model on the Hugging Face hub: owner/repo:QUANT or owner/repo/file.gguf (llama_cpp also owner/repo), "
+        "downloaded once into the hub cache; empty means the embedded SmolLM2-135M-Instruct.",
     )
     workers: int = Field(
         0,
@@ -236,7 +239,9 @@ class ModelSpec(BaseModel):
     )
     dtype: DType = Field("auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
     trust_remote_code: bool = Field(False, description="transformers: run code that ships with the model.")
-    revision: str | None = Field(None, max_length=256, description="transformers: hub revision to download.")
+    revision: str | None = Field(
+        None, max_length=256, description="Hub revision (branch, tag or commit) of a hub model; default: main."
+    )
     cache_dir: str = Field(str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept.")
     max_running: int = Field(
         0, ge=0, le=100_000, description="Requests running at once; 0 = every worker's engine capacity."
@@ -328,6 +333,13 @@ class ModelSpec(BaseModel):
         fit = total_memory_bytes() // 2 // max(footprint, 1)
         return max(1, min(os.cpu_count() or 1, fit))
 
+    def with_auto_workers(self) -> ModelSpec:
+        """This spec with its automatic worker count worked out again (a hub model's file is there now, so
+        its size is known); a count that was set stays."""
+        if "workers" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"workers": self._auto_workers()})
+
     @model_validator(mode="after")
     def _default_slots(self) -> ModelSpec:
         """`slots` is every engine's capacity; `max_batch_size` (transformers) and `fake.capacity` were
@@ -367,20 +379,39 @@ class ModelSpec(BaseModel):
             if self.backend == "fake":
                 name = "fake"
             elif self.path:
-                name = Path(self.path).stem
+                reference = self.hub_reference()
+                name = reference.served_name if reference is not None else Path(self.path).stem
             else:
                 name = EMBEDDED_MODEL_NAME
             object.__setattr__(self, "name", name)
         return self
 
+    def hub_reference(self) -> HubReference | None:
+        """The GGUF model on the hub that `path` names when it is no local file or folder: owner/repo:QUANT or
+        owner/repo/file.gguf for either engine, and a bare owner/repo for llama.cpp (for transformers that
+        is a whole repo, which its worker fetches)."""
+        if not self.path or self.backend == "fake" or Path(self.path).expanduser().exists():
+            return None
+        return parse_reference(self.path, gguf_only=self.backend == "transformers")
+
     def model_file(self) -> Path:
-        """The GGUF file to load; raises FileNotFoundError with what to do about it."""
+        """The GGUF file to load: a local file, a hub model's file from the local cache (the pool downloads
+        it before the workers start), or the embedded model; raises FileNotFoundError saying what to do."""
         if not self.path:
             return embedded_model_path()
-        path = Path(self.path).expanduser()
+        path = self._cached_hub_file() or Path(self.path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"Model file not found: {path}")
         return path
+
+    def _cached_hub_file(self) -> Path | None:
+        reference = self.hub_reference()
+        if reference is None:
+            return None
+        try:
+            return cached_file(reference, self.revision)
+        except ModelNotCached as exc:
+            raise FileNotFoundError(exc.message) from None
 
     def effective_tasks(self) -> tuple[Task, ...]:
         """What the model serves, as set or as detected when the settings were read."""

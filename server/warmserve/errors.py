@@ -10,6 +10,7 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   ├── UnsupportedParameter    400 (code unsupported_parameter)
     │   ├── ContextLengthExceeded   400 (code context_length_exceeded)
     │   ├── PreviousResponseNotFound 400 (code previous_response_not_found)
+    │   ├── ModelReferenceError     400 (code model_reference_not_found)
     │   └── PayloadTooLarge         413 (code payload_too_large)
     ├── Unauthorized                401 (code invalid_api_key)
     ├── ModelNotFound               404 (code model_not_found)
@@ -20,7 +21,8 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   ├── QueueTimeout            503 (code queue_timeout)
     │   ├── ShuttingDown            503 (code shutting_down)
     │   ├── ModelNotLoaded          503 (code model_not_loaded)
-    │   └── ModelUnloading          503 (code model_unloading)
+    │   ├── ModelUnloading          503 (code model_unloading)
+    │   └── ModelNotCached          503 (code model_not_cached)
     ├── NotSupported                501 (code not_supported)
     ├── WorkerDied                  503 (code worker_died)
     ├── PoisonRequest               422 (code poison_request)
@@ -93,6 +95,13 @@ class PreviousResponseNotFound(InvalidRequest):
     code = "previous_response_not_found"
 
 
+class ModelReferenceError(InvalidRequest):
+    """A hub reference (`owner/repo:QUANT`) that names nothing there: no such repo, file or quant. The
+    message lists what the repo has."""
+
+    code = "model_reference_not_found"
+
+
 class Unauthorized(WarmServeError):
     status_code = 401
     error_type = "invalid_request_error"
@@ -158,6 +167,13 @@ class ModelUnloading(ModelUnavailable):
     code = "model_unloading"
 
 
+class ModelNotCached(ModelUnavailable):
+    """A hub model that is not in the local cache while the hub cannot be reached (offline, or down)."""
+
+    code = "model_not_cached"
+    retry_after_s = 60
+
+
 class NotSupported(WarmServeError):
     status_code = 501
     code = "not_supported"
@@ -186,7 +202,7 @@ class BackendError(WarmServeError):
 
 
 class ModelSourceError(BackendError):
-    """A transformers model's files are missing, unreadable or not convertible."""
+    """A model's files are missing, unreadable or not convertible, or their download failed or did not verify."""
 
     code = "model_source_error"
 

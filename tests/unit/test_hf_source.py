@@ -3,8 +3,9 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from warmserve.backends.hf.source import ModelSourceError, hub_download, model_directory
+from warmserve.backends.hf.source import ModelSourceError, model_directory
 from warmserve.config import ModelSpec
+from warmserve.hub import snapshot
 
 
 def spec(path: str | None, **fields) -> ModelSpec:
@@ -18,9 +19,9 @@ def test_a_local_directory_is_used_as_it_is(tmp_path: Path):
 def test_hub_ids_go_through_the_downloader_with_the_revision(tmp_path: Path):
     calls = []
 
-    def fake_hub(repo_id: str, revision: str | None) -> str:
+    def fake_hub(repo_id: str, revision: str | None) -> Path:
         calls.append((repo_id, revision))
-        return str(tmp_path)
+        return tmp_path
 
     assert model_directory(spec("acme/tiny-model", revision="v2"), download=fake_hub) == tmp_path
     assert calls == [("acme/tiny-model", "v2")]
@@ -29,8 +30,8 @@ def test_hub_ids_go_through_the_downloader_with_the_revision(tmp_path: Path):
 def test_offline_hub_download_says_what_to_do(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(ModelSourceError, match="huggingface-cli download acme/absent"):
-        hub_download("acme/absent", None)
+    with pytest.raises(ModelSourceError, match="warmserve pull --backend transformers acme/absent"):
+        snapshot("acme/absent", None)
 
 
 def test_a_file_that_is_not_gguf_is_rejected(tmp_path: Path):

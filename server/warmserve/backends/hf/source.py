@@ -3,8 +3,9 @@
 A GGUF file loads through transformers' `gguf_file=`, which dequantizes every tensor
 (slow: README has the time for SmolLM2) and yields a model `save_pretrained` refuses
 to write. We convert it once into a plain safetensors folder under the cache
-directory, keyed by the file's identity, so every later load is quick.
-Hub ids download through huggingface_hub (with its progress bars) when online.
+directory, keyed by the file's identity, so every later load is quick. A GGUF model
+on the hub (`owner/repo:QUANT`) is such a file once the pool has downloaded it; a hub
+id (`owner/repo`) is a whole folder, fetched here through warmserve.hub when online.
 """
 
 from __future__ import annotations
@@ -19,47 +20,26 @@ from pathlib import Path
 
 from warmserve.config import ModelSpec
 from warmserve.errors import ModelSourceError
+from warmserve.hub import looks_like_repo_id, snapshot
 
 log = logging.getLogger(__name__)
 
 CONVERTED_MARKER = "warmserve-converted.txt"
-Downloader = Callable[[str, str | None], str]
+Downloader = Callable[[str, str | None], Path]
 
 
 def model_directory(spec: ModelSpec, download: Downloader | None = None) -> Path:
     """A local directory `from_pretrained` can load, converting or downloading as needed."""
-    source = Path(spec.path).expanduser() if spec.path else spec.model_file()
+    source = spec.model_file() if not spec.path or spec.hub_reference() else Path(spec.path).expanduser()
     if source.is_file():
         if source.suffix != ".gguf":
             raise ModelSourceError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
         return converted_gguf(source, Path(spec.cache_dir).expanduser(), spec.trust_remote_code)
     if source.is_dir():
         return source
-    if spec.path and _looks_like_hub_id(spec.path):
-        return Path((download or hub_download)(spec.path, spec.revision))
+    if spec.path and looks_like_repo_id(spec.path):
+        return (download or snapshot)(spec.path, spec.revision)
     raise ModelSourceError(f"Model not found: {spec.path} is neither a local file, a directory nor a hub id.")
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and "\\" not in text
-
-
-def hub_download(repo_id: str, revision: str | None) -> str:
-    """Download (or find in the local HF cache) a hub snapshot; offline, say what to do."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    log.info("fetching %s from the Hugging Face hub (or its local cache)", repo_id)
-    try:
-        path: str = snapshot_download(repo_id, revision=revision)
-    except (LocalEntryNotFoundError, OSError) as exc:
-        raise ModelSourceError(
-            f"Could not get '{repo_id}' from the Hugging Face hub and it is not in the local cache "
-            f"({type(exc).__name__}: {exc}). On a machine that is online run "
-            f"`huggingface-cli download {repo_id}` and copy the cache here, or pass a local directory."
-        ) from exc
-    return path
 
 
 def converted_gguf(gguf: Path, cache_dir: Path, trust_remote_code: bool = False) -> Path:
