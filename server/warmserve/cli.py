@@ -1,8 +1,9 @@
-"""`warmserve serve | models | bench`: argument parsing only.
+"""`warmserve serve | models | pull | bench`: argument parsing only.
 
 Flags are generated from the settings models (ServerSettings and ModelSpec; BenchSettings
 for `bench`), so each flag has the same description, type and bounds as its config-file
 key and `WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
+`pull` takes the model's path and revision under the same names (`--model` is its argument).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic.fields import FieldInfo
 from warmserve import __version__
 from warmserve.bench.settings import BenchSettings
 from warmserve.config import ModelSpec, ServerSettings, load_settings
+from warmserve.errors import WarmServeError
 
 # Flags whose names users know from other servers rather than from our field names.
 _FLAG_NAMES = {
@@ -136,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_flags(server, ServerSettings, "server.")
         model = sub.add_argument_group("model (one model; replaces the config file's list)")
         _add_flags(model, ModelSpec, "model.")
+    pull_help = "Download a model from the Hugging Face hub into its local cache, print its path, and exit."
+    pull = commands.add_parser("pull", help=pull_help, description=pull_help)
+    pull.add_argument("model", metavar="MODEL", help="owner/repo:QUANT, owner/repo/file.gguf or owner/repo.")
+    pull.add_argument("--revision", help="Branch, tag or commit (default: main).")
+    pull.add_argument(
+        "--backend",
+        choices=["llama_cpp", "transformers"],
+        default="llama_cpp",
+        help="llama_cpp: a GGUF model (default); transformers: owner/repo is the whole repo's folder.",
+    )
     bench_help = "Measure an OpenAI-compatible server under rising concurrency (exit 1 if a request failed)."
     bench = commands.add_parser("bench", help=bench_help, description=bench_help)
     _add_flags(bench, BenchSettings, "bench.")
@@ -203,11 +215,50 @@ def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return run_bench(settings)
 
 
+def _pull(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from warmserve import hub
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("warmserve").setLevel(logging.INFO)
+    try:
+        spec = ModelSpec(backend=args.backend, path=args.model, revision=args.revision)
+    except ValidationError as exc:
+        parser.exit(2, f"warmserve pull: invalid model:\n{exc}\n")
+    reference = spec.hub_reference()
+    try:
+        if reference is not None:
+            path = hub.fetch(reference, args.revision)
+        elif args.backend == "transformers" and hub.looks_like_repo_id(args.model):
+            path = hub.snapshot(args.model, args.revision)
+        else:
+            parser.exit(2, f"warmserve pull: {args.model} is no hub model (owner/repo:QUANT, owner/repo/file.gguf).\n")
+    except WarmServeError as exc:
+        parser.exit(1, f"warmserve pull: {exc.message}\n")
+    print(path)
+    return 0
+
+
+def _check_hub_models(parser: argparse.ArgumentParser, settings: ServerSettings) -> None:
+    """Before serving: a hub model the hub lacks (or, offline, the cache) ends the start with one line."""
+    from warmserve import hub
+
+    for spec in settings.models:
+        reference = spec.hub_reference()
+        if reference is None:
+            continue
+        try:
+            hub.check(reference, spec.revision)
+        except WarmServeError as exc:
+            parser.exit(1, f"warmserve: model {spec.name}: {exc.message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(parser, args)
+    if args.command == "pull":
+        return _pull(parser, args)
     try:
         settings = settings_from_args(args)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
@@ -215,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "models":
         _print_models(settings)
     else:
+        _check_hub_models(parser, settings)
         _serve(settings)
     return 0
 
