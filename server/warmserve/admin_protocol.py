@@ -22,6 +22,13 @@ class WorkerInfo(WireModel):
     running: int = Field(description="Requests this worker holds now.")
 
 
+class DownloadInfo(WireModel):
+    """A hub model's download, shown while the model is `loading` and its files are on their way."""
+
+    done_bytes: int = Field(description="Bytes downloaded so far (files already in the cache are not counted).")
+    total_bytes: int | None = Field(description="Bytes to download in all; null until the hub has listed them.")
+
+
 class AdminModel(WireModel):
     id: str
     object: Literal["admin.model"] = "admin.model"
@@ -35,6 +42,9 @@ class AdminModel(WireModel):
     waiting: int = Field(description="Requests queued for a free slot (or for a lazy load).")
     idle_s: float | None = Field(description="Seconds since the last request, while loaded.")
     workers: list[WorkerInfo] = Field(description="The worker processes now (empty while unloaded, or with Ray).")
+    download: DownloadInfo | None = Field(
+        None, description="While a hub model's files download (before its workers start): how far it has come."
+    )
     spec: ModelSpec
 
 

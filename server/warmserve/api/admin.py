@@ -9,7 +9,10 @@
     GET    /admin/events                   SSE: a snapshot of every model, then state changes and worker events
 
 Loads answer once every worker holds the model (201 for a new model, 200 for /load), or 202
-with the model's state when `wait=false` or `timeout_s` passes first (the load goes on). A load
+with the model's state when `wait=false` or `timeout_s` passes first (the load goes on). A model
+on the Hugging Face hub (`owner/repo:QUANT`) is looked up there first: a name it does not have is
+a 400 naming `path` and listing the quants the repo has; then its files download while it is
+`loading`, with `download` showing the bytes done. A load
 whose workers keep failing is undone and answered 503 with the reason. Unloads turn new
 requests away at once (503 `model_unloading`), let requests in flight finish for up to
 `drain_timeout_s` (default: the server's `drain_timeout_s`), then stop the workers; they answer
@@ -26,7 +29,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from warmserve.admin_protocol import AdminModel, AdminModelList, ModelDeleted, WorkerInfo
+from warmserve import hub
+from warmserve.admin_protocol import AdminModel, AdminModelList, DownloadInfo, ModelDeleted, WorkerInfo
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES, SSE_EVENT
 from warmserve.api.streaming import SSE_HEADERS, sse_data
@@ -56,6 +60,8 @@ DrainTimeout = Query(
 
 def model_info(model: ManagedModel) -> AdminModel:
     workers = [WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=w.running) for w in model.workers]
+    download = model.download
+    pool = model.pool
     return AdminModel(
         id=model.spec.name,
         state=model.state,
@@ -65,7 +71,8 @@ def model_info(model: ManagedModel) -> AdminModel:
         waiting=model.waiting,
         idle_s=round(model.idle_s, 3) if model.pool is not None else None,
         workers=workers,
-        spec=model.spec,
+        download=DownloadInfo(done_bytes=download.done_bytes, total_bytes=download.total_bytes) if download else None,
+        spec=pool.spec if pool is not None else model.spec,  # the pool's: workers counted once a download ends
     )
 
 
@@ -110,7 +117,7 @@ async def get_model(model: str, pools: Pools) -> AdminModel:
 )
 async def add_model(spec: ModelSpec, pools: Pools, wait: bool = Wait, timeout_s: float = LoadTimeout) -> JSONResponse:
     """Serve a new model: the body is one `models:` entry of warmserve.yaml (lazy ones only register)."""
-    _check_model_file(spec)
+    await _check_model_file(spec)
     model = await pools.add(spec)
     return await _answer_load(pools, model, wait, timeout_s, ok=201, undo_by_removing=True)
 
@@ -152,9 +159,13 @@ def _drain_timeout(request: Request, drain_timeout_s: float | None) -> float:
     return default
 
 
-def _check_model_file(spec: ModelSpec) -> None:
-    """A GGUF that is not there is the admin's typo: say so now rather than after three failed loads."""
-    if spec.backend == "llama_cpp":
+async def _check_model_file(spec: ModelSpec) -> None:
+    """A GGUF that is not there, or a hub name the hub lacks, is the admin's typo: say so now rather than
+    after three failed loads (or a download)."""
+    reference = spec.hub_reference()
+    if reference is not None:
+        await asyncio.to_thread(hub.check, reference, spec.revision)
+    elif spec.backend == "llama_cpp":
         try:
             spec.model_file()
         except FileNotFoundError as exc:

@@ -14,6 +14,7 @@ from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelUnavailable
 from warmserve.generation import GenerationRequest, ModelFacts
+from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.events import Publish, WorkerStatus
 from warmserve.pool.stream import RequestStream
@@ -54,6 +55,11 @@ class Pool(Protocol):
     @property
     def facts(self) -> ModelFacts | None:
         """What a loaded worker reported about the model; None until one has."""
+        ...
+
+    @property
+    def download(self) -> DownloadStatus | None:
+        """How far the download of a hub model has come while the pool fetches it; None otherwise."""
         ...
 
     async def wait_for(self, states: Container[ModelState], timeout_s: float | None = None) -> ModelState:

@@ -16,6 +16,7 @@ from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import BackendError, ModelUnavailable, Overloaded, QueueTimeout, WarmServeError
 from warmserve.generation import Failed, Finished, GenerationRequest, ModelFacts
+from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.events import Publish, WorkerStatus
@@ -54,6 +55,10 @@ class InProcessPool(Tracked):
     @property
     def facts(self) -> ModelFacts | None:
         return self._engine.facts if self._engine is not None else None
+
+    @property
+    def download(self) -> DownloadStatus | None:
+        return None  # the fake needs no files
 
     async def start(self) -> None:
         from warmserve.backends import load_engine  # an engine's imports stay out of the API process otherwise

@@ -24,6 +24,7 @@ from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelNotLoaded, ModelUnavailable, ModelUnloading, QueueTimeout
 from warmserve.generation import GenerationRequest, ModelFacts
+from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.events import PoolEvent, Publish, StateChanged, WorkerStatus
@@ -92,6 +93,11 @@ class ManagedModel(Stateful):
         if self._pool is not None and self._pool.facts is not None:
             self._facts = self._pool.facts
         return self._facts
+
+    @property
+    def download(self) -> DownloadStatus | None:
+        """How far a hub model's download has come, while its pool fetches it."""
+        return self._pool.download if self._pool is not None else None
 
     @property
     def running(self) -> int:

@@ -9,7 +9,9 @@ stream recorded (pool/progress.py), unless it was running on each of two workers
 died (a poison request: 422) or no worker takes it within `queue_timeout_s` (503
 `worker_died`). A worker that keeps failing is restarted with exponential backoff, and when
 every worker keeps failing to load, the model is `unhealthy` and requests fail at
-once instead of queueing for a model that will not come. The request bookkeeping
+once instead of queueing for a model that will not come. A model on the Hugging Face hub is
+downloaded first, once for all its workers (pool/fetch.py), while the model is `loading`; a
+download that fails makes it `unhealthy` with the reason. The request bookkeeping
 (ids, streams, metrics) is the `RequestTracker`'s; state changes are the `Lifecycle`'s.
 """
 
@@ -22,12 +24,22 @@ from collections.abc import Callable
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
-from warmserve.errors import ErrorInfo, ModelUnavailable, Overloaded, PoisonRequest, QueueTimeout, WorkerDied
+from warmserve.errors import (
+    ErrorInfo,
+    ModelUnavailable,
+    Overloaded,
+    PoisonRequest,
+    QueueTimeout,
+    WarmServeError,
+    WorkerDied,
+)
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
+from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
 from warmserve.pool.core_lending import CoreLending
 from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerStatus
+from warmserve.pool.fetch import ModelFetch
 from warmserve.pool.lifecycle import Lifecycle
 from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
 from warmserve.pool.progress import POISON_AFTER
@@ -51,18 +63,28 @@ def _ignore(_: object) -> None:
 
 
 class ModelPool(Tracked):
+    spec: ModelSpec
+    _failures: list[int]  # consecutive failed starts, per worker
+    _lending: CoreLending | None
+
     def __init__(self, spec: ModelSpec, log_level: str, metrics: Metrics, publish: Publish = _ignore) -> None:
-        self.spec = spec
         self._log_level = log_level
         self._publish = publish
         self._lifecycle = Lifecycle(spec.name, publish)
         self._tracker = RequestTracker(spec.name, self._lifecycle, metrics, spec.request_timeout_s, self._cancel)
         self._metrics = metrics
         self._workers: list[WorkerHandle] = []
-        self._failures = [0] * spec.workers
         self._waiting = WaitingQueue(spec.queue_timeout_s, self._queue_timed_out)
         self._restarts: set[asyncio.Task[None]] = set()
+        self._fetch: ModelFetch | None = None
+        self._fetching: asyncio.Task[None] | None = None
         self._started_at = time.monotonic()
+        self._plan(spec)
+
+    def _plan(self, spec: ModelSpec) -> None:
+        """What follows from the worker count; planned again when a download reveals the model's size."""
+        self.spec = spec
+        self._failures = [0] * spec.workers
         # llama.cpp threads can change between steps; other engines and GPUs keep theirs.
         shares_cores = (
             spec.share_idle_cores
@@ -88,6 +110,11 @@ class ModelPool(Tracked):
         """What the engine reported about the model, once a worker has loaded it."""
         return next((w.facts for w in self._workers if w.facts is not None), None)
 
+    @property
+    def download(self) -> DownloadStatus | None:
+        """Bytes of the model's files downloaded so far, while the pool fetches it from the hub."""
+        return self._fetch.status if self._fetch is not None else None
+
     def _update_state(self) -> None:
         if self._lifecycle.state in ("stopping", "unloaded"):
             return
@@ -105,14 +132,45 @@ class ModelPool(Tracked):
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Spawn the workers; a hub model's download comes first, in the background (the model is `loading`)."""
         self._started_at = time.monotonic()
         self._lifecycle.move("loading")
+        reference = self.spec.hub_reference()
+        if reference is None:
+            await self._start_workers()
+            return
+        self._fetch = ModelFetch(reference, self.spec.revision)
+        self._fetching = asyncio.get_running_loop().create_task(self._fetch_then_start(self._fetch))
+
+    async def _start_workers(self) -> None:
         self._workers = [self._new_worker(i) for i in range(self.spec.workers)]
         await asyncio.gather(*(w.start() for w in self._workers))
+
+    async def _fetch_then_start(self, fetch: ModelFetch) -> None:
+        try:
+            await fetch.run()
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, WarmServeError) else f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s", self.spec.name, reason)
+            if self._lifecycle.state == "loading":
+                self._lifecycle.move("unhealthy", reason)
+                self._fail_waiting()
+            return
+        finally:
+            self._fetch = None
+        if self._lifecycle.state != "loading":
+            return
+        self._plan(self.spec.with_auto_workers())
+        await self._start_workers()
 
     async def stop(self) -> None:
         if not self._begin_stop(self.spec.name):
             return
+        if self._fetch is not None:
+            self._fetch.cancel()
+        if self._fetching is not None:
+            self._fetching.cancel()
+            await asyncio.gather(self._fetching, return_exceptions=True)
         if self._lending is not None:
             self._lending.stop()
         for task in self._restarts:
@@ -308,10 +366,7 @@ class ModelPool(Tracked):
             self._failures[worker.index] += 1
             self._update_state()
             if self.state == "unhealthy":
-                unhealthy = ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {self.reason}").info()
-                for item in self._waiting.drain():
-                    error = self._not_resumed(f"the model is unhealthy: {self.reason}") if item.resumed else unhealthy
-                    self._tracker.fail(item.stream.request_id, error)
+                self._fail_waiting()
             delay = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures[worker.index] - 1))
             log.warning("%s: worker %d %s; restarting in %.1f s", self.spec.name, worker.index, reason, delay)
             task = asyncio.get_running_loop().create_task(self._restart(worker.index, delay))
@@ -319,6 +374,13 @@ class ModelPool(Tracked):
             task.add_done_callback(self._restarts.discard)
         else:
             self._update_state()
+
+    def _fail_waiting(self) -> None:
+        """The model is unhealthy: what waits for it fails now rather than at its queue timeout."""
+        unhealthy = ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {self.reason}").info()
+        for item in self._waiting.drain():
+            error = self._not_resumed(f"the model is unhealthy: {self.reason}") if item.resumed else unhealthy
+            self._tracker.fail(item.stream.request_id, error)
 
     async def _restart(self, index: int, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -42,6 +42,7 @@ from warmserve.generation import (
     Started,
     Tokenized,
 )
+from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool import Pool, RequestStream, WorkerStatus
 from warmserve.pool.events import Publish
@@ -94,6 +95,10 @@ class RayPool(Tracked):
     @property
     def facts(self) -> ModelFacts | None:
         return self._facts
+
+    @property
+    def download(self) -> DownloadStatus | None:
+        return None  # each replica reads its own machine's hub cache
 
     async def start(self) -> None:
         self._lifecycle.move("loading")
