@@ -92,3 +92,28 @@ def test_hub_models_through_the_admin_api_show_their_download_then_serve(
         assert split.status_code == 201, split.text
         assert split.json()["state"] == "ready"
         assert answer(server, "split") == answer(server, "smol")  # the same weights, split in three
+
+
+def test_removing_a_model_while_it_downloads_stops_the_download(
+    fake_hub: FakeHub, hub_env: dict[str, str], tmp_path: Path
+):
+    config = write_config(tmp_path / "warmserve.yaml", {"models": [{"name": "fake", "backend": "fake"}]})
+    fake_hub.throttle_bytes_per_s = 2e6  # the whole file would take about 50 s
+    with (
+        ServerProcess(["--config", str(config)], env=hub_env, log_path=tmp_path / "server.log") as server,
+        httpx.Client(base_url=server.base_url, timeout=60) as admin,
+    ):
+        spec = {"name": "slow", "path": f"{SMOL}:Q4_1", **SMALL}
+        assert admin.post("/admin/models", params={"wait": "false"}, json=spec).status_code == 202
+        while not ((admin.get("/admin/models/slow").json()["download"] or {}).get("done_bytes")):
+            time.sleep(0.1)
+        started = time.monotonic()
+        assert admin.delete("/admin/models/slow").json()["deleted"] is True
+        assert time.monotonic() - started < 10
+        assert [m["id"] for m in admin.get("/admin/models").json()["data"]] == ["fake"]
+        cache = Path(hub_env["HF_HUB_CACHE"])
+        deadline = time.monotonic() + 10
+        while [p for p in cache.rglob("*.incomplete")] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not list(cache.rglob("*.incomplete"))  # the partial file went with the cancelled download
+        assert "Traceback" not in server.log_tail()

@@ -152,3 +152,12 @@ def test_a_model_spec_names_a_hub_model_only_when_its_path_is_no_local_file(tmp_
         "acme/tiny", quant="Q4_0"
     )
     assert ModelSpec(path="acme/tiny-GGUF:q4_0", workers=1).name == "tiny-GGUF:Q4_0"
+
+
+def test_an_automatic_worker_count_is_worked_out_again_once_the_file_is_there(tmp_path: Path):
+    missing = tmp_path / "model.gguf"
+    spec = ModelSpec(path=str(missing), threads=1)
+    assert spec.workers == 1  # the size is unknown, so one worker until the file is there
+    missing.write_bytes(b"GGUF" + bytes(1000))
+    assert spec.with_auto_workers().workers == ModelSpec(path=str(missing), threads=1).workers
+    assert ModelSpec(path=str(missing), workers=1, threads=1).with_auto_workers().workers == 1  # set: it stays
