@@ -3,6 +3,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
+from warmserve.backends.hf import source
 from warmserve.backends.hf.source import ModelSourceError, model_directory
 from warmserve.config import ModelSpec
 from warmserve.hub import snapshot
@@ -44,3 +45,23 @@ def test_a_file_that_is_not_gguf_is_rejected(tmp_path: Path):
 def test_a_path_that_is_nowhere_is_rejected():
     with pytest.raises(ModelSourceError, match="neither"):
         model_directory(spec("/no/such/../dir/at/all"))
+
+
+def test_a_gguf_model_on_the_hub_is_converted_from_its_cached_file(tmp_path: Path, monkeypatch):
+    """The pool downloaded it already; the worker finds it in the cache and converts it like a local GGUF."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--acme--tiny-GGUF"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "tiny-Q4_0.gguf").write_bytes(b"GGUF")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    converted = []
+
+    def convert(gguf: Path, cache_dir: Path, trust_remote_code: bool = False) -> Path:
+        converted.append(gguf)
+        return tmp_path
+
+    monkeypatch.setattr(source, "converted_gguf", convert)
+    assert model_directory(spec("acme/tiny-GGUF:q4_0")) == tmp_path
+    assert converted == [snapshot / "tiny-Q4_0.gguf"]
