@@ -115,6 +115,19 @@ class FakeOptions(BaseModel):
     crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
 
 
+class GgmlOptions(BaseModel):
+    """What an old GGML/GGJT LLaMA file does not record, for its conversion to GGUF (llama_cpp)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context_length: int | None = Field(
+        None, ge=64, le=1_048_576, description="Training context; unset: 4096 if named like LLaMA-2, else 2048."
+    )
+    rms_norm_eps: float | None = Field(
+        None, gt=0, le=0.01, description="RMS norm epsilon; unset: 5e-6, what llama.cpp used with these files."
+    )
+
+
 # Thinking tokens per effort level; "high" sets no limit. A model spec can set its own.
 DEFAULT_EFFORT_BUDGETS: dict[Effort, int | None] = {"none": 0, "minimal": 128, "low": 512, "medium": 2048, "high": None}
 
@@ -237,7 +250,10 @@ class ModelSpec(BaseModel):
     dtype: DType = Field("auto", description="transformers: weights dtype; auto = bfloat16 on GPU, float32 on CPU.")
     trust_remote_code: bool = Field(False, description="transformers: run code that ships with the model.")
     revision: str | None = Field(None, max_length=256, description="transformers: hub revision to download.")
-    cache_dir: str = Field(str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept.")
+    cache_dir: str = Field(
+        str(DEFAULT_CACHE_DIR),
+        description="Where converted models are kept (GGUF to safetensors for transformers, old GGML files to GGUF).",
+    )
     max_running: int = Field(
         0, ge=0, le=100_000, description="Requests running at once; 0 = every worker's engine capacity."
     )
@@ -261,6 +277,11 @@ class ModelSpec(BaseModel):
         "it again. None = keep it loaded.",
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+    ggml: GgmlOptions = Field(
+        default_factory=GgmlOptions,
+        description="llama_cpp: how an old GGML/GGJT file is converted to GGUF (context_length, rms_norm_eps; JSON "
+        "on the command line).",
+    )
     chat_template: str | None = Field(
         None,
         description="A Jinja chat template file used instead of the one the model ships "

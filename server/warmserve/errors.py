@@ -26,10 +26,13 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── PoisonRequest               422 (code poison_request)
     ├── RequestTimeout              504 (code request_timeout)
     ├── BackendError                500 (code backend_error)
-    │   └── ModelSourceError        500 (code model_source_error)
+    │   ├── ModelSourceError        500 (code model_source_error)
+    │   └── ModelFileError          500 (code model_file_error), permanent
     └── ResponseStoreError          500 (code response_store_error)
 
 Every class registers its code as it is defined, so `error_from_info` knows them all.
+A `permanent` error is a load failure that loading again cannot cure (a missing file, a format
+or architecture the engine cannot read): the pool reports it once and does not restart the worker.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class WarmServeError(Exception):
     error_type: str = "server_error"
     code: str = "internal_error"
     retry_after_s: int | None = None  # sent as Retry-After when set
+    permanent: bool = False  # as a load failure: loading again would fail the same way
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -189,6 +193,14 @@ class ModelSourceError(BackendError):
     """A transformers model's files are missing, unreadable or not convertible."""
 
     code = "model_source_error"
+
+
+class ModelFileError(BackendError):
+    """The model's file is missing, is not a format the engine reads, or holds a variant that cannot be
+    converted; the message names the file and what to do. Loading it again would fail the same way."""
+
+    code = "model_file_error"
+    permanent = True
 
 
 class ResponseStoreError(WarmServeError):
