@@ -1,8 +1,9 @@
-"""`warmserve serve | models | bench`: argument parsing only.
+"""`warmserve serve | models | bench | convert`: argument parsing only.
 
 Flags are generated from the settings models (ServerSettings and ModelSpec; BenchSettings
-for `bench`), so each flag has the same description, type and bounds as its config-file
-key and `WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
+for `bench`; GgmlOptions for `convert`), so each flag has the same description, type and
+bounds as its config-file key and `WARMSERVE_*` variable. Model flags describe one model and
+replace the file's list.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic.fields import FieldInfo
 
 from warmserve import __version__
 from warmserve.bench.settings import BenchSettings
-from warmserve.config import ModelSpec, ServerSettings, load_settings
+from warmserve.config import GgmlOptions, ModelSpec, ServerSettings, load_settings
 
 # Flags whose names users know from other servers rather than from our field names.
 _FLAG_NAMES = {
@@ -139,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_help = "Measure an OpenAI-compatible server under rising concurrency (exit 1 if a request failed)."
     bench = commands.add_parser("bench", help=bench_help, description=bench_help)
     _add_flags(bench, BenchSettings, "bench.")
+    convert_help = (
+        "Convert an old llama.cpp model file (GGML, GGMF, GGJT) to GGUF without serving it: into --cache-dir, "
+        "where `serve` finds it, or to --output."
+    )
+    convert = commands.add_parser("convert", help=convert_help, description=convert_help)
+    convert.add_argument("model", type=Path, help="The old model file, e.g. llama-2-7b-chat.ggmlv3.q4_K_S.bin.")
+    convert.add_argument("--output", "-o", type=Path, help="Write the GGUF file here instead of into the cache.")
+    convert.add_argument("--cache-dir", type=Path, default=None, help=_help(ModelSpec.model_fields["cache_dir"]))
+    _add_flags(convert, GgmlOptions, "ggml.")
     return parser
 
 
@@ -203,11 +213,33 @@ def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return run_bench(settings)
 
 
+def _convert(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Exit 1 with the reason on one line when the file cannot be converted."""
+    from warmserve.backends.llama.ggml import convert_file
+    from warmserve.errors import ModelFileError
+
+    try:
+        options = GgmlOptions(**_prefixed(args, "ggml."))
+    except ValidationError as exc:
+        parser.exit(2, f"warmserve convert: invalid options:\n{exc}\n")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cache_dir = args.cache_dir or Path(ModelSpec.model_fields["cache_dir"].default)
+    try:
+        converted = convert_file(args.model, cache_dir.expanduser(), options, args.output)
+    except (ModelFileError, OSError) as exc:
+        print(f"warmserve convert: {exc}", file=sys.stderr)
+        return 1
+    print(converted or f"{args.model} is a GGUF file already; nothing to convert.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(parser, args)
+    if args.command == "convert":
+        return _convert(parser, args)
     try:
         settings = settings_from_args(args)
     except (ValidationError, FileNotFoundError, ValueError) as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warmserve.backends.llama.ggml.cache import servable_gguf
+from warmserve.backends.llama.ggml.cache import convert_to, converted, is_ggml, servable_gguf
 from warmserve.backends.llama.ggml.convert import ConversionOptions
 from warmserve.config import GgmlOptions, ModelSpec
 from warmserve.errors import ModelFileError
@@ -29,4 +29,16 @@ def loadable_gguf(spec: ModelSpec) -> Path:
     return servable_gguf(path, Path(spec.cache_dir).expanduser(), conversion_options(spec.ggml))
 
 
-__all__ = ["conversion_options", "loadable_gguf"]
+def convert_file(path: Path, cache_dir: Path, options: GgmlOptions, output: Path | None = None) -> Path | None:
+    """`warmserve convert`: the GGUF conversion of an old file, in the cache (where serving finds it) or at
+    `output`; None if `path` is GGUF already. ModelFileError for anything else."""
+    if not is_ggml(path):
+        servable_gguf(path, cache_dir, conversion_options(options))  # passes a GGUF, says why not for the rest
+        return None
+    if output is None:
+        return converted(path, cache_dir, conversion_options(options))
+    convert_to(path, output, conversion_options(options))
+    return output
+
+
+__all__ = ["conversion_options", "convert_file", "loadable_gguf"]

@@ -31,7 +31,11 @@ CONVERTER_VERSION = 1  # bump when the output of the same input changes
 
 
 def is_ggml(path: Path) -> bool:
-    return file_magic(path) in MAGICS
+    """Whether `path` is a readable GGML, GGMF or GGJT file."""
+    try:
+        return file_magic(path) in MAGICS
+    except OSError:
+        return False
 
 
 def servable_gguf(path: Path, cache_dir: Path, options: ConversionOptions) -> Path:
@@ -73,7 +77,9 @@ def converted(path: Path, cache_dir: Path, options: ConversionOptions) -> Path:
         with _locked(target):
             if target.is_file():  # another worker converted it while we waited
                 return target
-            _convert(path, target, options)
+            for leftover in target.parent.glob(f".{target.name}.*.tmp"):  # no one else writes them now
+                leftover.unlink(missing_ok=True)
+            convert_to(path, target, options)
     except OSError as exc:
         raise ModelFileError(
             f"Converting {path} to GGUF in {target.parent} failed: {exc.strerror or exc}. "
@@ -92,13 +98,11 @@ def _locked(target: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _convert(path: Path, target: Path, options: ConversionOptions) -> None:
-    """Convert under the lock: no one else writes the target's temporary files now."""
-    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
-        leftover.unlink(missing_ok=True)
+def convert_to(path: Path, target: Path, options: ConversionOptions) -> None:
+    """Write the conversion of `path` to `target`, which appears only when complete."""
     started = time.perf_counter()
     model = read_ggml(path)
-    log.info("converting %s (%s) to GGUF once, into %s", path, describe(model), target)
+    log.info("converting %s (%s) to GGUF: %s", path, describe(model), target)
     fd, scratch = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
@@ -108,4 +112,4 @@ def _convert(path: Path, target: Path, options: ConversionOptions) -> None:
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
         raise
-    log.info("converted %s in %.1f s", path.name, time.perf_counter() - started)
+    log.info("converted %s in %.2f s", path.name, time.perf_counter() - started)
