@@ -183,7 +183,7 @@ def _print_models(settings: ServerSettings) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _serve(settings: ServerSettings) -> None:
+def _serve(settings: ServerSettings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("warmserve").info(
         "serving %s on http://%s:%d/v1",
@@ -195,10 +195,10 @@ def _serve(settings: ServerSettings) -> None:
         from warmserve.ray_serve import run_on_ray
 
         run_on_ray(settings)
-    else:
-        from warmserve.api.serving import run
+        return 0
+    from warmserve.api.serving import run
 
-        run(settings)
+    return run(settings)
 
 
 def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -246,9 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(2, f"warmserve: invalid settings:\n{exc}\n")
     if args.command == "models":
         _print_models(settings)
-    else:
-        _serve(settings)
-    return 0
+        return 0
+    return _serve(settings)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,9 @@ class FakeOptions(BaseModel):
     fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
     crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
     crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
+    fail_on_load: str | None = Field(
+        None, description="Fail every load with this message, as a model file no retry can load would."
+    )
 
 
 class GgmlOptions(BaseModel):

@@ -20,14 +20,15 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   ├── QueueTimeout            503 (code queue_timeout)
     │   ├── ShuttingDown            503 (code shutting_down)
     │   ├── ModelNotLoaded          503 (code model_not_loaded)
+    │   ├── ModelFailed             503 (code model_failed), no Retry-After
     │   └── ModelUnloading          503 (code model_unloading)
     ├── NotSupported                501 (code not_supported)
     ├── WorkerDied                  503 (code worker_died)
     ├── PoisonRequest               422 (code poison_request)
     ├── RequestTimeout              504 (code request_timeout)
     ├── BackendError                500 (code backend_error)
-    │   ├── ModelSourceError        500 (code model_source_error)
-    │   └── ModelFileError          500 (code model_file_error), permanent
+    │   └── ModelSourceError        500 (code model_source_error)
+    │       └── ModelFileError      500 (code model_file_error), permanent
     └── ResponseStoreError          500 (code response_store_error)
 
 Every class registers its code as it is defined, so `error_from_info` knows them all.
@@ -138,7 +139,7 @@ class ModelExists(WarmServeError):
 class ModelUnavailable(WarmServeError):
     status_code = 503
     code = "model_unavailable"
-    retry_after_s = 5
+    retry_after_s: int | None = 5
 
 
 class QueueTimeout(ModelUnavailable):
@@ -154,6 +155,14 @@ class ModelNotLoaded(ModelUnavailable):
     """Registered but without workers (unloaded by an admin, and not lazy)."""
 
     code = "model_not_loaded"
+
+
+class ModelFailed(ModelUnavailable):
+    """Its load failed in a way loading again cannot cure (a ModelFileError): it is not retried. No Retry-After,
+    since retrying will not help until an admin fixes the file and loads the model again."""
+
+    code = "model_failed"
+    retry_after_s = None
 
 
 class ModelUnloading(ModelUnavailable):
@@ -190,12 +199,12 @@ class BackendError(WarmServeError):
 
 
 class ModelSourceError(BackendError):
-    """A transformers model's files are missing, unreadable or not convertible."""
+    """A model's files could not be had: not downloadable now, or (ModelFileError) not loadable at all."""
 
     code = "model_source_error"
 
 
-class ModelFileError(BackendError):
+class ModelFileError(ModelSourceError):
     """The model's file is missing, is not a format the engine reads, or holds a variant that cannot be
     converted; the message names the file and what to do. Loading it again would fail the same way."""
 
@@ -210,6 +219,11 @@ class ResponseStoreError(WarmServeError):
 
 
 _BY_CODE[WarmServeError.code] = WarmServeError
+
+
+def is_permanent(info: ErrorInfo) -> bool:
+    """Whether a worker's load error would recur on every retry (see `WarmServeError.permanent`)."""
+    return _BY_CODE.get(info.code, WarmServeError).permanent
 
 
 def error_from_info(info: ErrorInfo) -> WarmServeError:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
 
@@ -16,7 +17,8 @@ from tests.ggml_model import TinyLlama, write_ggjt, write_gguf
 from warmserve.backends.llama import native
 from warmserve.backends.llama.ggml.cache import converted
 from warmserve.backends.llama.ggml.convert import ConversionOptions
-from warmserve.testing import ServerProcess
+from warmserve.errors import ModelFileError
+from warmserve.testing import ServerProcess, free_port, server_environment
 
 pytestmark = pytest.mark.e2e
 
@@ -95,8 +97,8 @@ def test_warmserve_convert_says_in_one_line_why_a_file_cannot_be_converted(files
     assert len(lines) == 1
     assert "Q8_0 in the block layout used before GGJT v3" in lines[0]
     assert "Traceback" not in done.stderr
-    gguf = _convert(str(files[1]))
-    assert (gguf.returncode, "nothing to convert" in gguf.stdout) == (0, True)
+    already = _convert(str(files[1]))
+    assert (already.returncode, "nothing to convert" in already.stdout) == (0, True)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +128,42 @@ def test_serve_answers_from_the_old_file_as_from_the_direct_gguf(files, server):
     assert completion.usage.completion_tokens == STEPS
     log = server.log_path.read_text()
     assert log.count("converting ") == 1  # two workers, one conversion
+
+
+def test_serving_only_a_file_that_cannot_be_converted_exits_1_at_once_with_one_line(tmp_path):
+    old = write_ggjt(TinyLlama(), tmp_path / "old.ggmlv2.bin", version=2)
+    args = ["--model", str(old), "--workers", "2", "--threads", "1", "--port", str(free_port())]
+    done = subprocess.run(
+        [sys.executable, "-m", "warmserve", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_environment({"XDG_DATA_HOME": str(tmp_path)}),
+    )
+    assert done.returncode == 1
+    log = done.stdout + done.stderr
+    reason = [line for line in log.splitlines() if "block layout used before GGJT v3" in line]
+    assert len(reason) == 1, log  # two workers, one report
+    assert "ERROR" in reason[0]
+    assert str(old) in reason[0]
+    assert "Get a GGUF" in reason[0]
+    assert "Traceback" not in log
+    assert "restarting" not in log
+    assert "no model can be served" in log
+
+
+def test_llama_cpp_refusing_a_gguf_is_a_permanent_error_saying_why(files, tmp_path):
+    writer = gguf.GGUFWriter(str(tmp_path / "other.gguf"), "no-such-architecture")
+    writer.add_tensor("x", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelFileError, match=r"unknown model architecture: 'no-such-architecture'.*upgrade"):
+        native.load(
+            tmp_path / "other.gguf", n_ctx=64, n_batch=8, sequences=1, threads=1, gpu_layers=0, flash_attn="off"
+        )
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(files[1].read_bytes()[:-4096])
+    with pytest.raises(ModelFileError, match=r"not within the file bounds.*download it again"):
+        native.load(truncated, n_ctx=64, n_batch=8, sequences=1, threads=1, gpu_layers=0, flash_attn="off")

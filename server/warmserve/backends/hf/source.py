@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from warmserve.config import ModelSpec
-from warmserve.errors import ModelSourceError
+from warmserve.errors import ModelFileError, ModelSourceError
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,13 @@ def model_directory(spec: ModelSpec, download: Downloader | None = None) -> Path
     source = Path(spec.path).expanduser() if spec.path else spec.model_file()
     if source.is_file():
         if source.suffix != ".gguf":
-            raise ModelSourceError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
+            raise ModelFileError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
         return converted_gguf(source, Path(spec.cache_dir).expanduser(), spec.trust_remote_code)
     if source.is_dir():
         return source
     if spec.path and _looks_like_hub_id(spec.path):
         return Path((download or hub_download)(spec.path, spec.revision))
-    raise ModelSourceError(f"Model not found: {spec.path} is neither a local file, a directory nor a hub id.")
+    raise ModelFileError(f"Model not found: {spec.path} is neither a local file, a directory nor a hub id.")
 
 
 def _looks_like_hub_id(text: str) -> bool:

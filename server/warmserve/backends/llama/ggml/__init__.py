@@ -26,7 +26,7 @@ def loadable_gguf(spec: ModelSpec) -> Path:
         raise ModelFileError(
             f"{str(exc).rstrip('.')}. Check the model's path (--model, or path: in the config)."
         ) from None
-    return servable_gguf(path, Path(spec.cache_dir).expanduser(), conversion_options(spec.ggml))
+    return servable_gguf(path.absolute(), Path(spec.cache_dir).expanduser(), conversion_options(spec.ggml))
 
 
 def convert_file(path: Path, cache_dir: Path, options: GgmlOptions, output: Path | None = None) -> Path | None:
