@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
+import httpx
 import numpy as np
 import pytest
 
@@ -23,6 +24,7 @@ from warmserve.testing import ServerProcess, free_port, server_environment
 pytestmark = pytest.mark.e2e
 
 PROMPT = "Q: Tell me about the rose flower? A:"
+LLAMA_2_CHAT = Path(__file__).parents[2] / "examples" / "llama-2-chat.jinja"
 STEPS = 16
 
 
@@ -117,7 +119,7 @@ def server(files, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "--threads",
         "1",
     ]
-    server = start_server([*args, "--n-ctx", "256", "--flash-attn", "off"], tmp)
+    server = start_server([*args, "--n-ctx", "256", "--flash-attn", "off", "--chat-template", str(LLAMA_2_CHAT)], tmp)
     yield server
     server.stop()
 
@@ -128,6 +130,17 @@ def test_serve_answers_from_the_old_file_as_from_the_direct_gguf(files, server):
     assert completion.usage.completion_tokens == STEPS
     log = server.log_path.read_text()
     assert log.count("converting ") == 1  # two workers, one conversion
+
+
+def test_a_chat_uses_the_llama_2_template_given_beside_the_old_file(server):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the rose"}]
+    chat = httpx.post(f"{server.openai_base_url}/tokenize", json={"model": "tiny", "messages": messages}).json()
+    prompt = "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nTell me about the rose [/INST]"
+    plain = httpx.post(f"{server.openai_base_url}/tokenize", json={"model": "tiny", "prompt": prompt}).json()
+    assert chat["tokens"] == plain["tokens"]
+    assert chat["tokens"][0] == 1  # one <s>, from the template
+    answer = server.openai_client().chat.completions.create(model="tiny", messages=messages, max_tokens=4)
+    assert answer.usage.prompt_tokens == chat["count"]
 
 
 def test_serving_only_a_file_that_cannot_be_converted_exits_1_at_once_with_one_line(tmp_path):

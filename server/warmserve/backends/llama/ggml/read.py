@@ -260,10 +260,10 @@ def _tensor_type(reader: _Reader, container: Container, version: int, name: str,
         return tensor_type
     old = container != "GGJT" or version < 2
     if old or (version == 2 and type_id in _CHANGED_IN_V3):
-        changed = "GGJT v2" if old else "GGJT v3"
+        changed, convertible = ("GGJT v2", "F32 and F16") if old else ("GGJT v3", "F32, F16, Q5_0 and Q5_1")
         raise ModelFileError(
             f"{reader.path} is a {container}{'' if container == 'GGML' else f' v{version}'} file and its tensor "
             f"'{name}' is {tensor_type.name} in the block layout used before {changed}, which llama.cpp no longer "
-            f"reads (only F32 and F16 tensors of files this old can be converted). {fix}"
+            f"reads (only {convertible} tensors of such files can be converted). {fix}"
         )
     return tensor_type
