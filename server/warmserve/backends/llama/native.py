@@ -203,7 +203,10 @@ _RESOURCES = ("alloc", "memory", "mmap", "resource")
 
 @contextmanager
 def _load_errors() -> Iterator[list[str]]:
-    """The reasons llama.cpp logs while loading (it returns only NULL); its own log handler is restored after."""
+    """The reasons llama.cpp logs while loading (it returns only NULL); every line still goes to
+    llama-cpp-python's own handler, which is the only one again afterwards."""
+    from llama_cpp import _logger
+
     errors: list[str] = []
 
     @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
@@ -211,13 +214,12 @@ def _load_errors() -> Iterator[list[str]]:
         line = text.decode("utf-8", errors="replace")
         if _LOAD_ERROR in line:
             errors.append(line.split(_LOAD_ERROR, 1)[1].strip())
+        _logger.llama_log_callback(level, text, user_data)
 
     llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
     try:
         yield errors
     finally:
-        from llama_cpp import _logger
-
         llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
