@@ -197,6 +197,8 @@ def test_gguf_files_are_served_as_they_are_and_others_are_refused(model: TinyLla
     text.write_text("hello")
     with pytest.raises(ModelFileError, match=r"is not a GGUF file \(it begins with b'hell'\)"):
         servable_gguf(text, tmp_path / "cache", DEFAULTS)
+    with pytest.raises(ModelFileError, match=r"is a folder; .* needs --backend transformers"):
+        servable_gguf(tmp_path, tmp_path / "cache", DEFAULTS)
     adapter = tmp_path / "lora.bin"
     adapter.write_bytes(b"algg" + bytes(16))
     with pytest.raises(ModelFileError, match="LoRA adapter"):

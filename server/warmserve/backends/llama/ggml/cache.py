@@ -46,6 +46,11 @@ def servable_gguf(path: Path, cache_dir: Path, options: ConversionOptions) -> Pa
         raise ModelFileError(
             f"Model file not found: {path}. Check the model's path (--model, or path: in the config)."
         ) from None
+    except IsADirectoryError:
+        raise ModelFileError(
+            f"{path} is a folder; the llama_cpp backend loads one GGUF file (a Hugging Face model folder needs "
+            "--backend transformers)."
+        ) from None
     except OSError as exc:
         raise ModelFileError(f"Cannot read the model file {path}: {exc.strerror}.") from None
     if magic == GGUF_MAGIC:
