@@ -20,6 +20,7 @@ class WorkerInfo(WireModel):
     pid: int | None = Field(description="Process id, once spawned.")
     state: Literal["loading", "ready", "failed", "exited"]
     running: int = Field(description="Requests this worker holds now.")
+    load_error: str | None = Field(None, description="Why this worker failed to load the model.")
 
 
 class DownloadInfo(WireModel):
@@ -35,6 +36,9 @@ class AdminModel(WireModel):
     state: ModelState = Field(
         description="unloaded: no workers (a lazy model loads on its first request); draining: being "
         "unloaded, requests in flight finish; then as in /v1/models."
+    )
+    reason: str | None = Field(
+        None, description="Why the model is failed or unhealthy: the load error, naming the file and the fix."
     )
     source: Literal["config", "admin"] = Field(description="From the settings, or added through /admin.")
     ready_workers: int

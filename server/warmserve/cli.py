@@ -1,9 +1,10 @@
-"""`warmserve serve | models | pull | bench`: argument parsing only.
+"""`warmserve serve | models | pull | bench | convert`: argument parsing only.
 
 Flags are generated from the settings models (ServerSettings and ModelSpec; BenchSettings
-for `bench`), so each flag has the same description, type and bounds as its config-file
-key and `WARMSERVE_*` variable. Model flags describe one model and replace the file's list.
-`pull` takes the model's path and revision under the same names (`--model` is its argument).
+for `bench`; GgmlOptions for `convert`), so each flag has the same description, type and
+bounds as its config-file key and `WARMSERVE_*` variable. Model flags describe one model and
+replace the file's list. `pull` takes the model's path and revision under the same names
+(`--model` is its argument).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic.fields import FieldInfo
 
 from warmserve import __version__
 from warmserve.bench.settings import BenchSettings
-from warmserve.config import ModelSpec, ServerSettings, load_settings
+from warmserve.config import GgmlOptions, ModelSpec, ServerSettings, load_settings
 from warmserve.errors import WarmServeError
 
 # Flags whose names users know from other servers rather than from our field names.
@@ -151,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_help = "Measure an OpenAI-compatible server under rising concurrency (exit 1 if a request failed)."
     bench = commands.add_parser("bench", help=bench_help, description=bench_help)
     _add_flags(bench, BenchSettings, "bench.")
+    convert_help = (
+        "Convert an old llama.cpp model file (GGML, GGMF, GGJT) to GGUF without serving it: into --cache-dir, "
+        "where `serve` finds it, or to --output."
+    )
+    convert = commands.add_parser("convert", help=convert_help, description=convert_help)
+    convert.add_argument("model", type=Path, help="The old model file, e.g. llama-2-7b-chat.ggmlv3.q4_K_S.bin.")
+    convert.add_argument("--output", "-o", type=Path, help="Write the GGUF file here instead of into the cache.")
+    convert.add_argument("--cache-dir", type=Path, default=None, help=_help(ModelSpec.model_fields["cache_dir"]))
+    _add_flags(convert, GgmlOptions, "ggml.")
     return parser
 
 
@@ -185,7 +195,7 @@ def _print_models(settings: ServerSettings) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _serve(settings: ServerSettings) -> None:
+def _serve(settings: ServerSettings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("warmserve").info(
         "serving %s on http://%s:%d/v1",
@@ -197,10 +207,10 @@ def _serve(settings: ServerSettings) -> None:
         from warmserve.ray_serve import run_on_ray
 
         run_on_ray(settings)
-    else:
-        from warmserve.api.serving import run
+        return 0
+    from warmserve.api.serving import run
 
-        run(settings)
+    return run(settings)
 
 
 def _bench(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -252,6 +262,26 @@ def _check_hub_models(parser: argparse.ArgumentParser, settings: ServerSettings)
             parser.exit(1, f"warmserve: model {spec.name}: {exc.message}\n")
 
 
+def _convert(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Exit 1 with the reason on one line when the file cannot be converted."""
+    from warmserve.backends.llama.ggml import convert_file
+    from warmserve.errors import ModelFileError
+
+    try:
+        options = GgmlOptions(**_prefixed(args, "ggml."))
+    except ValidationError as exc:
+        parser.exit(2, f"warmserve convert: invalid options:\n{exc}\n")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cache_dir = args.cache_dir or Path(ModelSpec.model_fields["cache_dir"].default)
+    try:
+        converted = convert_file(args.model, cache_dir.expanduser(), options, args.output)
+    except (ModelFileError, OSError) as exc:
+        print(f"warmserve convert: {exc}", file=sys.stderr)
+        return 1
+    print(converted or f"{args.model} is a GGUF file already; nothing to convert.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -259,16 +289,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(parser, args)
     if args.command == "pull":
         return _pull(parser, args)
+    if args.command == "convert":
+        return _convert(parser, args)
     try:
         settings = settings_from_args(args)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"warmserve: invalid settings:\n{exc}\n")
     if args.command == "models":
         _print_models(settings)
-    else:
-        _check_hub_models(parser, settings)
-        _serve(settings)
-    return 0
+        return 0
+    _check_hub_models(parser, settings)
+    return _serve(settings)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,22 @@ class FakeOptions(BaseModel):
     fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
     crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
     crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
+    fail_on_load: str | None = Field(
+        None, description="Fail every load with this message, as a model file no retry can load would."
+    )
+
+
+class GgmlOptions(BaseModel):
+    """What an old GGML/GGJT LLaMA file does not record, for its conversion to GGUF (llama_cpp)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context_length: int | None = Field(
+        None, ge=64, le=1_048_576, description="Training context; unset: 4096 if named like LLaMA-2, else 2048."
+    )
+    rms_norm_eps: float | None = Field(
+        None, gt=0, le=0.01, description="RMS norm epsilon; unset: 5e-6, what llama.cpp used with these files."
+    )
 
 
 # Thinking tokens per effort level; "high" sets no limit. A model spec can set its own.
@@ -242,7 +258,10 @@ class ModelSpec(BaseModel):
     revision: str | None = Field(
         None, max_length=256, description="Hub revision (branch, tag or commit) of a hub model; default: main."
     )
-    cache_dir: str = Field(str(DEFAULT_CACHE_DIR), description="Where converted models (GGUF to safetensors) are kept.")
+    cache_dir: str = Field(
+        str(DEFAULT_CACHE_DIR),
+        description="Where converted models are kept (GGUF to safetensors for transformers, old GGML files to GGUF).",
+    )
     max_running: int = Field(
         0, ge=0, le=100_000, description="Requests running at once; 0 = every worker's engine capacity."
     )
@@ -266,6 +285,11 @@ class ModelSpec(BaseModel):
         "it again. None = keep it loaded.",
     )
     fake: FakeOptions = Field(default_factory=FakeOptions, description="Options of the fake backend.")
+    ggml: GgmlOptions = Field(
+        default_factory=GgmlOptions,
+        description="llama_cpp: how an old GGML/GGJT file is converted to GGUF (context_length, rms_norm_eps; JSON "
+        "on the command line).",
+    )
     chat_template: str | None = Field(
         None,
         description="A Jinja chat template file used instead of the one the model ships "

@@ -21,6 +21,7 @@ rebuilt on the other side from the same table, `error_from_info`.
     │   ├── QueueTimeout            503 (code queue_timeout)
     │   ├── ShuttingDown            503 (code shutting_down)
     │   ├── ModelNotLoaded          503 (code model_not_loaded)
+    │   ├── ModelFailed             503 (code model_failed), no Retry-After
     │   ├── ModelUnloading          503 (code model_unloading)
     │   └── ModelNotCached          503 (code model_not_cached)
     ├── NotSupported                501 (code not_supported)
@@ -29,9 +30,12 @@ rebuilt on the other side from the same table, `error_from_info`.
     ├── RequestTimeout              504 (code request_timeout)
     ├── BackendError                500 (code backend_error)
     │   └── ModelSourceError        500 (code model_source_error)
+    │       └── ModelFileError      500 (code model_file_error), permanent
     └── ResponseStoreError          500 (code response_store_error)
 
 Every class registers its code as it is defined, so `error_from_info` knows them all.
+A `permanent` error is a load failure that loading again cannot cure (a missing file, a format
+or architecture the engine cannot read): the pool reports it once and does not restart the worker.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class WarmServeError(Exception):
     error_type: str = "server_error"
     code: str = "internal_error"
     retry_after_s: int | None = None  # sent as Retry-After when set
+    permanent: bool = False  # as a load failure: loading again would fail the same way
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -143,7 +148,7 @@ class ModelExists(WarmServeError):
 class ModelUnavailable(WarmServeError):
     status_code = 503
     code = "model_unavailable"
-    retry_after_s = 5
+    retry_after_s: int | None = 5
 
 
 class QueueTimeout(ModelUnavailable):
@@ -159,6 +164,14 @@ class ModelNotLoaded(ModelUnavailable):
     """Registered but without workers (unloaded by an admin, and not lazy)."""
 
     code = "model_not_loaded"
+
+
+class ModelFailed(ModelUnavailable):
+    """Its load failed in a way loading again cannot cure (a ModelFileError): it is not retried. No Retry-After,
+    since retrying will not help until an admin fixes the file and loads the model again."""
+
+    code = "model_failed"
+    retry_after_s = None
 
 
 class ModelUnloading(ModelUnavailable):
@@ -202,9 +215,18 @@ class BackendError(WarmServeError):
 
 
 class ModelSourceError(BackendError):
-    """A model's files are missing, unreadable or not convertible, or their download failed or did not verify."""
+    """A model's files could not be had: missing, unreadable, not convertible, or their download failed or did
+    not verify; (ModelFileError) not loadable at all, whatever a retry does."""
 
     code = "model_source_error"
+
+
+class ModelFileError(ModelSourceError):
+    """The model's file is missing, is not a format the engine reads, or holds a variant that cannot be
+    converted; the message names the file and what to do. Loading it again would fail the same way."""
+
+    code = "model_file_error"
+    permanent = True
 
 
 class ResponseStoreError(WarmServeError):
@@ -214,6 +236,11 @@ class ResponseStoreError(WarmServeError):
 
 
 _BY_CODE[WarmServeError.code] = WarmServeError
+
+
+def is_permanent(info: ErrorInfo) -> bool:
+    """Whether a worker's load error would recur on every retry (see `WarmServeError.permanent`)."""
+    return _BY_CODE.get(info.code, WarmServeError).permanent
 
 
 def error_from_info(info: ErrorInfo) -> WarmServeError:

@@ -45,3 +45,14 @@ def test_a_server_that_exits_early_raises_with_its_log(tmp_path):
         ServerProcess(["--no-such-flag"], log_path=tmp_path / "server.log"),
     ):
         pass
+
+
+def test_a_server_whose_only_model_file_is_not_a_model_exits_1_at_once(tmp_path):
+    bogus = tmp_path / "model.gguf"
+    bogus.write_text("not a model")
+    server = ServerProcess(["--model", str(bogus), "--workers", "1"], log_path=tmp_path / "server.log")
+    assert server.process.wait(60) == 1
+    log = server.log_tail()
+    assert log.count("is not a GGUF file") == 1, log
+    assert f"model model: loading -> failed ({bogus} is not a GGUF file (it begins with b'not ')" in log
+    assert "Traceback" not in log

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from warmserve.config import FakeOptions, ModelSpec
-from warmserve.errors import BackendError, ContextLengthExceeded, ModelUnavailable, PoisonRequest, WorkerDied
+from warmserve.errors import (
+    BackendError,
+    ContextLengthExceeded,
+    ModelFailed,
+    ModelUnavailable,
+    PoisonRequest,
+    WorkerDied,
+)
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool, PoolEvent, RequestStream, StateChanged, WorkerEvent
@@ -237,6 +244,24 @@ async def test_a_pool_whose_workers_keep_failing_turns_unhealthy_and_refuses_at_
     kinds = [e.kind for e in events if isinstance(e, WorkerEvent)]
     assert kinds.count("died") >= 3
     assert "restarted" in kinds
+
+
+async def test_a_load_that_fails_for_good_is_not_retried_and_the_model_is_failed_with_the_reason(make_pool):
+    events: list[PoolEvent] = []
+    pool = await make_pool(workers=2, events=events, fail_on_load="/models/x.bin is not a GGUF file. Do this.")
+    assert await pool.wait_for(("failed",), 60) == "failed"
+    assert pool.reason == "/models/x.bin is not a GGUF file. Do this."
+    with pytest.raises(ModelFailed, match=r"could not be loaded: /models/x\.bin is not a GGUF file") as refused:
+        await pool.submit(request())
+    assert refused.value.status_code == 503
+    assert refused.value.headers() == {}  # no Retry-After: retrying will not help
+    await asyncio.sleep(1.0)  # longer than the first restart's backoff
+    kinds = [e.kind for e in events if isinstance(e, WorkerEvent)]
+    assert kinds.count("died") == 2
+    assert "restarted" not in kinds
+    states = [(e.previous, e.state) for e in events if isinstance(e, StateChanged)]
+    assert states == [("unloaded", "loading"), ("loading", "failed")]
+    assert [w.load_error for w in pool.workers] == [pool.reason, pool.reason]
 
 
 async def test_a_request_queued_behind_a_dying_worker_runs_on_its_replacement_after_the_resumed_one(make_pool):

@@ -4,8 +4,9 @@ import huggingface_hub.constants
 import pytest
 
 from warmserve.backends.hf import source
-from warmserve.backends.hf.source import ModelSourceError, model_directory
+from warmserve.backends.hf.source import model_directory
 from warmserve.config import ModelSpec
+from warmserve.errors import ModelSourceError
 from warmserve.hub import snapshot
 
 

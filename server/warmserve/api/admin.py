@@ -12,8 +12,10 @@ Loads answer once every worker holds the model (201 for a new model, 200 for /lo
 with the model's state when `wait=false` or `timeout_s` passes first (the load goes on). A model
 on the Hugging Face hub (`owner/repo:QUANT`) is looked up there first: a name it does not have is
 a 400 naming `path` and listing the quants the repo has; then its files download while it is
-`loading`, with `download` showing the bytes done. A load
-whose workers keep failing is undone and answered 503 with the reason. Unloads turn new
+`loading`, with `download` showing the bytes done. A load whose workers keep failing is undone
+and answered 503 with the reason; one that failed for good (a missing or unreadable file) is a
+400 with the reason, and a new model is removed again. /load of a `failed` model starts it over.
+Unloads turn new
 requests away at once (503 `model_unloading`), let requests in flight finish for up to
 `drain_timeout_s` (default: the server's `drain_timeout_s`), then stop the workers; they answer
 when done, or 202 at once with `wait=false`. With Ray Serve the model set is Serve's: changes
@@ -59,12 +61,16 @@ DrainTimeout = Query(
 
 
 def model_info(model: ManagedModel) -> AdminModel:
-    workers = [WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=w.running) for w in model.workers]
+    workers = [
+        WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=w.running, load_error=w.load_error)
+        for w in model.workers
+    ]
     download = model.download
     pool = model.pool
     return AdminModel(
         id=model.spec.name,
         state=model.state,
+        reason=model.reason if model.state in ("failed", "unhealthy") else None,
         source="admin" if model.source == "admin" else "config",
         ready_workers=model.ready_workers,
         running=model.running,
@@ -180,6 +186,11 @@ async def _answer_load(
     if not wait:
         return _answer(model, 202)
     state = await model.wait_loaded(timeout_s)
+    if state == "failed":  # the spec's file, as it is, will never load: the request's fault, and nothing retries it
+        failed = InvalidRequest(f"Model '{model.spec.name}' could not be loaded: {model.reason}", param="path")
+        if undo_by_removing:
+            await asyncio.shield(pools.remove(model.spec.name, 0))
+        raise failed
     if state == "unhealthy":
         reason = model.reason or "its workers keep failing"
         name = model.spec.name

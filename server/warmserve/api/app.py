@@ -7,10 +7,12 @@ stopped, workers and all, when it ends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI
 
@@ -40,9 +42,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Lifecycle:
-    """Set when SIGTERM starts a drain: readiness fails and new work gets 503."""
+    """`draining` is set when SIGTERM starts a drain: readiness fails and new work gets 503. `unservable` is
+    set when every model failed to load for good at start: the server has nothing to serve, and exits."""
 
     draining: bool = False
+    unservable: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _watch_start(pools: PoolManager, lifecycle: Lifecycle) -> None:
+    if await pools.all_failed():
+        log.error("no model can be served: every model failed to load (above); exiting with status 1")
+        lifecycle.unservable.set()
 
 
 def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, manageable: bool = True) -> FastAPI:
@@ -51,6 +61,7 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     registry = Metrics()
     pools = PoolManager(settings, registry, make_pool, manageable)
     store = ResponseStore.from_settings(settings) if settings.store else None  # None: stateless
+    lifecycle = Lifecycle()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,9 +69,13 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
             await store.open()
         try:
             await pools.start()
+            watch = asyncio.get_running_loop().create_task(_watch_start(pools, lifecycle))
             try:
                 yield
             finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
                 await pools.stop()
         finally:
             if store is not None:
@@ -71,7 +86,7 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     app.state.pools = pools
     app.state.metrics = registry
     app.state.responses = store
-    app.state.lifecycle = Lifecycle()
+    app.state.lifecycle = lifecycle
     app.state.api_keys = ApiKeys(settings.accepted_api_keys())
     app.state.admin_keys = ApiKeys(settings.accepted_admin_keys())
     install_error_handlers(app)

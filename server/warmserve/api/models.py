@@ -41,6 +41,7 @@ def _card(pool: Pool, created: int) -> ModelCard:
         context_length=None if facts is None else facts.context_length,
         capabilities=capabilities(pool),
         state=pool.state,
+        reason=pool.reason if pool.state in ("failed", "unhealthy") else None,
         ready_workers=pool.ready_workers,
         workers=pool.spec.workers,
     )

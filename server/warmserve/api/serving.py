@@ -3,7 +3,8 @@
 uvicorn alone stops listening at once on SIGTERM and then re-raises the signal, so
 the process dies by it. For a rolling deploy we want: readiness fails and new
 requests get 503 while in-flight requests finish (up to the drain timeout), then
-workers stop and the process exits 0. A second signal, or SIGINT, stops at once.
+workers stop and the process exits 0. A second signal, or SIGINT, stops at once. A server whose
+every model failed to load for good at start stops at once and exits 1: it has nothing to serve.
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ class DrainingServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
+        unservable = self._loop.create_task(self._exit_when_unservable())
+        try:
+            await super().serve(sockets)
+        finally:
+            unservable.cancel()
+
+    async def _exit_when_unservable(self) -> None:
+        await self._app.state.lifecycle.unservable.wait()
+        self.should_exit = True
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig == signal.SIGTERM and self._drain_task is None and self._loop is not None:
@@ -63,7 +72,8 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
 
 
-def run(settings: ServerSettings) -> None:
+def run(settings: ServerSettings) -> int:
+    """Serve until stopped; the exit status: 1 when no model could be loaded, else 0."""
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -73,3 +83,4 @@ def run(settings: ServerSettings) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     DrainingServer(config, app, settings.drain_timeout_s).run()
+    return 1 if app.state.lifecycle.unservable.is_set() else 0

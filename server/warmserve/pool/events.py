@@ -9,6 +9,7 @@ a subscriber first gets a `Snapshot` of every model, then each change as it happ
     loading / ready --some workers ready--> degraded --all ready--> ready
     ready / degraded --every worker died, restarting--> loading
     loading --every worker keeps failing--> unhealthy --a worker loads--> degraded / ready
+    loading / unhealthy --a load failed for good (no worker ready)--> failed, not retried
     loading / unhealthy --the workers could not be started--> unloaded
     any loaded state --unload--> draining --in-flight requests done--> stopping --> unloaded
     any loaded state --server stop--> stopping --> unloaded
@@ -32,10 +33,11 @@ WorkerEventKind = Literal["started", "ready", "load_failed", "died", "restarted"
 # Which state may follow which: anything else is a bug in the pool, raised where it happens.
 TRANSITIONS: dict[ModelState, frozenset[ModelState]] = {
     "unloaded": frozenset({"loading"}),
-    "loading": frozenset({"ready", "degraded", "unhealthy", "draining", "stopping", "unloaded"}),
-    "ready": frozenset({"degraded", "loading", "unhealthy", "draining", "stopping"}),
-    "degraded": frozenset({"ready", "loading", "unhealthy", "draining", "stopping"}),
-    "unhealthy": frozenset({"ready", "degraded", "loading", "draining", "stopping", "unloaded"}),
+    "loading": frozenset({"ready", "degraded", "unhealthy", "failed", "draining", "stopping", "unloaded"}),
+    "ready": frozenset({"degraded", "loading", "unhealthy", "failed", "draining", "stopping"}),
+    "degraded": frozenset({"ready", "loading", "unhealthy", "failed", "draining", "stopping"}),
+    "unhealthy": frozenset({"ready", "degraded", "loading", "failed", "draining", "stopping", "unloaded"}),
+    "failed": frozenset({"ready", "degraded", "draining", "stopping", "unloaded"}),
     "draining": frozenset({"stopping"}),
     "stopping": frozenset({"unloaded"}),
 }
@@ -105,8 +107,9 @@ class EventHub:
         self._closed = False
 
     def publish(self, event: PoolEvent) -> None:
-        if isinstance(event, StateChanged):
-            log.info("model %s: %s -> %s%s", event.model, event.previous, event.state, _because(event.reason))
+        if isinstance(event, StateChanged):  # a model that failed for good is reported here, once, as an error
+            level = logging.ERROR if event.state == "failed" else logging.INFO
+            log.log(level, "model %s: %s -> %s%s", event.model, event.previous, event.state, _because(event.reason))
         for queue in list(self._subscribers):
             if queue.qsize() >= _QUEUE_LIMIT:
                 self._subscribers.discard(queue)

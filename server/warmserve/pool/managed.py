@@ -4,7 +4,7 @@
 (built by the pool factory, a fresh one per load) and adds what the pool itself does not
 know about: being unloaded, loading lazily on the first request, unloading after an idle
 period, and draining before an unload. Its state is the model's `Lifecycle`: while loaded it
-follows the pool's own (loading, ready, degraded, unhealthy), then draining, stopping and
+follows the pool's own (loading, ready, degraded, unhealthy, failed), then draining, stopping and
 unloaded; every change is published to the app's event hub.
 
 Races with requests are closed by the event loop: `submit` checks the state and hands the
@@ -35,7 +35,7 @@ from warmserve.protocol import ModelState
 
 log = logging.getLogger(__name__)
 
-_LOADED: frozenset[ModelState] = frozenset({"loading", "ready", "degraded", "unhealthy"})
+_LOADED: frozenset[ModelState] = frozenset({"loading", "ready", "degraded", "unhealthy", "failed"})
 _UNLOADING: frozenset[ModelState] = frozenset({"draining", "stopping"})
 
 
@@ -156,7 +156,10 @@ class ManagedModel(Stateful):
             await self.load()
 
     async def load(self) -> None:
-        """Start the workers (returns once they are spawned, not loaded); a no-op when loaded."""
+        """Start the workers (returns once they are spawned, not loaded); a no-op when loaded, except that a
+        model that failed for good starts over (an admin fixed its file)."""
+        if self.state == "failed":
+            await self.unload(drain_timeout_s=0)
         if self.state in _UNLOADING:
             raise ModelUnloading(f"Model '{self.spec.name}' is being unloaded; load it again once it is unloaded.")
         if self._removed or (self._unload is not None and self._unload.remove):

@@ -93,6 +93,17 @@ class PoolManager:
     async def start(self) -> None:
         await asyncio.gather(*(pool.start() for pool in self.pools.values()))
 
+    async def all_failed(self) -> bool:
+        """After start: True once every model has failed for good (none will serve until an admin fixes it);
+        False once one serves or may (ready, degraded, or lazy), or the server stops first."""
+        async for _ in self.subscribe():
+            states = [model.state for model in list(self.pools.values())]
+            if states and all(state == "failed" for state in states):
+                return True
+            if not states or any(state in ("ready", "degraded", "unloaded") for state in states):
+                return False
+        return False
+
     async def stop(self) -> None:
         for task in self._background:
             task.cancel()
@@ -168,5 +179,5 @@ class PoolManager:
             yield "warmserve_requests_running", labels, pool.running
             yield "warmserve_requests_waiting", labels, pool.waiting
             yield "warmserve_workers_ready", labels, pool.ready_workers
-            yield "warmserve_model_healthy", labels, 0.0 if pool.state == "unhealthy" else 1.0
+            yield "warmserve_model_healthy", labels, 0.0 if pool.state in ("unhealthy", "failed") else 1.0
             yield "warmserve_model_loaded", labels, 0.0 if pool.pool is None else 1.0

@@ -11,7 +11,9 @@ died (a poison request: 422) or no worker takes it within `queue_timeout_s` (503
 every worker keeps failing to load, the model is `unhealthy` and requests fail at
 once instead of queueing for a model that will not come. A model on the Hugging Face hub is
 downloaded first, once for all its workers (pool/fetch.py), while the model is `loading`; a
-download that fails makes it `unhealthy` with the reason. The request bookkeeping
+download that fails makes it `unhealthy` with the reason. A load error that loading again
+cannot cure (`permanent`: a missing file, a format the engine cannot read) is not retried: with
+no worker ready the model is `failed`, with that error as its reason. The request bookkeeping
 (ids, streams, metrics) is the `RequestTracker`'s; state changes are the `Lifecycle`'s.
 """
 
@@ -26,12 +28,14 @@ from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     ErrorInfo,
+    ModelFailed,
     ModelUnavailable,
     Overloaded,
     PoisonRequest,
     QueueTimeout,
     WarmServeError,
     WorkerDied,
+    is_permanent,
 )
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
 from warmserve.hub import DownloadStatus
@@ -74,6 +78,7 @@ class ModelPool(Tracked):
         self._tracker = RequestTracker(spec.name, self._lifecycle, metrics, spec.request_timeout_s, self._cancel)
         self._metrics = metrics
         self._workers: list[WorkerHandle] = []
+        self._lasting: ErrorInfo | None = None  # a load error retrying cannot cure: no worker is restarted after it
         self._waiting = WaitingQueue(spec.queue_timeout_s, self._queue_timed_out)
         self._restarts: set[asyncio.Task[None]] = set()
         self._fetch: ModelFetch | None = None
@@ -123,6 +128,8 @@ class ModelPool(Tracked):
             self._lifecycle.move("ready")
         elif ready:
             self._lifecycle.move("degraded")
+        elif self._lasting is not None:
+            self._lifecycle.move("failed", self._lasting.message)
         elif all(f >= _UNHEALTHY_AFTER for f in self._failures):
             error = next((w.load_error for w in self._workers if w.load_error is not None), None)
             self._lifecycle.move("unhealthy", error.message if error else "its workers keep failing")
@@ -363,10 +370,16 @@ class ModelPool(Tracked):
                 )
             self._dispatch()
         elif kind == "died":
-            self._failures[worker.index] += 1
+            lasting = worker.load_error is not None and is_permanent(worker.load_error)
+            if lasting:
+                self._lasting = self._lasting or worker.load_error
+            else:
+                self._failures[worker.index] += 1
             self._update_state()
-            if self.state == "unhealthy":
+            if self.state in ("unhealthy", "failed"):
                 self._fail_waiting()
+            if lasting:
+                return  # loading again would fail the same way; the state change reported it
             delay = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures[worker.index] - 1))
             log.warning("%s: worker %d %s; restarting in %.1f s", self.spec.name, worker.index, reason, delay)
             task = asyncio.get_running_loop().create_task(self._restart(worker.index, delay))
@@ -376,11 +389,14 @@ class ModelPool(Tracked):
             self._update_state()
 
     def _fail_waiting(self) -> None:
-        """The model is unhealthy: what waits for it fails now rather than at its queue timeout."""
-        unhealthy = ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {self.reason}").info()
+        """Requests queued for a model that will not load soon (unhealthy) or at all (failed) fail now."""
+        if self.state == "failed":
+            error = ModelFailed(f"Model '{self.spec.name}' could not be loaded: {self.reason}").info()
+        else:
+            error = ModelUnavailable(f"Model '{self.spec.name}' is unhealthy: {self.reason}").info()
         for item in self._waiting.drain():
-            error = self._not_resumed(f"the model is unhealthy: {self.reason}") if item.resumed else unhealthy
-            self._tracker.fail(item.stream.request_id, error)
+            resumed = self._not_resumed(f"the model is {self.state}: {self.reason}") if item.resumed else None
+            self._tracker.fail(item.stream.request_id, resumed or error)
 
     async def _restart(self, index: int, delay: float) -> None:
         await asyncio.sleep(delay)

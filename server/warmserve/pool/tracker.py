@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from warmserve.embedding import Embedded
-from warmserve.errors import ErrorInfo, ModelUnavailable, ShuttingDown
+from warmserve.errors import ErrorInfo, ModelFailed, ModelUnavailable, ShuttingDown
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
 from warmserve.metrics import Metrics
 from warmserve.pool.lifecycle import Lifecycle, Stateful
@@ -73,6 +73,8 @@ class RequestTracker:
         if state == "unhealthy":
             reason = self._lifecycle.reason or "its workers keep failing"
             raise ModelUnavailable(f"Model '{self._model}' is unhealthy: {reason}")
+        if state == "failed":
+            raise ModelFailed(f"Model '{self._model}' could not be loaded: {self._lifecycle.reason}")
 
     def rejected(self, reason: str) -> None:
         self._metrics.rejected.labels(self._model, reason).inc()

@@ -61,8 +61,9 @@ def worker_main(spec: ModelSpec, conn: Connection, index: int, log_level: str) -
     try:
         engine = load_engine(spec, index)
     except Exception as exc:  # report any load failure to the supervisor, then exit
-        log.exception("load failed")
         error = exc if isinstance(exc, WarmServeError) else BackendError(f"Loading {spec.name} failed: {exc}")
+        if not error.permanent:  # a permanent one says all there is to say, and the supervisor reports it
+            log.exception("load failed")
         conn.send(WorkerLoadFailed(error.info()))
         return
     load_seconds = time.perf_counter() - started

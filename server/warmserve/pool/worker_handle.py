@@ -21,7 +21,7 @@ from typing import Literal
 
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded
-from warmserve.errors import ErrorInfo
+from warmserve.errors import ErrorInfo, is_permanent
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
 from warmserve.pool.events import WorkerEventKind, WorkerStatus
 from warmserve.pool.messages import (
@@ -207,7 +207,9 @@ class WorkerHandle:
         elif isinstance(message, WorkerLoadFailed):
             self.state = "failed"
             self.load_error = message.error
-            log.error("%s: worker %d failed to load: %s", self.spec.name, self.index, message.error.message)
+            # A permanent error is the model's, not this worker's: the pool reports it once, as the model's state.
+            level = logging.DEBUG if is_permanent(message.error) else logging.ERROR
+            log.log(level, "%s: worker %d failed to load: %s", self.spec.name, self.index, message.error.message)
             self._on_change(self, "load_failed", message.error.message)
 
     def _on_exit(self, exitcode: int | None) -> None:

@@ -21,8 +21,10 @@ class TokenizeRequest(WireModel):
 
 
 # unloaded: no workers (lazy, idle, or unloaded by an admin); draining: being unloaded, requests in
-# flight finish and new ones are turned away. The pools report these; /v1/models and /admin show them.
-ModelState = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "draining", "stopping"]
+# flight finish and new ones are turned away; failed: its load failed in a way retrying cannot cure
+# (a missing file, a format the engine cannot read), so it is not retried. The pools report these;
+# /v1/models and /admin show them.
+ModelState = Literal["unloaded", "loading", "ready", "degraded", "unhealthy", "failed", "draining", "stopping"]
 
 
 class ModelCapabilities(WireModel):
@@ -57,8 +59,12 @@ class ModelCard(WireModel):
     )
     capabilities: ModelCapabilities
     state: ModelState = Field(
-        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing; "
-        "unloaded: no workers now (a lazy model loads on its first request); draining: being unloaded."
+        description="ready: every worker holds the model; degraded: some do; unhealthy: loads keep failing and are "
+        "retried; failed: the load failed for good (see reason) and is not retried; unloaded: no workers now (a lazy "
+        "model loads on its first request); draining: being unloaded."
+    )
+    reason: str | None = Field(
+        None, description="Why the model is failed or unhealthy: the load error, naming the file and the fix."
     )
     ready_workers: int = Field(description="Workers holding the model now.")
     workers: int = Field(description="Workers configured for the model.")

@@ -30,7 +30,7 @@ class ModelReplica:
         self._spec = ModelSpec.model_validate(spec)
         self._pool = ModelPool(self._spec, log_level, Metrics())
         await self._pool.start()
-        await self._pool.wait_for(("ready", "unhealthy"))
+        await self._pool.wait_for(("ready", "unhealthy", "failed"))
         self.check_health()
         log.info("replica of %s ready", self._spec.name)
 
@@ -73,7 +73,7 @@ class ModelReplica:
 
     def check_health(self) -> None:
         """Ray Serve's health check: a replica whose worker keeps failing to load is replaced."""
-        if self._pool.state == "unhealthy":
+        if self._pool.state in ("unhealthy", "failed"):
             raise ModelUnavailable(f"Model '{self._spec.name}' cannot be loaded on this replica.")
 
     async def __del__(self) -> None:

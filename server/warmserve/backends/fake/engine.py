@@ -30,7 +30,7 @@ from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import Prompt, Vocabulary, given_tokens, output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
-from warmserve.errors import BackendError, InvalidRequest
+from warmserve.errors import BackendError, InvalidRequest, ModelFileError
 from warmserve.generation import ChatMessage, Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
 from warmserve.reasoning import ReasoningStart
 
@@ -137,6 +137,8 @@ class FakeEngine(VocabularyEngine):
         time.sleep(self._options.load_delay_s)
         if self._options.crash_on_load:
             os._exit(18)  # dies before it can report anything, as a segfault in a loader would
+        if self._options.fail_on_load is not None:
+            raise ModelFileError(self._options.fail_on_load)
 
     @property
     def running(self) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from warmserve.config import ModelSpec
-from warmserve.errors import ModelSourceError
+from warmserve.errors import ModelFileError
 from warmserve.hub import looks_like_repo_id, snapshot
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,13 @@ def model_directory(spec: ModelSpec, download: Downloader | None = None) -> Path
     source = spec.model_file() if not spec.path or spec.hub_reference() else Path(spec.path).expanduser()
     if source.is_file():
         if source.suffix != ".gguf":
-            raise ModelSourceError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
+            raise ModelFileError(f"{source} is a file but not a GGUF file; pass a model directory or hub id.")
         return converted_gguf(source, Path(spec.cache_dir).expanduser(), spec.trust_remote_code)
     if source.is_dir():
         return source
     if spec.path and looks_like_repo_id(spec.path):
         return (download or snapshot)(spec.path, spec.revision)
-    raise ModelSourceError(f"Model not found: {spec.path} is neither a local file, a directory nor a hub id.")
+    raise ModelFileError(f"Model not found: {spec.path} is neither a local file, a directory nor a hub id.")
 
 
 def converted_gguf(gguf: Path, cache_dir: Path, trust_remote_code: bool = False) -> Path:

@@ -42,6 +42,7 @@ from warmserve.backends.constraints import Grammars
 from warmserve.backends.llama import native
 from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
+from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated
 from warmserve.backends.text import OutputTracker
@@ -83,7 +84,7 @@ class LlamaCppEngine(ModelEngine):
         self._n_ctx = spec.n_ctx  # per sequence: prompt + output
         n_batch = max(spec.n_batch, spec.slots)
         self._native = native.load(
-            spec.model_file(),
+            loadable_gguf(spec),
             n_ctx=spec.n_ctx * spec.slots,
             n_batch=n_batch,
             sequences=spec.slots,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from llguidance import LLTokenizer
 
 from warmserve.backends.logprobs import top_logprobs
-from warmserve.errors import BackendError
+from warmserve.errors import BackendError, ModelFileError
 from warmserve.generation import SamplingParams, TokenLogprob
 
 # llama.cpp treats this seed as "pick one at random".
@@ -174,9 +175,10 @@ def load(
     llama_cpp.llama_backend_init()
     model_params = llama_cpp.llama_model_default_params()
     model_params.n_gpu_layers = gpu_layers if gpu_layers >= 0 else 0x7FFFFFFF
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+    with _load_errors() as errors:
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
     if not model:
-        raise BackendError(f"llama.cpp could not load {path}")
+        raise load_failure(path, errors)
     params = _context_params(n_ctx, n_batch, sequences, threads)
     # Separate KV streams per sequence: batched output then equals solo output exactly.
     params.kv_unified = False
@@ -191,6 +193,51 @@ def load(
         vocab=Vocab(llama_cpp.llama_model_get_vocab(model)),
         n_ctx_train=llama_cpp.llama_model_n_ctx_train(model),
     )
+
+
+# What llama.cpp logs when a load fails (the only place it says why), and words that mean a lack of
+# resources, which may be there on the next try, rather than a file it cannot read.
+_LOAD_ERROR = "error loading model: "
+_RESOURCES = ("alloc", "memory", "mmap", "resource")
+
+
+@contextmanager
+def _load_errors() -> Iterator[list[str]]:
+    """The reasons llama.cpp logs while loading (it returns only NULL); every line still goes to
+    llama-cpp-python's own handler, which is the only one again afterwards."""
+    from llama_cpp import _logger
+
+    errors: list[str] = []
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", errors="replace")
+        if _LOAD_ERROR in line:
+            errors.append(line.split(_LOAD_ERROR, 1)[1].strip())
+        _logger.llama_log_callback(level, text, user_data)
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield errors
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def load_failure(path: Path, errors: Sequence[str]) -> BackendError:
+    """Why llama.cpp could not load `path`: permanent (ModelFileError) when the file is the reason."""
+    if not errors:
+        return BackendError(f"llama.cpp could not load {path}")
+    reason = errors[-1]
+    if any(word in reason.lower() for word in _RESOURCES):
+        return BackendError(f"llama.cpp could not load {path}: {reason}")
+    if "unknown model architecture" in reason:
+        fix = (
+            f"This llama.cpp (llama-cpp-python {llama_cpp.__version__}) does not know that architecture: upgrade "
+            "llama-cpp-python, or serve the model with --backend transformers."
+        )
+    else:
+        fix = "The file is incomplete or not a model this llama.cpp reads: download it again, or get a newer GGUF."
+    return ModelFileError(f"llama.cpp cannot load {path}: {reason}. {fix}")
 
 
 def _context_params(n_ctx: int, n_batch: int, sequences: int, threads: int) -> Any:
