@@ -61,6 +61,8 @@ class AdapterSpec(BaseModel):
             if not any((path / weights).is_file() for weights in PEFT_WEIGHTS):
                 return f"the PEFT adapter folder {path} has no weights ({' or '.join(PEFT_WEIGHTS)})"
             return None
+        if backend == "llama_cpp" and path.is_dir():
+            return f"{path} is a folder (a PEFT adapter?); llama_cpp models take a GGUF LoRA file"
         if backend == "llama_cpp" and not path.is_file():
             return f"the GGUF LoRA file {path} does not exist"
         if backend == "fake" and not path.exists():

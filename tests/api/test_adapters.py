@@ -56,14 +56,23 @@ async def test_every_route_selects_the_adapter_by_model_and_the_base_stays_itsel
     async with serve_in_process(with_adapters(adapter_file)) as http:
         assert await content(http, "warmy") == "warmy there"
         assert await content(http, "fake") == "there hello"
-        completion = await http.post("/v1/completions", json={"model": "warmy", "prompt": "a b", "max_tokens": 3, "temperature": 0})
+        completion = await http.post(
+            "/v1/completions", json={"model": "warmy", "prompt": "a b", "max_tokens": 3, "temperature": 0}
+        )
         assert completion.json()["choices"][0]["text"] == "warmy b a"
-        response = await http.post("/v1/responses", json={"model": "warmy", "input": "a b", "max_output_tokens": 2, "temperature": 0})
+        response = await http.post(
+            "/v1/responses", json={"model": "warmy", "input": "a b", "max_output_tokens": 2, "temperature": 0}
+        )
         assert response.json()["output"][0]["content"][0]["text"] == "warmy b"
         assert response.json()["model"] == "warmy"
         message = await http.post(
             "/v1/messages",
-            json={"model": "warmy", "max_tokens": 2, "temperature": 0, "messages": [{"role": "user", "content": "a b"}]},
+            json={
+                "model": "warmy",
+                "max_tokens": 2,
+                "temperature": 0,
+                "messages": [{"role": "user", "content": "a b"}],
+            },
         )
         assert message.json()["content"][0]["text"] == "warmy b"
         streamed = await http.post("/v1/chat/completions", json=chat("warmy", stream=True))

@@ -111,7 +111,7 @@ def _misfit(model: Any, folder: Path) -> str | None:
     modules = dict(model.named_modules())
     for name, pair in sorted(pairs.items()):
         layer = modules.get(name)
-        if hasattr(layer, "get_base_layer"):  # a LoRA layer of an adapter loaded before
+        if layer is not None and hasattr(layer, "get_base_layer"):  # the LoRA layer of an earlier adapter
             layer = layer.get_base_layer()
         if not isinstance(layer, torch.nn.Linear):
             return f"the base model has no linear layer '{name}' (an adapter of another model?)"
