@@ -3,6 +3,9 @@
 The first adapter wraps the model in a `PeftModel`, which puts LoRA layers into it in place; from
 then on every forward call names an adapter per batch row (PEFT's `adapter_names`, "__base__" for
 the base model), so one step decodes the rows of every adapter and of the base model together.
+PEFT's own forward passes `adapter_names` by registering a hook on every LoRA layer for each call
+(and walking the whole model twice to do it): 5 ms of an 88 ms step of 4 rows here. The hooks
+here are registered once per layer and read the rows' names of the call in progress instead.
 
 PEFT loads an adapter's weights non-strictly: weights for modules the model lacks are dropped
 without a word, and a shape mismatch fails only after the LoRA layers are in place. So the
@@ -39,6 +42,8 @@ class PeftAdapters:
         self._model = model
         self._peft: Any = None  # the PeftModel, once an adapter has been loaded
         self.names: set[str] = set()
+        self._hooked: set[int] = set()  # ids of the layers that take the rows' adapters from `_rows`
+        self._rows: list[str] | None = None  # the adapter of each row of the forward call in progress
 
     def add(self, adapter: AdapterSpec) -> None:
         """Load a PEFT folder under the adapter's name; InvalidRequest naming it when it does not fit."""
@@ -64,7 +69,23 @@ class PeftAdapters:
             for module in self._peft.modules():
                 if isinstance(module, LoraLayer):
                     module.set_scale(adapter.name, adapter.scale)
+        self._hook_new_layers()
         self.names.add(adapter.name)
+
+    def _hook_new_layers(self) -> None:
+        """Every LoRA layer (and modules_to_save wrapper) takes `adapter_names` from the call in progress."""
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        for module in self._model.modules():
+            if isinstance(module, LoraLayer | AuxiliaryTrainingWrapper) and id(module) not in self._hooked:
+                module.register_forward_pre_hook(self._pass_rows, with_kwargs=True)  # type: ignore[union-attr]
+                self._hooked.add(id(module))
+
+    def _pass_rows(self, module: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if self._rows is not None:
+            kwargs["adapter_names"] = self._rows
+        return args, kwargs
 
     def remove(self, name: str) -> None:
         if name in self.names:
@@ -79,7 +100,11 @@ class PeftAdapters:
         """The model's forward pass, each row with its adapter (None: the base model)."""
         if self._peft is None:
             return self._model(**inputs)
-        return self._peft(**inputs, adapter_names=[name or BASE for name in adapters])
+        self._rows = [name or BASE for name in adapters]
+        try:
+            return self._model(**inputs)
+        finally:
+            self._rows = None
 
     @contextlib.contextmanager
     def base_only(self) -> Iterator[None]:
@@ -100,6 +125,8 @@ def _misfit(model: Any, folder: Path) -> str | None:
         return f"its files cannot be read ({exc})"
     if str(config.get("peft_type", "LORA")).upper() != "LORA":
         return f"it is a {config.get('peft_type')} adapter; only LoRA adapters are served"
+    if config.get("use_dora"):
+        return "it is a DoRA adapter, which PEFT cannot mix with other adapters in one batch"
     rank = config.get("r")
     pairs: dict[str, dict[str, tuple[int, ...]]] = {}
     for key, shape in shapes.items():
