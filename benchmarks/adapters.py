@@ -14,7 +14,15 @@ Every request decodes exactly --tokens tokens (greedy, end-of-generation tokens 
 short prompt of its own (numbered, so no KV cells are reused). Tokens/s is all generated tokens over
 the wall time from the first add to the last token, prompts included. The cases run interleaved, in
 an order rotated each round. Reported: the median per case, its ratio to `none`'s median, and the
-median of each round's ratio to that round's `none`. Results: benchmarks/results/adapters.json.
+median of each round's ratio to that round's `none`.
+
+For llama.cpp, which applies an adapter to a whole context, the ways two adapters could share a
+worker's steps are also measured under the engine, with llama.cpp's calls alone (4 sequences, 2 per
+adapter, decode steps only): one batch per adapter each step with the applied adapter first (what
+the engine does), the same in a fixed order (a change more per step), and one adapter per step,
+alternating (what llama-server does with per-request LoRAs), beside one batch on one adapter.
+
+Results: benchmarks/results/adapters.json.
 
     .venv/bin/python benchmarks/adapters.py --tokens 64 --rounds 5 --hf-tokens 32 --hf-rounds 3
 """
@@ -92,6 +100,63 @@ def run_cases(plain: Engine, loaded: Engine, end_tokens: list[int], tokens: int,
     }
 
 
+# Steps of 4 sequences (0, 1 on adapter a; 2, 3 on b): each step is a list of (sequences, adapter) decode calls.
+WAYS: dict[str, list[list[tuple[tuple[int, ...], str]]]] = {
+    "one adapter, one batch": [[((0, 1, 2, 3), "a")]],
+    "a batch per adapter, applied first (the engine)": [[((0, 1), "a"), ((2, 3), "b")], [((2, 3), "b"), ((0, 1), "a")]],
+    "a batch per adapter, fixed order": [[((0, 1), "a"), ((2, 3), "b")]],
+    "one adapter per step, alternating": [[((0, 1), "a")], [((2, 3), "b")]],
+}
+
+
+def llama_ways(gguf: Path, steps: int, rounds: int) -> dict[str, Any]:
+    """Decode tokens/s of each way two adapters can share a context's steps (llama.cpp's calls alone)."""
+    from warmserve.backends.llama import native
+
+    model = native.load(embedded_model_path(), 4 * 256, 256, 4, threads=1, gpu_layers=0, flash_attn="auto")
+    loras = {name: native.load_lora(model, gguf, 1.0) for name in ("a", "b")}
+    batch = native.Batch(256)
+    samples: dict[str, list[float]] = {name: [] for name in WAYS}
+    try:
+        for round_index in range(rounds):
+            for name in list(WAYS)[round_index % len(WAYS) :] + list(WAYS)[: round_index % len(WAYS)]:
+                positions = [0] * 4
+                for sequence in range(4):  # a short prompt each, on its own adapter
+                    model.forget(sequence)
+                    model.use_lora(loras["a" if sequence < 2 else "b"])
+                    batch.clear()
+                    for position in range(8):
+                        batch.add(100 + position, position, sequence, logits=position == 7)
+                    model.decode(batch)
+                    positions[sequence] = 8
+                made, started = 0, time.perf_counter()
+                for step in range(steps):
+                    for sequences, adapter in WAYS[name][step % len(WAYS[name])]:
+                        model.use_lora(loras[adapter])
+                        batch.clear()
+                        for sequence in sequences:
+                            batch.add(200, positions[sequence], sequence, logits=True)
+                            positions[sequence] += 1
+                        model.decode(batch)
+                        made += len(sequences)
+                samples[name].append(made / (time.perf_counter() - started))
+    finally:
+        model.use_lora(None)
+        for lora_ in loras.values():
+            lora_.free()
+        batch.free()
+        model.close()
+    ours = statistics.median(samples["a batch per adapter, applied first (the engine)"])
+    return {
+        name: {
+            "median_tokens_per_s": round(statistics.median(values), 2),
+            "ratio_to_the_engines_way": round(statistics.median(values) / ours, 3),
+            "rounds": [round(value, 2) for value in values],
+        }
+        for name, values in samples.items()
+    }
+
+
 def two_adapters(path: Path) -> list[AdapterSpec]:
     return [AdapterSpec(name="a", path=str(path)), AdapterSpec(name="b", path=str(path))]
 
@@ -157,6 +222,7 @@ def main() -> None:
         cache = work / "cache"
         peft, gguf = build_adapter(work, cache)
         engines = {"llama_cpp": llama_cpp(gguf, args.tokens, args.rounds)}
+        ways = llama_ways(gguf, args.tokens, args.rounds)
         if args.hf_tokens:
             engines["transformers"] = transformers(peft, cache, args.hf_tokens, args.hf_rounds)
     result = {
@@ -187,6 +253,7 @@ def main() -> None:
         },
         "seconds": round(time.perf_counter() - started, 1),
         "engines": engines,
+        "llama_cpp_ways": ways,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -196,6 +263,8 @@ def main() -> None:
                 f"{engine:12} {name:14} {row['median_tokens_per_s']:7.1f} tok/s  {row['ratio_to_none']:.3f}  "
                 f"per round {row['median_round_ratio']:.3f}"
             )
+    for name, row in ways.items():
+        print(f"way: {name:50} {row['median_tokens_per_s']:7.1f} tok/s  {row['ratio_to_the_engines_way']:.3f}")
 
 
 if __name__ == "__main__":

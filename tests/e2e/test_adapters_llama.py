@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import LoraFiles, start_server, write_config
 from tests.e2e import adapter_checks as checks
 from tests.lora import ANSWER, QUESTION
-from warmserve.config import embedded_model_path
+from warmserve.config import ModelSpec, embedded_model_path
 from warmserve.testing import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +83,26 @@ def test_the_400_says_what_llama_cpp_found_wrong(server, lora_files):
     body = {"name": "other-model", "path": str(lora_files.gguf_other_model)}
     refused = httpx.post(f"{server.base_url}/admin/models/{checks.BASE}/adapters", json=body, timeout=60).json()
     assert "incorrect shape" in refused["error"]["message"]
+
+
+def test_each_adapters_sequences_keep_consecutive_ids_so_each_batch_is_one_pass(lora_files):
+    """Requests on two adapters arriving in turn get slots 0, 1 and 2, 3 (a batch of ids 0 and 2 costs two passes)."""
+    from warmserve.adapters import AdapterSpec
+    from warmserve.backends.llama.engine import LlamaCppEngine
+    from warmserve.generation import GenerationRequest, SamplingParams
+
+    engine = LlamaCppEngine(ModelSpec(threads=1, n_ctx=256, slots=4))
+    try:
+        for name in ("a", "b"):
+            engine.add_adapter(AdapterSpec(name=name, path=str(lora_files.gguf)))
+        for index, adapter in enumerate(["a", "b", "a", "b"]):
+            request = GenerationRequest(
+                prompt=f"{index}. Hello", sampling=SamplingParams(max_tokens=2), adapter=adapter
+            )
+            engine.add(f"r{index}", request)
+        layout = [slot.adapter for slot in engine._slots]
+        assert layout in (["a", "a", "b", "b"], ["b", "b", "a", "a"])
+        while engine.running:
+            engine.step()
+    finally:
+        engine.close()

@@ -10,7 +10,9 @@ may run on the cores idle peers lend, when that was measured to be faster
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
 order: llama.cpp groups consecutive ids best (measured: consecutive ids ran faster than
-scattered ones).
+scattered ones). So a new request's slot is chosen to keep the ids of each adapter's sequences
+(or the base model's) consecutive, and far from other adapters' while it starts a run of its
+own: a batch of sequences 0 and 2 cost as much as two batches of one (README, "LoRA adapters").
 
 A finished sequence keeps its KV cells. A new request is placed in the free slot
 whose cached tokens share the longest prefix with its prompt (the next turn of a
@@ -61,6 +63,8 @@ from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRe
 
 log = logging.getLogger(__name__)
 
+# A shared prefix shorter than this is not worth a slot that breaks up an adapter's run of sequence ids.
+_REUSE_MIN = 32
 # Prompt tokens per step while idle workers lend their cores: a lender that gets a request of its own
 # takes its core back after one such chunk, and chunks this long cost little more than a whole prompt.
 _LENT_CHUNK = 16
@@ -348,15 +352,24 @@ class LlamaCppEngine(ModelEngine):
             self._applied = adapter
 
     def _choose_slot(self, tokens: list[int], adapter: str | None) -> tuple[_Slot, int]:
-        """The free slot sharing the longest cached prefix computed by the same adapter; ties go to the lowest id."""
+        """The free slot that shares the longest cached prefix computed by the same adapter, when it is worth it;
+        else the one that keeps this adapter's sequence ids in the fewest runs, then the farthest from other
+        adapters' (room for theirs to grow), then the lowest id."""
         free = [slot for slot in self._slots if not slot.busy]
         if not free:
             raise RuntimeError("no free slot: the worker admitted more than the engine's capacity")
+        own = {slot.sequence for slot in self._slots if slot.busy and slot.adapter == adapter}
+        others = [slot.sequence for slot in self._slots if slot.busy and slot.adapter != adapter]
 
         def shared(slot: _Slot) -> int:
             return _common_prefix(slot.cached, tokens) if slot.cached_adapter == adapter else 0
 
-        best = max(free, key=lambda slot: (shared(slot), -slot.sequence))
+        def preference(slot: _Slot) -> tuple[int, int, int, int]:
+            reuse = shared(slot)
+            room = min((abs(slot.sequence - other) for other in others), default=0)
+            return (reuse if reuse >= _REUSE_MIN else 0, -_runs(own | {slot.sequence}), room, -slot.sequence)
+
+        best = max(free, key=preference)
         return best, shared(best)
 
     def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
@@ -415,6 +428,11 @@ class LlamaCppEngine(ModelEngine):
         slot.thinking = None
         slot.next_token = None
         slot.adapter = None
+
+
+def _runs(sequences: set[int]) -> int:
+    """How many runs of consecutive ids the set holds: llama.cpp computes each run in a pass of its own."""
+    return sum(1 for sequence in sequences if sequence - 1 not in sequences)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
