@@ -86,3 +86,23 @@ def test_a_bad_adapter_is_a_400_naming_it_and_the_model_serves_on(server, client
         "a-gguf": lora_files.gguf,  # llama.cpp's form, not a PEFT folder
     }
     checks.check_bad_adapters_are_400s_naming_them(server, client, bad)
+
+
+def test_the_base_models_embeddings_are_its_own_with_adapters_loaded(lora_files, hf_cache_dir):
+    """PEFT puts the LoRA layers into the model itself; embeddings, which call its body directly, must not see them."""
+    import numpy as np
+
+    from warmserve.adapters import AdapterSpec
+    from warmserve.backends.hf.engine import TransformersEngine
+    from warmserve.config import ModelSpec
+    from warmserve.embedding import EmbedRequest, unpack_vector
+
+    engine = TransformersEngine(ModelSpec(backend="transformers", threads=1, cache_dir=str(hf_cache_dir)), 0)
+    try:
+        request = EmbedRequest((QUESTION,))
+        before = unpack_vector(engine.embed(request).vectors[0])
+        engine.add_adapter(AdapterSpec(name=checks.ADAPTER, path=str(lora_files.peft)))
+        after = unpack_vector(engine.embed(request).vectors[0])
+        assert np.allclose(before, after, atol=1e-6)
+    finally:
+        engine.close()
