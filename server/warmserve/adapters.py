@@ -73,3 +73,27 @@ class AdapterSpec(BaseModel):
 def adapter_error(name: str, problem: str) -> str:
     """The message of every adapter that cannot be served: it names the adapter first."""
     return f"The adapter '{name}' cannot be loaded: {problem}."
+
+
+def adapters_problem(adapters: list[AdapterSpec], backend: str, generates: bool) -> str | None:
+    """Why a model's `adapters:` cannot be served as written (names, files), or None."""
+    names = [adapter.name for adapter in adapters]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"adapter names must be unique; repeated: {', '.join(repeated)}"
+    if adapters and not generates:
+        return "adapters need a model that generates (tasks: generate)"
+    return next(
+        (adapter_error(a.name, problem) for a in adapters if (problem := a.file_problem(backend)) is not None), None
+    )
+
+
+def name_clash(models: list[str], adapters: list[str]) -> str | None:
+    """Adapters and models share one namespace of model ids: why these names clash, or None."""
+    taken = sorted({name for name in adapters if name in models})
+    if taken:
+        return f"an adapter cannot share a model's name: {', '.join(taken)}"
+    repeated = sorted({name for name in adapters if adapters.count(name) > 1})
+    if repeated:
+        return f"adapter names must be unique across models; repeated: {', '.join(repeated)}"
+    return None

@@ -24,7 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from warmserve.adapters import AdapterSpec, adapter_error
+from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
 from warmserve.protocol.sampling import SamplingControls, is_on, mirostat_conflict
 
@@ -370,16 +370,9 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _adapters_fit(self) -> ModelSpec:
         """Names unique and files where the engine will look; whether the weights fit, the engine says."""
-        names = [adapter.name for adapter in self.adapters]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"adapter names must be unique; repeated: {', '.join(repeated)}")
-        if self.adapters and self.tasks is not None and "generate" not in self.tasks:
-            raise ValueError("adapters need a model that generates (tasks: generate)")
-        for adapter in self.adapters:
-            problem = adapter.file_problem(self.backend)
-            if problem is not None:
-                raise ValueError(adapter_error(adapter.name, problem))
+        problem = adapters_problem(self.adapters, self.backend, generates="generate" in (self.tasks or ["generate"]))
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -486,13 +479,9 @@ class ServerSettings(BaseSettings):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
-        taken = [name for name in (a.name for m in self.models for a in m.adapters) if name in names]
-        if taken:
-            raise ValueError(f"an adapter cannot share a model's name: {', '.join(sorted(set(taken)))}")
-        adapters = [a.name for m in self.models for a in m.adapters]
-        repeated = sorted({n for n in adapters if adapters.count(n) > 1})
-        if repeated:
-            raise ValueError(f"adapter names must be unique across models; repeated: {', '.join(repeated)}")
+        clash = name_clash(names, [a.name for m in self.models for a in m.adapters])
+        if clash is not None:
+            raise ValueError(clash)
         return self
 
     @model_validator(mode="after")

@@ -12,9 +12,10 @@ by the pool's workers while the model is loaded and kept in its spec for the nex
 one drains the requests on it first, as an unload drains the model's.
 
 Races with requests are closed by the event loop: `submit` checks the state (and the request's
-adapter) and hands the request to the pool without awaiting in between, so a request is either in the pool (and the
-drain waits for it) or sees `draining` and gets 503 `model_unloading`. A request that waits for
-a lazy load counts as waiting, so drains (SIGTERM's too) and the idle timer see it.
+adapter) and hands the request to the pool without awaiting in between, so a request is either
+in the pool (and the drain waits for it) or sees `draining` and gets 503 `model_unloading`. A
+request that waits for a lazy load counts as waiting, so drains (SIGTERM's too) and the idle
+timer see it.
 """
 
 from __future__ import annotations
