@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,10 @@ import pytest
 import yaml
 
 from warmserve import testing
-from warmserve.config import FakeOptions, ModelSpec, ServerSettings
+from warmserve.config import FakeOptions, ModelSpec, ServerSettings, embedded_model_path
 from warmserve.testing import ServerProcess
 
-__all__ = ["ServerProcess", "fake_settings", "start_fake_server", "start_server", "write_config"]
+__all__ = ["LoraFiles", "ServerProcess", "fake_settings", "start_fake_server", "start_server", "write_config"]
 
 _DATA_HOME = pytest.StashKey[tuple[str, str | None]]()
 
@@ -77,6 +79,42 @@ def start_fake_server(
 def hf_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One conversion of the embedded GGUF to safetensors, shared by the transformers tests."""
     return tmp_path_factory.mktemp("hf-cache")
+
+
+@dataclass(frozen=True)
+class LoraFiles:
+    """A LoRA adapter of SmolLM2 for both engines (tests/lora.py), and misfits for the 400s."""
+
+    base: Path  # the transformers folder SmolLM2's GGUF converts to
+    peft: Path  # the adapter, a PEFT folder
+    gguf: Path  # the same weights for llama.cpp
+    peft_other_model: Path
+    peft_wrong_rank: Path
+    gguf_other_model: Path
+    gguf_wrong_rank: Path
+
+
+@pytest.fixture(scope="session")
+def lora_files(hf_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LoraFiles:
+    """Trained once per run (a few seconds of PEFT on the converted SmolLM2), shared by both engines' tests."""
+    from tests import lora
+    from warmserve.backends.hf.source import converted_gguf
+
+    folder = tmp_path_factory.mktemp("lora")
+    base = converted_gguf(embedded_model_path(), hf_cache_dir)
+    config = json.loads((base / "config.json").read_text())
+    peft = lora.train_warmy(base, folder / "warmy")
+    other = lora.peft_of_another_model(folder / "other-model")
+    tiny = {"num_attention_heads": 4, "num_key_value_heads": 4}
+    return LoraFiles(
+        base=base,
+        peft=peft,
+        gguf=lora.write_gguf_lora(peft, folder / "warmy.gguf", config),
+        peft_other_model=other,
+        peft_wrong_rank=lora.peft_with_wrong_rank(peft, folder / "wrong-rank"),
+        gguf_other_model=lora.write_gguf_lora(other, folder / "other-model.gguf", tiny),
+        gguf_wrong_rank=lora.gguf_with_wrong_rank(peft, folder / "wrong-rank.gguf", config),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec
 from warmserve.protocol import ModelState, WireModel
 
@@ -62,4 +63,29 @@ class ModelDeleted(WireModel):
 
     id: str
     object: Literal["model"] = "model"
+    deleted: bool
+
+
+class AdminAdapter(WireModel):
+    """A LoRA adapter of a model, served as the model id `id`."""
+
+    id: str
+    object: Literal["admin.adapter"] = "admin.adapter"
+    model: str = Field(description="The base model it runs on.")
+    state: Literal["loading", "ready", "draining", "unloaded"] = Field(
+        description="loading: being loaded by the workers; draining: being removed, its requests in flight "
+        "finish; unloaded: its model is unloaded (it loads with the model)."
+    )
+    running: int = Field(description="Requests on the adapter in flight (running or queued).")
+    spec: AdapterSpec
+
+
+class AdminAdapterList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[AdminAdapter]
+
+
+class AdapterDeleted(WireModel):
+    id: str
+    object: Literal["admin.adapter"] = "admin.adapter"
     deleted: bool

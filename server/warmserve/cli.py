@@ -35,6 +35,7 @@ _FLAG_NAMES = {
     "admin_api_keys": "--admin-api-key",
     "cors_origins": "--cors-origin",
     "ray_address": "--ray",
+    "adapters": "--adapter",
 }
 _NOT_FLAGS = {"models", "fake", "reasoning"}
 
@@ -58,6 +59,8 @@ def _flag_type(annotation: Any) -> tuple[Any, list[Any] | None]:
         item_type = typing.get_args(item)[0] if typing.get_origin(item) is typing.Annotated else item
         if typing.get_origin(item_type) is Literal:  # pydantic checks the values
             item_type = type(typing.get_args(item_type)[0])
+        if isinstance(item_type, type) and issubclass(item_type, BaseModel):  # its own short form (NAME=PATH)
+            item_type = str
         return _comma_list(item_type), None
     return annotation, None
 
@@ -177,7 +180,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
 
 
 def _print_models(settings: ServerSettings) -> None:
-    header = ("NAME", "BACKEND", "WORKERS", "THREADS", "N_CTX", "GPU_LAYERS", "PATH")
+    header = ("NAME", "BACKEND", "WORKERS", "THREADS", "N_CTX", "GPU_LAYERS", "PATH", "ADAPTERS")
     rows = [
         (
             m.name,
@@ -187,6 +190,7 @@ def _print_models(settings: ServerSettings) -> None:
             str(m.n_ctx),
             str(m.n_gpu_layers),
             m.path or "(embedded SmolLM2-135M-Instruct)",
+            ",".join(a.name for a in m.adapters),
         )
         for m in settings.models
     ]

@@ -24,6 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
 from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
 from warmserve.hub import HubReference, cached_file, parse_reference
@@ -311,6 +312,11 @@ class ModelSpec(BaseModel):
         "unset = auto: both, except embed only for a transformers folder holding an embedding model "
         "(a sentence-transformers folder, or an encoder such as BertModel).",
     )
+    adapters: list[AdapterSpec] = Field(
+        default_factory=list,
+        description="LoRA adapters served on top of the model, each as its own model id (NAME=PATH on the "
+        "command line): GGUF LoRA files for llama_cpp, PEFT folders for transformers.",
+    )
 
     @field_validator("chat_template")
     @classmethod
@@ -395,6 +401,14 @@ class ModelSpec(BaseModel):
         conflict = mirostat_conflict(values)
         if conflict is not None:
             raise ValueError(f"sampling.{conflict} has no effect with sampling.mirostat, which replaces it")
+        return self
+
+    @model_validator(mode="after")
+    def _adapters_fit(self) -> ModelSpec:
+        """Names unique and files where the engine will look; whether the weights fit, the engine says."""
+        problem = adapters_problem(self.adapters, self.backend, generates="generate" in (self.tasks or ["generate"]))
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -520,6 +534,9 @@ class ServerSettings(BaseSettings):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        clash = name_clash(names, [a.name for m in self.models for a in m.adapters])
+        if clash is not None:
+            raise ValueError(clash)
         return self
 
     @model_validator(mode="after")

@@ -165,6 +165,7 @@ class GenerationRequest:
     resume: Continuation | None = None  # set by the pool when a worker died while running the request
     reasoning: ReasoningRequest | None = None  # None: the model's default (its spec's budget)
     template_kwargs: str | None = None  # chat_template_kwargs: a JSON object of extra template variables
+    adapter: str | None = None  # the LoRA adapter (its model id) the request runs with; None: the base model
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:

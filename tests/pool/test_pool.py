@@ -4,9 +4,11 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import FakeOptions, ModelSpec
 from warmserve.errors import (
     BackendError,
@@ -19,6 +21,7 @@ from warmserve.errors import (
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
 from warmserve.metrics import Metrics
 from warmserve.pool import ModelPool, PoolEvent, RequestStream, StateChanged, WorkerEvent
+from warmserve.pool.messages import Submit
 
 PROMPT = "one two three four"
 REVERSED = "four three two one"
@@ -281,3 +284,22 @@ async def test_a_request_queued_behind_a_dying_worker_runs_on_its_replacement_af
     assert (await finished)[1].completion_tokens == 50
     assert queued_text == REVERSED
     assert pool.running == pool.waiting == pool.in_flight.value == 0
+
+
+async def test_equally_loaded_workers_are_told_apart_by_the_adapters_they_run(make_pool, tmp_path):
+    """Requests on two adapters arriving in turn: each worker gets one adapter's (llama.cpp decodes each
+    adapter's requests in a call of their own, so a worker running one adapter does one call per step)."""
+    pool = await make_pool(workers=2, capacity=4, token_delay_s=0.01)
+    await asyncio.wait_for(_all_ready(pool), 60)
+    (tmp_path / "lora").write_text("fake adapter")
+    for name in ("a", "b"):
+        await pool.add_adapter(AdapterSpec(name=name, path=str(tmp_path / "lora")))
+    streams = [await pool.submit(replace(request(max_tokens=20), adapter=adapter)) for adapter in ["a", "b", "a", "b"]]
+    held = [
+        {h.message.request.adapter for h in worker.inflight.values() if isinstance(h.message, Submit)}
+        for worker in pool._workers
+    ]
+    assert sorted(held, key=sorted) == [{"a"}, {"b"}]
+    results = await asyncio.gather(*(drain(s) for s in streams))
+    texts = ["".join(e.text for e in events if isinstance(e, TextDelta)) for events in results]
+    assert [text.split()[0] for text in texts] == ["a", "b", "a", "b"]

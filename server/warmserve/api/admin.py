@@ -53,6 +53,17 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, object]] = {
     **_ADMIN_ERRORS,
 }
 
+
+def admin_responses(
+    status: int | None = None, model: type | None = None, description: str = ""
+) -> dict[int | str, dict[str, object]]:
+    """An admin route's error answers, and one more success answer when given."""
+    extra: dict[int | str, dict[str, object]] = (
+        {} if status is None else {status: {"model": model, "description": description}}
+    )
+    return {**extra, **_ADMIN_ERRORS}
+
+
 Wait = Query(True, description="Answer when the change is done; false: answer 202 at once.")
 LoadTimeout = Query(600.0, gt=0, le=86_400, description="With wait, answer 202 if the load takes longer.")
 DrainTimeout = Query(
@@ -138,7 +149,7 @@ async def load_model(model: str, pools: Pools, wait: bool = Wait, timeout_s: flo
 async def unload_model(
     model: str, request: Request, pools: Pools, wait: bool = Wait, drain_timeout_s: float | None = DrainTimeout
 ) -> JSONResponse:
-    unloading = pools.unload(model, _drain_timeout(request, drain_timeout_s))
+    unloading = pools.unload(model, drain_timeout(request, drain_timeout_s))
     managed = pools.get(model)
     if not wait:
         return _answer(managed, 202)
@@ -151,14 +162,14 @@ async def delete_model(
     model: str, request: Request, pools: Pools, wait: bool = Wait, drain_timeout_s: float | None = DrainTimeout
 ) -> JSONResponse:
     managed = pools.get(model)
-    removing = pools.remove(model, _drain_timeout(request, drain_timeout_s))
+    removing = pools.remove(model, drain_timeout(request, drain_timeout_s))
     if not wait:
         return _answer(managed, 202)
     await asyncio.shield(removing)
     return JSONResponse(ModelDeleted(id=model, deleted=True).model_dump(mode="json"))
 
 
-def _drain_timeout(request: Request, drain_timeout_s: float | None) -> float:
+def drain_timeout(request: Request, drain_timeout_s: float | None) -> float:
     if drain_timeout_s is not None:
         return drain_timeout_s
     default: float = request.app.state.settings.drain_timeout_s

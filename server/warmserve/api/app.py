@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI
 from warmserve import __version__
 from warmserve.api import (
     admin,
+    admin_adapters,
     chat,
     completions,
     embeddings,
@@ -92,6 +93,8 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     install_error_handlers(app)
     for module in (chat, completions, embeddings, messages, models, responses, tokenize):
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    # The adapter routes first: the model routes' `{model:path}` would also match their paths.
+    app.include_router(admin_adapters.router, dependencies=[Depends(require_admin_key)])
     app.include_router(admin.router, dependencies=[Depends(require_admin_key)])
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -45,7 +45,7 @@ router = APIRouter()
 async def create_chat_completion(body: ChatCompletionRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    pool = pools.get(body.model)  # an unknown model is a 404 before any grammar is compiled
+    pool = pools.route(body.model)  # an unknown model is a 404 before any grammar is compiled
     require_task(pool.spec, "generate")
     plan = output_plan(body)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

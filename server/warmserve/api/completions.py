@@ -29,7 +29,7 @@ router = APIRouter()
 )
 async def create_completion(body: CompletionRequest, request: Request, pools: Pools) -> Response:
     headers = ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters))
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     require_task(pool.spec, "generate")
     generation_requests = completion_requests(body, pool.spec)
     # `echo`: each choice's text starts with its own prompt (a prompt of token ids detokenized once).

@@ -19,7 +19,7 @@ async def create_embeddings(
     body: EmbeddingRequest, request: Request, response: Response, pools: Pools
 ) -> EmbeddingResponse:
     response.headers.update(ignored_header(unsupported(body, request.app.state.settings.unsupported_parameters)))
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     require_task(pool.spec, "embed")
     inputs = tuple(item if isinstance(item, str) else tuple(item) for item in body.inputs())
     result = await until_disconnected(request, pool.embed(EmbedRequest(inputs, dimensions=body.dimensions)))

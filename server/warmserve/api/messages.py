@@ -97,7 +97,7 @@ PING = sse_data(PingEvent().model_dump(mode="json"), event="ping")
 async def create_message(body: MessagesRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     require_task(pool.spec, "generate")
     sampling = SamplingParams(
         max_tokens=body.max_tokens, stop=tuple(body.stop_sequences or ()), **sampling_fields(body, pool.spec)
@@ -146,7 +146,7 @@ async def count_tokens(body: CountTokensRequest, request: Request, pools: Pools)
     """
     settings = request.app.state.settings
     unsupported(body, settings.unsupported_parameters)
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     tools = output_plan(body).tools_json
     tokens = await pool.tokenize(GenerationRequest(messages=conversation(body, settings.max_messages), tools=tools))
     return CountTokensResponse(input_tokens=len(tokens))

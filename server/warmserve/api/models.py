@@ -1,4 +1,7 @@
-"""GET /v1/models: what is served, what each model can do, and how many workers hold it now."""
+"""GET /v1/models: what is served, what each model can do, and how many workers hold it now.
+
+Each LoRA adapter is listed as a model of its own, after the models, with `parent` naming its base.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from fastapi import APIRouter
 from warmserve.api.deps import Pools
 from warmserve.api.errors import ERROR_RESPONSES
 from warmserve.pool import Pool
+from warmserve.pool.adapter_view import AdapterModel
 from warmserve.protocol import ModelCapabilities, ModelCard, ModelList
 
 router = APIRouter()
@@ -37,6 +41,7 @@ def _card(pool: Pool, created: int) -> ModelCard:
     return ModelCard(
         id=pool.spec.name,
         created=created,
+        parent=pool.base.spec.name if isinstance(pool, AdapterModel) else None,
         backend=pool.spec.backend,
         context_length=None if facts is None else facts.context_length,
         capabilities=capabilities(pool),
@@ -49,9 +54,10 @@ def _card(pool: Pool, created: int) -> ModelCard:
 
 @router.get("/v1/models", responses=ERROR_RESPONSES)
 async def list_models(pools: Pools) -> ModelList:
-    return ModelList(data=[_card(pool, pools.created) for pool in pools.pools.values()])
+    served: list[Pool] = [*pools.pools.values(), *pools.adapters()]
+    return ModelList(data=[_card(pool, pools.created) for pool in served])
 
 
 @router.get("/v1/models/{model:path}", responses=ERROR_RESPONSES)
 async def retrieve_model(model: str, pools: Pools) -> ModelCard:
-    return _card(pools.get(model), pools.created)
+    return _card(pools.route(model), pools.created)

@@ -57,7 +57,7 @@ router = APIRouter()
 async def create_response(body: ResponsesRequest, request: Request, pools: Pools) -> Response:
     settings = request.app.state.settings
     headers = ignored_header(unsupported(body, settings.unsupported_parameters))
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     require_task(pool.spec, "generate")
     owner = _owner(request)
     store: ResponseStore | None = request.app.state.responses if body.store else None  # None: keep nothing
@@ -112,7 +112,7 @@ async def count_input_tokens(body: InputTokensRequest, request: Request, pools: 
     """The prompt as a real call renders it (stored conversation and chat template included), counted."""
     settings = request.app.state.settings
     unsupported(body, settings.unsupported_parameters)
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     require_task(pool.spec, "generate")
     context = await _context(request, _owner(request), body)
     messages = conversation(body.instructions, [*context, *input_items(body)], settings.max_messages)

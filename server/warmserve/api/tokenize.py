@@ -19,7 +19,7 @@ async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
     """Chat messages are counted as the model will see them: rendered by its chat template."""
     if (body.prompt is None) == (body.messages is None):
         raise InvalidRequest("Send exactly one of 'prompt' or 'messages'.", param="prompt")
-    pool = pools.get(body.model)
+    pool = pools.route(body.model)
     if body.messages is not None:
         request = GenerationRequest(messages=chat_messages(body.messages))
     else:
@@ -31,5 +31,5 @@ async def tokenize(body: TokenizeRequest, pools: Pools) -> TokenizeResponse:
 @router.post("/v1/detokenize", responses=ERROR_RESPONSES)
 async def detokenize(body: DetokenizeRequest, pools: Pools) -> DetokenizeResponse:
     """Token ids back to text, special tokens written out; an id the model lacks is a 400."""
-    text = await pools.get(body.model).detokenize(body.tokens)
+    text = await pools.route(body.model).detokenize(body.tokens)
     return DetokenizeResponse(model=body.model, text=text)

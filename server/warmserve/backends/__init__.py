@@ -21,8 +21,15 @@ _ENGINES: dict[BackendName, tuple[str, str]] = {
 
 
 def load_engine(spec: ModelSpec, worker_index: int = 0) -> Engine:
+    """The spec's engine with the model loaded, then its adapters (a bad one fails the load, naming it)."""
     module_name, class_name = _ENGINES[spec.backend]
     engine: Engine = getattr(importlib.import_module(module_name), class_name)(spec, worker_index)
+    try:
+        for adapter in spec.adapters:
+            engine.add_adapter(adapter)
+    except BaseException:
+        engine.close()
+        raise
     return engine
 
 

@@ -11,6 +11,9 @@ supplies only the model side: `embed_tokens`, `embed_pieces` and `embed_size`.
 
 Every engine is both (`Engine`), so one worker serves both kinds of request; the worker
 still drives each through its own interface.
+
+A generator also serves LoRA adapters (`add_adapter`, `remove_adapter`): a request names one in
+`GenerationRequest.adapter`, and requests of different adapters may run at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
+from warmserve.adapters import AdapterSpec
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, check_dimensions
 from warmserve.backends.tokens import Vocabulary
 from warmserve.embedding import Embedded, EmbedRequest
@@ -61,6 +65,15 @@ class Generator(ABC):
     @abstractmethod
     def facts(self) -> ModelFacts:
         """What the loaded model is: reported to the API process once, when the worker is ready."""
+
+    @abstractmethod
+    def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Load a LoRA adapter so requests can name it; raises InvalidRequest naming it when its files do not
+        fit the model (missing, another base model, inconsistent ranks)."""
+
+    @abstractmethod
+    def remove_adapter(self, name: str) -> None:
+        """Unload an adapter; the pool has drained its requests first. Unknown names are ignored."""
 
     def set_threads(self, threads: int) -> None:  # noqa: B027 - engines without a thread setting ignore it
         """Compute prompt chunks on this many CPU threads from the next step on (cores lent by idle workers)."""

@@ -1,5 +1,6 @@
 """The worker pool: model lifecycles and their events, request tracking, worker processes."""
 
+from warmserve.pool.adapter_view import AdapterModel
 from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.events import PoolEvent, Snapshot, StateChanged, WorkerEvent, WorkerStatus
 from warmserve.pool.managed import ManagedModel
@@ -10,6 +11,7 @@ from warmserve.protocol import ModelState
 
 __all__ = [
     "STOP_BOUND_S",
+    "AdapterModel",
     "ManagedModel",
     "ModelPool",
     "ModelState",

@@ -41,6 +41,10 @@ class WaitingQueue:
         if item.resumed:
             self._items.move_to_end(item.stream.request_id, last=False)
 
+    def peek_adapter(self) -> str | None:
+        """The LoRA adapter of the request `pop` would return next (None: the base model, or no request)."""
+        return next((item.message.request.adapter for item in self._items.values()), None)
+
     def pop(self) -> Queued | None:
         """The oldest waiting request, or None."""
         if not self._items:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container
 from typing import Protocol
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import ModelUnavailable
@@ -72,6 +73,23 @@ class Pool(Protocol):
 
     def fail_all(self, error: ModelUnavailable) -> None:
         """End every request in flight with `error` (a drain that ran out of time)."""
+        ...
+
+    def adapter_in_flight(self, adapter: str) -> Watched[int]:
+        """Requests on one LoRA adapter admitted and not yet done: removing it waits for 0."""
+        ...
+
+    def fail_adapter(self, adapter: str, error: ModelUnavailable) -> None:
+        """End every request on `adapter` with `error` (its removal's drain ran out of time)."""
+        ...
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Load a LoRA adapter on every worker (or raise the typed error of one that could not, having
+        unloaded it from the others); workers started later load it with the model."""
+        ...
+
+    async def remove_adapter(self, name: str) -> None:
+        """Unload an adapter from every worker; its requests were drained first."""
         ...
 
     async def submit(self, request: GenerationRequest) -> RequestStream:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import BackendError, ModelUnavailable, Overloaded, QueueTimeout, WarmServeError
@@ -97,6 +98,16 @@ class InProcessPool(Tracked):
         answer = self._ready_engine().embed(request)
         self._tracker.count(answer)
         return answer
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Loaded between two steps: the engine runs on this event loop, as a worker's between its steps."""
+        self._ready_engine().add_adapter(adapter)
+        self.spec = self.spec.model_copy(update={"adapters": [*self.spec.adapters, adapter]})
+
+    async def remove_adapter(self, name: str) -> None:
+        self.spec = self.spec.model_copy(update={"adapters": [a for a in self.spec.adapters if a.name != name]})
+        if self._engine is not None:
+            self._engine.remove_adapter(name)
 
     def _ready_engine(self) -> Engine:
         self._tracker.check_admissible()

@@ -7,10 +7,15 @@ period, and draining before an unload. Its state is the model's `Lifecycle`: whi
 follows the pool's own (loading, ready, degraded, unhealthy, failed), then draining, stopping and
 unloaded; every change is published to the app's event hub.
 
-Races with requests are closed by the event loop: `submit` checks the state and hands the
-request to the pool without awaiting in between, so a request is either in the pool (and the
-drain waits for it) or sees `draining` and gets 503 `model_unloading`. A request that waits for
-a lazy load counts as waiting, so drains (SIGTERM's too) and the idle timer see it.
+It also owns the model's LoRA adapters (`AdapterSet`): added and removed at run time, loaded
+by the pool's workers while the model is loaded and kept in its spec for the next load. Removing
+one drains the requests on it first, as an unload drains the model's.
+
+Races with requests are closed by the event loop: `submit` checks the state (and the request's
+adapter) and hands the request to the pool without awaiting in between, so a request is either
+in the pool (and the drain waits for it) or sees `draining` and gets 503 `model_unloading`. A
+request that waits for a lazy load counts as waiting, so drains (SIGTERM's too) and the idle
+timer see it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from warmserve.adapters import AdapterSpec, adapter_error
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
-from warmserve.errors import ModelNotLoaded, ModelUnavailable, ModelUnloading, QueueTimeout
+from warmserve.errors import InvalidRequest, ModelNotLoaded, ModelUnavailable, ModelUnloading, QueueTimeout
 from warmserve.generation import GenerationRequest, ModelFacts
 from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
+from warmserve.pool.adapter_set import AdapterSet
 from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.events import PoolEvent, Publish, StateChanged, WorkerStatus
 from warmserve.pool.lifecycle import Lifecycle, Stateful
@@ -67,6 +74,7 @@ class ManagedModel(Stateful):
         self._pending: Watched[int] = Watched(0)  # requests waiting for a load to spawn the workers
         self._last_used = time.monotonic()
         self._facts: ModelFacts | None = None
+        self.adapters = AdapterSet(spec.adapters)
 
     # --- state --------------------------------------------------------------------------
 
@@ -290,6 +298,59 @@ class ManagedModel(Stateful):
                 self.unload(drain_timeout_s=0, idle=True)
                 return
 
+    # --- adapters -----------------------------------------------------------------------
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Serve a LoRA adapter: returns once every worker holds it, or at once while the model is unloaded
+        (registered, it loads with the model). A bad adapter raises its 400 and leaves everything as it was."""
+        problem = adapter.file_problem(self.spec.backend)
+        if problem is not None:
+            raise InvalidRequest(adapter_error(adapter.name, problem), param="path")
+        self.adapters.begin_add(adapter)
+        self._keep_adapters([*self.adapters.served, adapter])  # a pool made meanwhile loads it too
+        pool = self._pool if self.state in _LOADED else None
+        loaded = False
+        try:
+            if pool is not None:
+                await pool.add_adapter(adapter)
+            loaded = True
+        finally:
+            self.adapters.end_add(adapter, loaded)
+            self._keep_adapters(self.adapters.served)
+        log.info("model %s: adapter %s %s", self.spec.name, adapter.name, "loaded" if pool else "registered")
+
+    async def remove_adapter(self, name: str, drain_timeout_s: float = 0.0) -> None:
+        """Turn new requests on the adapter away, let those in flight finish (up to the timeout), then unload it."""
+        self.adapters.begin_remove(name)
+        removed = False
+        try:
+            pool = self._pool
+            if pool is not None:
+                left = await pool.adapter_in_flight(name).wait_for(lambda n: n == 0, drain_timeout_s)
+                if left:
+                    log.warning("model %s: adapter %s drain timeout; failing %d requests", self.spec.name, name, left)
+                    message = f"The adapter '{name}' was removed before the request finished."
+                    pool.fail_adapter(name, ModelUnloading(message))
+            self._keep_adapters([a for a in self.adapters.served if a.name != name])
+            if self._pool is not None:  # the pool now, which a drain may have replaced
+                await self._pool.remove_adapter(name)
+            removed = True
+        finally:
+            self.adapters.end_remove(name, removed)
+            self._keep_adapters(self.adapters.served)
+        log.info("model %s: adapter %s removed", self.spec.name, name)
+
+    def adapter_in_flight(self, adapter: str) -> Watched[int]:
+        return self._pool.adapter_in_flight(adapter) if self._pool is not None else Watched(0)
+
+    def fail_adapter(self, adapter: str, error: ModelUnavailable) -> None:
+        if self._pool is not None:
+            self._pool.fail_adapter(adapter, error)
+
+    def _keep_adapters(self, adapters: list[AdapterSpec]) -> None:
+        """The spec's adapters, which the next load starts its workers with."""
+        self.spec = self.spec.model_copy(update={"adapters": adapters})
+
     # --- requests -----------------------------------------------------------------------
 
     async def _waiting_for(self, work: asyncio.Future[None] | asyncio.Task[None]) -> None:
@@ -331,6 +392,8 @@ class ManagedModel(Stateful):
     async def submit(self, request: GenerationRequest) -> RequestStream:
         """To the pool; a lazy model's first request waits in the pool's queue while it loads."""
         pool = await self._loaded_pool()
+        if request.adapter is not None:
+            self.adapters.check(request.adapter, self.spec.name)
         return await pool.submit(request)  # no await point before the pool admits it
 
     async def tokenize(self, request: GenerationRequest) -> list[int]:

@@ -5,6 +5,9 @@ kind (Ray Serve replicas, or the in-process fake of the API tests) behind the sa
 Ray the set of models is fixed: Serve owns the deployments, so run-time changes are refused
 (`manageable` is False). Every model's state
 changes and worker events go to one `EventHub`, which `subscribe` hands out.
+
+A model's LoRA adapters are model ids too: `route` resolves a request's `model` to a model, or to
+an `AdapterModel` view of the model that serves that adapter. Names are unique across both.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec, ServerSettings
 from warmserve.errors import ModelExists, ModelNotFound, NotSupported
 from warmserve.metrics import Metrics
+from warmserve.pool.adapter_view import AdapterModel
 from warmserve.pool.base import Pool, PoolFactory
 from warmserve.pool.events import EventHub, ModelStatus, PoolEvent, Publish, Snapshot
 from warmserve.pool.managed import ManagedModel
@@ -52,11 +57,39 @@ class PoolManager:
         return ManagedModel(spec, self._make_pool, self._metrics, self.events.publish, source)
 
     def get(self, model: str) -> ManagedModel:
+        """A model by name (not an adapter's id: see `route`)."""
         pool = self.pools.get(model)
         if pool is None:
             available = ", ".join(sorted(self.pools)) or "none"
             raise ModelNotFound(f"The model '{model}' does not exist. Models served here: {available}.", param="model")
         return pool
+
+    def route(self, model: str) -> Pool:
+        """Where a request for `model` goes: the model, or a view of the model serving the adapter of that id."""
+        managed = self.pools.get(model)
+        if managed is not None:
+            return managed
+        for base in list(self.pools.values()):
+            adapter = base.adapters.get(model)
+            if adapter is not None:
+                return AdapterModel(base, adapter)
+        adapters = [a.name for base in list(self.pools.values()) for a in base.adapters.served]
+        available = ", ".join([*sorted(self.pools), *sorted(adapters)]) or "none"
+        raise ModelNotFound(f"The model '{model}' does not exist. Models served here: {available}.", param="model")
+
+    def adapters(self) -> list[AdapterModel]:
+        """Every adapter served, as the model id it is."""
+        return [AdapterModel(base, adapter) for base in list(self.pools.values()) for adapter in base.adapters.served]
+
+    def _check_name_free(self, name: str, param: str) -> None:
+        """Models and adapters share one namespace: a taken name is a 409."""
+        if name in self.pools:
+            raise ModelExists(f"A model named '{name}' exists already; choose another name.", param=param)
+        owner = next((m for m in list(self.pools.values()) if name in m.adapters.names), None)
+        if owner is not None:
+            raise ModelExists(
+                f"'{name}' is an adapter of model '{owner.spec.name}' already; choose another name.", param=param
+            )
 
     @property
     def ready(self) -> bool:
@@ -129,6 +162,11 @@ class PoolManager:
                 "unload it first or choose another name.",
                 param="name",
             )
+        self._check_name_free(spec.name, "name")
+        for adapter in spec.adapters:
+            self._check_name_free(adapter.name, "adapters")
+            if adapter.name == spec.name:
+                raise ModelExists(f"The adapter '{adapter.name}' cannot share its model's name.", param="adapters")
         model = self._managed(spec, "admin")
         self.pools[spec.name] = model  # before any await: a second add of the name gets 409
         try:
@@ -166,6 +204,19 @@ class PoolManager:
                     del self.pools[model]
 
         return self._track(asyncio.get_running_loop().create_task(forget()))
+
+    async def add_adapter(self, model: str, adapter: AdapterSpec) -> ManagedModel:
+        """Serve a LoRA adapter of `model` under its own id: loaded by every worker before this returns."""
+        self._check_manageable()
+        managed = self.get(model)
+        self._check_name_free(adapter.name, "name")
+        await managed.add_adapter(adapter)
+        return managed
+
+    async def remove_adapter(self, model: str, adapter: str, drain_timeout_s: float) -> None:
+        """Drain the requests on the adapter, then unload it from every worker; its id is free again."""
+        self._check_manageable()
+        await self.get(model).remove_adapter(adapter, drain_timeout_s)
 
     def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
         """Keep a background task referenced until done, and cancel it when the server stops."""

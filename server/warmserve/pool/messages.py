@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from warmserve.adapters import AdapterSpec
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import ErrorInfo
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
@@ -60,11 +61,25 @@ class SetThreads:
 
 
 @dataclass(frozen=True)
+class LoadAdapter:
+    """Load a LoRA adapter between steps; answered with an AdapterChanged."""
+
+    adapter: AdapterSpec
+
+
+@dataclass(frozen=True)
+class UnloadAdapter:
+    """Unload a LoRA adapter (no request uses it any more); answered with an AdapterChanged."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     pass
 
 
-ToWorker = Submit | Tokenize | Detokenize | Embed | Cancel | SetThreads | Shutdown
+ToWorker = Submit | Tokenize | Detokenize | Embed | Cancel | SetThreads | LoadAdapter | UnloadAdapter | Shutdown
 
 # worker -> supervisor
 
@@ -88,4 +103,12 @@ class RequestEvents:
     events: tuple[tuple[str, GenerationEvent], ...]
 
 
-FromWorker = WorkerReady | WorkerLoadFailed | RequestEvents
+@dataclass(frozen=True)
+class AdapterChanged:
+    """The answer to a LoadAdapter or UnloadAdapter, in the order they were sent; `error` when it failed."""
+
+    name: str
+    error: ErrorInfo | None = None
+
+
+FromWorker = WorkerReady | WorkerLoadFailed | RequestEvents | AdapterChanged

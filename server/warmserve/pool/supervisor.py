@@ -1,7 +1,9 @@
 """The supervisor of one model: N warm workers, dispatch, restarts.
 
 A request goes straight to the least-loaded ready worker that has a free slot
-(engine capacity, capped by `max_running`). Otherwise it waits in a bounded FIFO
+(engine capacity, capped by `max_running`); among equally loaded ones, to the one running fewest
+requests on other LoRA adapters (a llama.cpp worker decodes each adapter's requests in a call of
+their own). Otherwise it waits in a bounded FIFO
 (`max_waiting`, else 429) for at most `queue_timeout_s` (else 503), and is sent as
 soon as a slot frees. A worker that dies is replaced, and its requests carry on: each
 continues on the next free worker (the first in the queue) from the last token its
@@ -15,6 +17,9 @@ download that fails makes it `unhealthy` with the reason. A load error that load
 cannot cure (`permanent`: a missing file, a format the engine cannot read) is not retried: with
 no worker ready the model is `failed`, with that error as its reason. The request bookkeeping
 (ids, streams, metrics) is the `RequestTracker`'s; state changes are the `Lifecycle`'s.
+
+Adapters added at run time go to every live worker (each answers when it has loaded it) and into
+the pool's spec, which workers started later load with the model.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
@@ -35,6 +41,7 @@ from warmserve.errors import (
     QueueTimeout,
     WarmServeError,
     WorkerDied,
+    error_from_info,
     is_permanent,
 )
 from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
@@ -45,7 +52,7 @@ from warmserve.pool.core_lending import CoreLending
 from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerStatus
 from warmserve.pool.fetch import ModelFetch
 from warmserve.pool.lifecycle import Lifecycle
-from warmserve.pool.messages import Detokenize, Embed, Submit, Tokenize
+from warmserve.pool.messages import AdapterChanged, Detokenize, Embed, LoadAdapter, Submit, Tokenize, UnloadAdapter
 from warmserve.pool.progress import POISON_AFTER
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.tracker import RequestTracker, Tracked
@@ -195,7 +202,7 @@ class ModelPool(Tracked):
         """Admit a request: to a free slot now, or to the waiting queue; events come on the stream
         (with the tokens drawn too when `relay_drawn`: a Ray Serve replica passes them on)."""
         self._tracker.check_admissible()
-        worker = self._free_worker() if not len(self._waiting) else None
+        worker = self._free_worker(request.adapter) if not len(self._waiting) else None
         if worker is None and len(self._waiting) >= self.spec.max_waiting:
             self._tracker.rejected("overloaded")
             raise Overloaded(
@@ -245,12 +252,12 @@ class ModelPool(Tracked):
         worker.submit(stream, message(stream.request_id))
         return stream
 
-    def _free_worker(self) -> WorkerHandle | None:
+    def _free_worker(self, adapter: str | None) -> WorkerHandle | None:
         limit = self.spec.max_running
         if limit and self.running >= limit:
             return None
         free = [w for w in self._workers if w.state == "ready" and len(w.inflight) < w.capacity]
-        return min(free, key=lambda w: len(w.inflight)) if free else None
+        return min(free, key=lambda w: (len(w.inflight), _other_adapters(w, adapter))) if free else None
 
     def _send(self, worker: WorkerHandle, stream: RequestStream, message: Submit) -> None:
         self._tracker.run(stream.request_id)
@@ -262,7 +269,7 @@ class ModelPool(Tracked):
     def _dispatch(self) -> None:
         if self._lifecycle.state == "stopping":
             return
-        while len(self._waiting) and (worker := self._free_worker()) is not None:
+        while len(self._waiting) and (worker := self._free_worker(self._waiting.peek_adapter())) is not None:
             item = self._waiting.pop()
             if item is not None:
                 self._send(worker, item.stream, item.message)
@@ -343,6 +350,35 @@ class ModelPool(Tracked):
         if self._lending is not None:
             self._lending.balance()
 
+    # --- adapters -----------------------------------------------------------------------
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Load a LoRA adapter on every live worker; workers started from now on load it with the model.
+
+        If a worker cannot load it, the others unload it again and its error (a 400 naming the adapter)
+        is raised: the base model and the other adapters serve on.
+        """
+        live = self._live_workers()
+        self.spec = self.spec.model_copy(update={"adapters": [*self.spec.adapters, adapter]})
+        answers = await asyncio.gather(*(w.change_adapter(LoadAdapter(adapter)) for w in live))
+        error = next((a.error for a in answers if a is not None and a.error is not None), None)
+        if error is not None:
+            await self.remove_adapter(adapter.name)
+            raise error_from_info(error)
+
+    async def remove_adapter(self, name: str) -> None:
+        """Unload an adapter from every live worker (its requests were drained first)."""
+        self.spec = self.spec.model_copy(update={"adapters": [a for a in self.spec.adapters if a.name != name]})
+        answers = await asyncio.gather(*(w.change_adapter(UnloadAdapter(name)) for w in self._live_workers()))
+        failed = [a for a in answers if isinstance(a, AdapterChanged) and a.error is not None]
+        for answer in failed:
+            assert answer.error is not None
+            log.warning("%s: unloading adapter %s failed: %s", self.spec.name, name, answer.error.message)
+
+    def _live_workers(self) -> list[WorkerHandle]:
+        """Workers that hold the model or are loading it (those that failed start again from the spec)."""
+        return [w for w in self._workers if w.state in ("loading", "ready")]
+
     # --- workers ------------------------------------------------------------------------
 
     def _new_worker(self, index: int, restart: bool = False) -> WorkerHandle:
@@ -405,3 +441,11 @@ class ModelPool(Tracked):
         self._metrics.worker_restarts.labels(self.spec.name).inc()
         self._workers[index] = self._new_worker(index, restart=True)
         await self._workers[index].start()
+
+
+def _other_adapters(worker: WorkerHandle, adapter: str | None) -> int:
+    """Requests the worker holds that run with another adapter (or the base model, when `adapter` is one)."""
+    return sum(
+        isinstance(held.message, Submit) and held.message.request.adapter != adapter
+        for held in worker.inflight.values()
+    )

@@ -2,8 +2,8 @@
 
 A pool decides where a request runs; the tracker owns what is the same wherever it runs:
 the request's id, its `RequestStream` (cancellation and the time limit), admission against
-the model's state, the count of requests in flight (awaitable: drains wait on it), and the
-metrics (tokens, durations, cancellations, time-outs, rejections).
+the model's state, the count of requests in flight, in all and per LoRA adapter (awaitable:
+drains wait on them), and the metrics (tokens, durations, cancellations, time-outs, rejections).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class _Open:
     stream: RequestStream
     running_at: float | None = None  # when a worker (or replica) first took it
     held: bool = False  # a worker (or replica) holds it now
+    adapter: str | None = None  # the LoRA adapter it runs with
 
 
 class RequestTracker:
@@ -52,6 +53,7 @@ class RequestTracker:
         self._running = 0
         self._ids = itertools.count()
         self.in_flight: Watched[int] = Watched(0)  # requests opened and not yet done
+        self._by_adapter: dict[str, Watched[int]] = {}  # the same, per adapter
 
     @property
     def running(self) -> int:
@@ -96,9 +98,23 @@ class RequestTracker:
         if request_id in self._open:
             request_id = f"{request_id}~{next(self._ids)}"
         stream = RequestStream(request_id, self._withdraw, self._timeout_s, self._timed_out, request, relay_drawn)
-        self._open[request_id] = _Open(stream)
+        adapter = request.adapter if request is not None else None
+        self._open[request_id] = _Open(stream, adapter=adapter)
         self.in_flight.set(len(self._open))
+        if adapter is not None:
+            counter = self.adapter_in_flight(adapter)
+            counter.set(counter.value + 1)
         return stream
+
+    def adapter_in_flight(self, adapter: str) -> Watched[int]:
+        """Requests on one adapter opened and not yet done: removing the adapter waits for 0."""
+        return self._by_adapter.setdefault(adapter, Watched(0))
+
+    def fail_adapter(self, adapter: str, error: ErrorInfo) -> None:
+        """End every request on `adapter` with `error` (its removal's drain ran out of time)."""
+        for request_id, entry in list(self._open.items()):
+            if entry.adapter == adapter:
+                self.fail(request_id, error)
 
     def run(self, request_id: str) -> None:
         """A worker holds the request now (it stops counting as waiting)."""
@@ -125,6 +141,11 @@ class RequestTracker:
         if entry.held:
             self._running -= 1
         self.in_flight.set(len(self._open))
+        if entry.adapter is not None:
+            counter = self.adapter_in_flight(entry.adapter)
+            counter.set(counter.value - 1)
+            if not counter.value:
+                self._by_adapter.pop(entry.adapter, None)
         self.count(event, entry.running_at)
 
     def count(self, event: GenerationEvent | None, running_at: float | None = None) -> None:
@@ -179,6 +200,13 @@ class Tracked(Stateful):
     @property
     def in_flight(self) -> Watched[int]:
         return self._tracker.in_flight
+
+    def adapter_in_flight(self, adapter: str) -> Watched[int]:
+        return self._tracker.adapter_in_flight(adapter)
+
+    def fail_adapter(self, adapter: str, error: ModelUnavailable) -> None:
+        """End every request on `adapter` with `error` (its removal's drain ran out of time)."""
+        self._tracker.fail_adapter(adapter, error.info())
 
     def fail_all(self, error: ModelUnavailable) -> None:
         """End every request in flight with `error` (a drain that ran out of time)."""

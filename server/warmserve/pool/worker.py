@@ -31,15 +31,18 @@ from warmserve.generation import (
     Tokenized,
 )
 from warmserve.pool.messages import (
+    AdapterChanged,
     Cancel,
     Detokenize,
     Embed,
+    LoadAdapter,
     RequestEvents,
     SetThreads,
     Shutdown,
     Submit,
     Tokenize,
     ToWorker,
+    UnloadAdapter,
     WorkerLoadFailed,
     WorkerReady,
 )
@@ -100,6 +103,8 @@ def _serve(engine: Engine, conn: Connection) -> None:
                 refused = _add_embedding(engine, message)
                 if refused is not None:
                     conn.send(RequestEvents((refused,)))
+            elif isinstance(message, LoadAdapter | UnloadAdapter):
+                conn.send(_change_adapter(engine, message))
             elif isinstance(message, SetThreads):
                 log.debug("threads -> %d", message.threads)
                 engine.set_threads(message.threads)
@@ -149,6 +154,25 @@ def _tokenize(engine: Generator, message: Tokenize | Detokenize) -> tuple[str, G
     except Exception as exc:
         log.exception("tokenize %s failed", message.request_id)
         return message.request_id, Failed(BackendError(f"The tokenizer failed: {exc}").info())
+
+
+def _change_adapter(engine: Generator, message: LoadAdapter | UnloadAdapter) -> AdapterChanged:
+    """Load or unload an adapter between steps; a bad adapter is reported, and the worker serves on without it."""
+    name = message.adapter.name if isinstance(message, LoadAdapter) else message.name
+    try:
+        if isinstance(message, LoadAdapter):
+            engine.add_adapter(message.adapter)
+            log.info("adapter %s loaded from %s", name, message.adapter.path)
+        else:
+            engine.remove_adapter(name)
+            log.info("adapter %s unloaded", name)
+        return AdapterChanged(name)
+    except WarmServeError as exc:
+        log.warning("adapter %s: %s", name, exc.message)
+        return AdapterChanged(name, exc.info())
+    except Exception as exc:
+        log.exception("adapter %s failed", name)
+        return AdapterChanged(name, BackendError(f"The adapter '{name}' failed: {exc}").info())
 
 
 def _add_embedding(engine: Embedder, message: Embed) -> tuple[str, GenerationEvent] | None:

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -25,16 +26,19 @@ from warmserve.errors import ErrorInfo, is_permanent
 from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
 from warmserve.pool.events import WorkerEventKind, WorkerStatus
 from warmserve.pool.messages import (
+    AdapterChanged,
     Cancel,
     Detokenize,
     Embed,
     FromWorker,
+    LoadAdapter,
     RequestEvents,
     SetThreads,
     Shutdown,
     Submit,
     Tokenize,
     ToWorker,
+    UnloadAdapter,
     WorkerLoadFailed,
     WorkerReady,
 )
@@ -77,6 +81,7 @@ class WorkerHandle:
         self.threads: int | None = None  # last thread count sent; None: the spec's
         self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
         self.inflight: dict[str, Held] = {}
+        self._adapter_answers: deque[asyncio.Future[AdapterChanged | None]] = deque()  # in the order asked
         self._on_change = on_change
         self._on_done = on_done
         self._on_lost = on_lost
@@ -134,6 +139,17 @@ class WorkerHandle:
     def submit(self, stream: RequestStream, message: Work) -> None:
         self.inflight[stream.request_id] = Held(stream, message)
         self._outbox.put(message)
+
+    def change_adapter(self, message: LoadAdapter | UnloadAdapter) -> asyncio.Future[AdapterChanged | None]:
+        """Ask the worker to load or unload an adapter (between its steps, once it holds the model).
+
+        Resolves to its answer, or to None if the process ends first: a replacement loads the adapters
+        of the pool's spec at start.
+        """
+        answer: asyncio.Future[AdapterChanged | None] = self._loop.create_future()
+        self._adapter_answers.append(answer)
+        self._outbox.put(message)
+        return answer
 
     def set_threads(self, threads: int) -> None:
         """Tell the engine how many CPU threads to use from its next step on (sent only on change)."""
@@ -199,6 +215,11 @@ class WorkerHandle:
                 if isinstance(event, Finished | Failed | Tokenized | Detokenized | Embedded):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
+        elif isinstance(message, AdapterChanged):
+            if self._adapter_answers:
+                answer = self._adapter_answers.popleft()
+                if not answer.done():
+                    answer.set_result(message)
         elif isinstance(message, WorkerReady):
             self.state = "ready"
             self.capacity = message.capacity
@@ -224,6 +245,10 @@ class WorkerHandle:
             self.state = "exited"
         lost = list(self.inflight.values())
         self.inflight.clear()
+        while self._adapter_answers:
+            answer = self._adapter_answers.popleft()
+            if not answer.done():
+                answer.set_result(None)
         self._on_lost(self, lost, exitcode)
         self.exited.set()
         self._on_change(self, "died", f"exited with code {exitcode}")

@@ -53,6 +53,9 @@ class ModelCard(WireModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "warmserve"
+    parent: str | None = Field(
+        None, description="A LoRA adapter's base model (whose capabilities it has, embeddings aside); null for a model."
+    )
     backend: str = Field(description="The engine: llama_cpp, transformers or fake.")
     context_length: int | None = Field(
         description="Tokens per request (prompt + output) as the loaded engine reports; null until loaded."

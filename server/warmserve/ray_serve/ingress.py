@@ -21,11 +21,13 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
+from warmserve.adapters import AdapterSpec
 from warmserve.api.app import create_app
 from warmserve.config import ModelSpec, ServerSettings
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import (
     BackendError,
+    NotSupported,
     Overloaded,
     PoisonRequest,
     WarmServeError,
@@ -176,6 +178,12 @@ class RayPool(Tracked):
         assert isinstance(answer, Embedded)
         self._tracker.count(answer)
         return answer
+
+    async def add_adapter(self, adapter: AdapterSpec) -> None:
+        raise NotSupported("Adapters are added at run time only without --ray: list them in the model's spec.")
+
+    async def remove_adapter(self, name: str) -> None:
+        raise NotSupported("Adapters are removed at run time only without --ray: change the model's spec.")
 
     async def _ask(self, method: str, argument: object) -> object:
         """A quick question to a replica, outside the generation stream; `Failed` is raised as its error."""

@@ -8,6 +8,9 @@ hard crash of the worker process when the prompt contains a marker. A request wi
 Constraint follows its grammar (structured.py), so structured output and tool
 calls can be tested without a real model.
 
+An adapter (any existing path) puts its name before the output's words, so a test can tell which
+adapter answered.
+
 Embeddings are the mean of a fixed pseudo-random vector per token (a text's tokens are
 its words), so texts that share words are closer than texts that do not.
 """
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from warmserve.adapters import AdapterSpec, adapter_error
 from warmserve.backends.base import StepEvents, VocabularyEngine
 from warmserve.backends.embedding import EmbedPiece, Vector
 from warmserve.backends.fake.structured import FakeConstrained
@@ -30,7 +34,7 @@ from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import Prompt, Vocabulary, given_tokens, output_budget
 from warmserve.config import ModelSpec
 from warmserve.embedding import EmbedRequest
-from warmserve.errors import BackendError, InvalidRequest, ModelFileError
+from warmserve.errors import BackendError, InvalidRequest, ModelFileError, ModelNotFound
 from warmserve.generation import ChatMessage, Failed, Finished, GenerationRequest, ModelFacts, Started, TokenLogprob
 from warmserve.reasoning import ReasoningStart
 
@@ -134,6 +138,7 @@ class FakeEngine(VocabularyEngine):
         self._vocab = _FakeVocabulary()
         self._vocab.use_reasoning(spec.reasoning)
         self._running: dict[str, _Sequence] = {}
+        self._adapters: set[str] = set()
         time.sleep(self._options.load_delay_s)
         if self._options.crash_on_load:
             os._exit(18)  # dies before it can report anything, as a segfault in a loader would
@@ -177,6 +182,10 @@ class FakeEngine(VocabularyEngine):
         words = list(reversed(prompt_words))
         if not request.sampling.greedy:
             random.Random(request.sampling.seed).shuffle(words)
+        if request.adapter is not None:
+            if request.adapter not in self._adapters:
+                raise ModelNotFound(f"The adapter '{request.adapter}' is not loaded here.", param="model")
+            words.insert(0, request.adapter)
         options = self._options
         seq = _Sequence(
             words=words,
@@ -230,6 +239,15 @@ class FakeEngine(VocabularyEngine):
 
     def cancel(self, request_id: str) -> None:
         self._running.pop(request_id, None)
+
+    def add_adapter(self, adapter: AdapterSpec) -> None:
+        problem = adapter.file_problem("fake")
+        if problem is not None:
+            raise InvalidRequest(adapter_error(adapter.name, problem), param="path")
+        self._adapters.add(adapter.name)
+
+    def remove_adapter(self, name: str) -> None:
+        self._adapters.discard(name)
 
 
 def _token_vector(token: int) -> Vector:

@@ -5,6 +5,8 @@ running sequence in one batched forward pass over a shared left-padded KV cache
 (kv_batch.py), then prefills the requests admitted since the last step, so new
 requests join between decode steps and a cancelled one leaves at the next step.
 Models whose cache cannot be merged (sliding-window layers) run one at a time.
+LoRA adapters (PEFT folders, adapters.py) apply per row, so requests on different adapters and on
+the base model decode in the same batch.
 Constrained requests mask their own logits row (backends/constraints.py); a reasoning model's
 request thinks first, as on llama.cpp (backends/reasoning.py).
 
@@ -22,8 +24,11 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from warmserve.adapters import AdapterSpec
 from warmserve.backends.base import ModelEngine, StepEvents
 from warmserve.backends.constraints import Grammars
+from warmserve.backends.embedding import EmbedPiece, Vector
+from warmserve.backends.hf.adapters import PeftAdapters
 from warmserve.backends.hf.embed import HFEmbedder
 from warmserve.backends.hf.kv_batch import KVBatch, supports_batching
 from warmserve.backends.hf.sampling import TorchSampler
@@ -94,6 +99,7 @@ class _Sequence:
     detokenizer: Detokenizer
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
     thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
+    adapter: str | None = None  # its LoRA adapter
     length: int = 0  # tokens in the KV cache
     last_token: int = -1
     events: list[GenerationEvent] = field(default_factory=list)
@@ -131,6 +137,7 @@ class TransformersEngine(ModelEngine):
         self._batching = True  # until a model's cache turns out not to be mergeable
         self._rows: list[_Sequence] = []  # in KV-batch row order
         self._new: list[_Sequence] = []  # admitted, not yet prefilled
+        self._adapters = PeftAdapters(self._model)
 
     @property
     def running(self) -> int:
@@ -149,6 +156,7 @@ class TransformersEngine(ModelEngine):
         if not self._generates:
             raise InvalidRequest("This model only computes embeddings; it does not generate.", param="model")
         self._vocab.check_logit_bias(request)
+        self._adapters.check(request.adapter)
         shaped = self._vocab.prompt(request)
         prompt = shaped.tokens
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
@@ -164,6 +172,7 @@ class TransformersEngine(ModelEngine):
             detokenizer=Detokenizer(self._tokenizer),
             logprobs=request.sampling.logprobs,
             thinking=thinking,
+            adapter=request.adapter,
         )
         if request.resume is not None:  # the tokens a dead worker drew are prefilled after the prompt, and replayed
             drawn = list(request.resume.tokens)
@@ -184,6 +193,20 @@ class TransformersEngine(ModelEngine):
         if len(keep) != len(self._rows):
             self._rows = [self._rows[i] for i in keep]
             self._batch.keep(keep)
+
+    def add_adapter(self, adapter: AdapterSpec) -> None:
+        if not self._generates:
+            raise InvalidRequest(f"The adapter '{adapter.name}' needs a model that generates.", param="name")
+        self._adapters.add(adapter)
+
+    def remove_adapter(self, name: str) -> None:
+        if any(seq.adapter == name for seq in (*self._rows, *self._new)):
+            raise BackendError(f"The adapter '{name}' still has requests running; they must be drained first.")
+        self._adapters.remove(name)
+
+    def embed_pieces(self, pieces: list[EmbedPiece]) -> list[Vector]:
+        with self._adapters.base_only():
+            return super().embed_pieces(pieces)
 
     @torch.inference_mode()
     def step(self) -> StepEvents:
@@ -206,7 +229,8 @@ class TransformersEngine(ModelEngine):
         rows = self._rows
         input_ids = torch.tensor([[s.last_token] for s in rows], device=self._device)
         positions = torch.tensor([[s.length] for s in rows], device=self._device)
-        out = self._model(
+        out = self._adapters.forward(
+            [s.adapter for s in rows],
             input_ids=input_ids,
             attention_mask=self._batch.grow(),
             position_ids=positions,
@@ -220,7 +244,7 @@ class TransformersEngine(ModelEngine):
 
     def _prefill(self, seq: _Sequence) -> None:
         input_ids = torch.tensor([seq.prompt], device=self._device)
-        out = self._model(input_ids=input_ids, use_cache=True)
+        out = self._adapters.forward([seq.adapter], input_ids=input_ids, use_cache=True)
         cache = getattr(out, "cache", None) or out.past_key_values
         if not supports_batching(cache):
             self._batching = False

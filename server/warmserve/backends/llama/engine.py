@@ -10,12 +10,21 @@ may run on the cores idle peers lend, when that was measured to be faster
 first token of a sequence is sampled right after the chunk holding its last prompt
 token. Sequence ids are handed out lowest-first and batches filled in increasing id
 order: llama.cpp groups consecutive ids best (measured: consecutive ids ran faster than
-scattered ones).
+scattered ones). So a new request's slot is chosen to keep the ids of each adapter's sequences
+(or the base model's) consecutive, and far from other adapters' while it starts a run of its
+own: a batch of sequences 0 and 2 cost as much as two batches of one (README, "LoRA adapters").
 
 A finished sequence keeps its KV cells. A new request is placed in the free slot
 whose cached tokens share the longest prefix with its prompt (the next turn of a
 chat, a shared system prompt) and only the rest is computed; the saved tokens are
-reported as `cached_tokens`.
+reported as `cached_tokens`. Cells count as shared only when the same LoRA adapter (or none)
+computed them.
+
+LoRA adapters (GGUF) are loaded on the model, but llama.cpp applies them to a whole context,
+so a step decodes the sequences of each adapter in a call of their own: one batch per adapter
+present, the adapter applied now first (each change re-plans llama.cpp's graph, ~4 ms here, so
+alternating the order saves one change per step). Requests on one adapter batch as requests on
+none do; the cost of mixing them is in README ("LoRA adapters").
 
 A request resumed from a dead worker (`GenerationRequest.resume`) is placed the same way with
 its prompt and the tokens already drawn as its prompt, and those tokens are replayed
@@ -36,7 +45,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from warmserve.adapters import AdapterSpec, adapter_error
 from warmserve.backends.base import ModelEngine, StepEvents
 from warmserve.backends.constraints import Grammars
 from warmserve.backends.llama import native
@@ -48,11 +59,13 @@ from warmserve.backends.reasoning import OutputGrammar, Thinking, gated
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
-from warmserve.errors import WarmServeError
+from warmserve.errors import BackendError, InvalidRequest, ModelNotFound, WarmServeError
 from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
 
 log = logging.getLogger(__name__)
 
+# A shared prefix shorter than this is not worth a slot that breaks up an adapter's run of sequence ids.
+_REUSE_MIN = 32
 # Prompt tokens per step while idle workers lend their cores: a lender that gets a request of its own
 # takes its core back after one such chunk, and chunks this long cost little more than a whole prompt.
 _LENT_CHUNK = 16
@@ -70,6 +83,8 @@ class _Slot:
     logprobs: int | None = None  # alternatives to report per token; None: no logprobs
     constraint: OutputGrammar | None = None
     thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
+    adapter: str | None = None  # the running request's LoRA adapter
+    cached_adapter: str | None = None  # the adapter that computed the cached KV cells
 
     @property
     def busy(self) -> bool:
@@ -113,6 +128,8 @@ class LlamaCppEngine(ModelEngine):
             flash_attn=native.embedding_flash_attn_type(spec.flash_attn, spec.n_gpu_layers),
         )
         self._grammars = Grammars(self._native.vocab.grammar_tokenizer, self._native.n_vocab)
+        self._loras: dict[str, native.Lora] = {}
+        self._applied: str | None = None  # the adapter the context applies now
 
     @property
     def running(self) -> int:
@@ -134,9 +151,11 @@ class LlamaCppEngine(ModelEngine):
         budget = output_budget(len(prompt), request.sampling.max_tokens, self._n_ctx, request.input_param)
         thinking = self._vocab.thinking(shaped, constrained=request.constraint is not None)
         constraint = gated(self._grammars.constraint(request.constraint), thinking)
+        if request.adapter is not None and request.adapter not in self._loras:
+            raise ModelNotFound(f"The adapter '{request.adapter}' is not loaded here.", param="model")
         drawn = list(request.resume.tokens) if request.resume is not None else []
         tokens = prompt + drawn  # a resumed request prefills what its dead worker had drawn
-        slot, reused = self._choose_slot(tokens)
+        slot, reused = self._choose_slot(tokens, request.adapter)
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
         reused = min(reused, len(tokens) - 1)
@@ -145,6 +164,7 @@ class LlamaCppEngine(ModelEngine):
         slot.pending = tokens[reused:]
         slot.next_token = None
         slot.request_id = request_id
+        slot.adapter = slot.cached_adapter = request.adapter
         slot.sampler = native.Sampler(request.draws, self._native.vocab, self._n_ctx, prompt)
         slot.tracker = OutputTracker(
             len(prompt),
@@ -169,7 +189,19 @@ class LlamaCppEngine(ModelEngine):
         return Started(len(prompt), min(reused, len(prompt)), shaped.reasoning)
 
     def step(self) -> StepEvents:
-        busy = [slot for slot in self._slots if slot.busy]
+        """Every running sequence advances: in one batch, or one per LoRA adapter when several are in use."""
+        groups: dict[str | None, list[_Slot]] = {}
+        for slot in self._slots:
+            if slot.busy:
+                groups.setdefault(slot.adapter, []).append(slot)
+        events: StepEvents = []
+        for adapter in sorted(groups, key=lambda name: name != self._applied):  # no change for the first
+            self._apply(adapter)
+            events.extend(self._step_group(groups[adapter]))
+        return events
+
+    def _step_group(self, busy: list[_Slot]) -> StepEvents:
+        """One step of sequences that share an adapter (or none)."""
         decoding = [slot for slot in busy if slot.next_token is not None]
         prefilling = any(slot.pending for slot in busy)
         if self._grouping is None or prefilling or not decoding:
@@ -273,22 +305,73 @@ class LlamaCppEngine(ModelEngine):
             if slot.request_id == request_id:
                 self._release(slot)
 
+    def add_adapter(self, adapter: AdapterSpec) -> None:
+        """Load a GGUF LoRA; llama.cpp checks its architecture and every tensor's shape against the model."""
+        problem = adapter.file_problem("llama_cpp")
+        if problem is None:
+            try:
+                lora = native.load_lora(self._native, Path(adapter.path).expanduser(), adapter.scale)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            raise InvalidRequest(adapter_error(adapter.name, problem), param="path")
+        self.remove_adapter(adapter.name)  # the same name again: the new file replaces the old
+        self._loras[adapter.name] = lora
+
+    def remove_adapter(self, name: str) -> None:
+        lora = self._loras.get(name)
+        if lora is None:
+            return
+        if any(slot.adapter == name for slot in self._slots if slot.busy):
+            raise BackendError(f"The adapter '{name}' still has requests running; they must be drained first.")
+        if self._applied == name:
+            self._apply(None)
+        for slot in self._slots:
+            if slot.cached_adapter == name:  # cells no later request may reuse
+                self._native.forget(slot.sequence)
+                slot.cached, slot.cached_adapter = [], None
+        del self._loras[name]
+        lora.free()
+
     def close(self) -> None:
         for slot in self._slots:
             self._release(slot)
+        self._apply(None)
+        for lora in self._loras.values():
+            lora.free()
+        self._loras.clear()
         self._embedder.close()
         self._batch.free()
         self._native.close()
 
     # --- internals ----------------------------------------------------------------------
 
-    def _choose_slot(self, tokens: list[int]) -> tuple[_Slot, int]:
-        """The free slot sharing the longest cached prefix; ties go to the lowest id."""
+    def _apply(self, adapter: str | None) -> None:
+        """Have the context's decodes from now on run with `adapter` (None: the base model)."""
+        if adapter != self._applied:
+            self._native.use_lora(None if adapter is None else self._loras[adapter])
+            self._applied = adapter
+
+    def _choose_slot(self, tokens: list[int], adapter: str | None) -> tuple[_Slot, int]:
+        """The free slot that shares the longest cached prefix computed by the same adapter, when it is worth it;
+        else the one that keeps this adapter's sequence ids in the fewest runs, then the farthest from other
+        adapters' (room for theirs to grow), then the lowest id."""
         free = [slot for slot in self._slots if not slot.busy]
         if not free:
             raise RuntimeError("no free slot: the worker admitted more than the engine's capacity")
-        best = max(free, key=lambda slot: (_common_prefix(slot.cached, tokens), -slot.sequence))
-        return best, _common_prefix(best.cached, tokens)
+        own = {slot.sequence for slot in self._slots if slot.busy and slot.adapter == adapter}
+        others = [slot.sequence for slot in self._slots if slot.busy and slot.adapter != adapter]
+
+        def shared(slot: _Slot) -> int:
+            return _common_prefix(slot.cached, tokens) if slot.cached_adapter == adapter else 0
+
+        def preference(slot: _Slot) -> tuple[int, int, int, int]:
+            reuse = shared(slot)
+            room = min((abs(slot.sequence - other) for other in others), default=0)
+            return (reuse if reuse >= _REUSE_MIN else 0, -_runs(own | {slot.sequence}), room, -slot.sequence)
+
+        best = max(free, key=preference)
+        return best, shared(best)
 
     def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
         assert slot.tracker is not None
@@ -345,6 +428,12 @@ class LlamaCppEngine(ModelEngine):
         slot.constraint = None
         slot.thinking = None
         slot.next_token = None
+        slot.adapter = None
+
+
+def _runs(sequences: set[int]) -> int:
+    """How many runs of consecutive ids the set holds: llama.cpp computes each run in a pass of its own."""
+    return sum(1 for sequence in sequences if sequence - 1 not in sequences)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

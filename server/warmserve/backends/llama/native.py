@@ -2,12 +2,13 @@
 
 The batching engine drives one llama.cpp context holding several sequences, and the
 embedder a second context on the same weights; these wrappers own the C objects they
-need (model, vocab, contexts, batch, sampler chains) and turn C conventions (pointers,
-buffers, return codes) into Python values and exceptions.
+need (model, vocab, contexts, batch, sampler chains, LoRA adapters) and turn C conventions
+(pointers, buffers, return codes, errors written to the log) into Python values and exceptions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 from collections.abc import Iterator, Sequence
@@ -142,9 +143,64 @@ class NativeModel:
         """
         return top_logprobs(self.logits(row), token, top, self.vocab.piece)
 
+    def use_lora(self, adapter: Lora | None) -> None:
+        """Apply `adapter` (None: none) to the decodes that follow, for every sequence of the context.
+
+        llama.cpp re-plans its compute graph after a change (measured: about 4 ms for SmolLM2 on a CPU
+        thread), and does nothing when the adapter is the one applied already.
+        """
+        if adapter is None:
+            llama_cpp.llama_set_adapters_lora(self.context, None, 0, None)
+            return
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter.pointer)
+        scales = (ctypes.c_float * 1)(adapter.scale)
+        llama_cpp.llama_set_adapters_lora(self.context, adapters, 1, scales)
+
     def close(self) -> None:
         llama_cpp.llama_free(self.context)
         llama_cpp.llama_model_free(self.model)
+
+
+@dataclass
+class Lora:
+    """A GGUF LoRA adapter loaded on the model's weights (which it leaves unchanged)."""
+
+    pointer: Any
+    scale: float
+
+    def free(self) -> None:
+        """Release it; the context must not apply it any more (`use_lora`)."""
+        llama_cpp.llama_adapter_lora_free(self.pointer)
+
+
+def load_lora(model: NativeModel, path: Path, scale: float) -> Lora:
+    """Load a GGUF LoRA for `model`; raises ValueError with llama.cpp's reason when it does not fit (another
+    architecture, tensors of other shapes, ranks that disagree, not a LoRA file)."""
+    with _logged_errors() as lines:
+        pointer = llama_cpp.llama_adapter_lora_init(model.model, str(path).encode())
+    if not pointer:
+        marker = "failed to apply lora adapter: "
+        reasons = [line.split(marker, 1)[1] for line in lines if marker in line]
+        raise ValueError(reasons[-1] if reasons else f"llama.cpp could not read {path} as a LoRA adapter")
+    return Lora(pointer, scale)
+
+
+@contextlib.contextmanager
+def _logged_errors() -> Iterator[list[str]]:
+    """The lines llama.cpp logs meanwhile (it reports a failed load only there), then its usual logging again."""
+    lines: list[str] = []
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        lines.append(text.decode("utf-8", errors="replace").strip())
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield lines
+    finally:
+        from llama_cpp import _logger
+
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
 
 
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # llama_flash_attn_type
