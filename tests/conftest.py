@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from warmserve import testing
-from warmserve.config import FakeOptions, ModelSpec, ServerSettings, embedded_model_path
+from warmserve.config import ModelSpec, ServerSettings, embedded_model_path
+from warmserve.model_options import FakeOptions
 from warmserve.testing import ServerProcess
 
 __all__ = ["LoraFiles", "ServerProcess", "fake_settings", "start_fake_server", "start_server", "write_config"]

@@ -24,8 +24,9 @@ from pydantic.fields import FieldInfo
 
 from warmserve import __version__
 from warmserve.bench.settings import BenchSettings
-from warmserve.config import GgmlOptions, ModelSpec, ServerSettings, load_settings
+from warmserve.config import ModelSpec, ServerSettings, load_settings
 from warmserve.errors import WarmServeError
+from warmserve.model_options import GgmlOptions
 
 # Flags whose names users know from other servers rather than from our field names.
 _FLAG_NAMES = {

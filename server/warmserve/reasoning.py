@@ -103,6 +103,11 @@ class ReasoningSplitter:
         return out
 
 
+def splitter_for(start: ReasoningStart | None) -> ReasoningSplitter | None:
+    """A splitter for a request's output; None when it can hold no thinking block (plain text, or thinking off)."""
+    return None if start is None or start.phase == "answer" else ReasoningSplitter(start)
+
+
 def split_whole(text: str, start: ReasoningStart | None) -> tuple[str | None, str]:
     """A whole output as (thinking or None when there was none, answer)."""
     if start is None:

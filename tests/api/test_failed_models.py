@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from tests.api.test_admin import SECOND, eventually, running_app
 from tests.conftest import fake_settings
 from warmserve.api import create_app
-from warmserve.config import FakeOptions, ModelSpec, ServerSettings
+from warmserve.config import ModelSpec, ServerSettings
+from warmserve.model_options import FakeOptions
 
 REASON = "/models/tiny.ggmlv2.bin is a GGJT v2 file whose Q4_0 blocks llama.cpp no longer reads. Get a GGUF."
 BROKEN = {"fail_on_load": REASON}

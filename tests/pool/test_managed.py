@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from warmserve.config import FakeOptions, ModelSpec
+from warmserve.config import ModelSpec
 from warmserve.errors import ModelUnloading, WarmServeError
 from warmserve.generation import Finished, GenerationRequest, SamplingParams
 from warmserve.metrics import Metrics
+from warmserve.model_options import FakeOptions
 from warmserve.pool import ManagedModel, ModelPool, Pool
 from warmserve.pool.events import Publish, StateChanged, WorkerEvent
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from warmserve.adapters import AdapterSpec
-from warmserve.config import FakeOptions, ModelSpec
+from warmserve.config import ModelSpec
 from warmserve.errors import (
     BackendError,
     ContextLengthExceeded,
@@ -20,6 +20,7 @@ from warmserve.errors import (
 )
 from warmserve.generation import Finished, GenerationRequest, SamplingParams, Started, TextDelta
 from warmserve.metrics import Metrics
+from warmserve.model_options import FakeOptions
 from warmserve.pool import ModelPool, PoolEvent, RequestStream, StateChanged, WorkerEvent
 from warmserve.pool.messages import Submit
 

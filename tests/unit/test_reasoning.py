@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from warmserve.backends.reasoning import ReasoningModel, Thinking, chat_plan, shape_prompt
-from warmserve.config import ModelSpec, ReasoningOptions
+from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest
 from warmserve.generation import ChatMessage, GenerationRequest, ReasoningRequest
+from warmserve.model_options import ReasoningOptions
 from warmserve.reasoning import ReasoningSplitter, ReasoningStart, split_whole
 
 THINK = ReasoningStart("<think>", "</think>", "start")

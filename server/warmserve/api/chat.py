@@ -32,7 +32,7 @@ from warmserve.protocol import (
     ToolCall,
     ToolCallDelta,
 )
-from warmserve.reasoning import Kind, ReasoningSplitter, ReasoningStart, split_whole
+from warmserve.reasoning import Kind, ReasoningStart, split_whole, splitter_for
 
 router = APIRouter()
 
@@ -147,7 +147,7 @@ async def _chunks(
             out.append(chunk(index, ChatDelta(), logprobs=chat_logprobs(logprobs)))
         return out
 
-    splitters = [None if start is None else ReasoningSplitter(start) for start in generations.reasoning_starts()]
+    splitters = [splitter_for(start) for start in generations.reasoning_starts()]
 
     def split(index: int, parts: list[tuple[Kind, str]], logprobs: tuple[TokenLogprob, ...]) -> list[str]:
         """A reasoning model's text: thinking deltas, then answer chunks (which carry the logprobs)."""

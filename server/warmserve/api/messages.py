@@ -73,7 +73,7 @@ from warmserve.protocol import (
     ToolUseBlock,
     ToolUseBlockIn,
 )
-from warmserve.reasoning import Kind, ReasoningSplitter, ReasoningStart, split_whole
+from warmserve.reasoning import Kind, ReasoningStart, split_whole, splitter_for
 
 router = APIRouter()
 
@@ -311,8 +311,7 @@ class _Blocks:
 
     def __init__(self, tool_names: frozenset[str], reasoning: ReasoningStart | None = None) -> None:
         self._parser = ToolCallParser(tool_names) if tool_names else None
-        thinks = reasoning is not None and reasoning.phase != "answer"
-        self._splitter = ReasoningSplitter(reasoning) if thinks and reasoning is not None else None
+        self._splitter = splitter_for(reasoning)
         self._thought: list[str] | None = None  # the open thinking block's text
         self._index = -1
         self._text_open = False

@@ -10,7 +10,7 @@ from typing import Protocol
 from warmserve.api.generations import Collected
 from warmserve.api.sampling import sampling_fields
 from warmserve.api.structured import OutputPlan
-from warmserve.config import ModelSpec, ReasoningOptions, Task, UnsupportedPolicy
+from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
 from warmserve.generation import (
     ChatMessage,
@@ -21,6 +21,7 @@ from warmserve.generation import (
     SamplingParams,
     ToolCallData,
 )
+from warmserve.model_options import ReasoningOptions
 from warmserve.protocol import (
     ChatCompletionRequest,
     ChatMessageIn,

@@ -36,7 +36,7 @@ from warmserve.protocol import (
     ResponseObject,
     ToolCall,
 )
-from warmserve.reasoning import Kind, ReasoningSplitter, ReasoningStart
+from warmserve.reasoning import Kind, ReasoningStart, splitter_for
 
 # The codes a failed response's `error` may carry (OpenAI's list); the `error` event keeps ours.
 _FAILED_CODES = {429: "rate_limit_exceeded"}
@@ -50,8 +50,7 @@ class ResponseEvents:
     ) -> None:
         self._response = response  # as created: in progress, no output yet
         self._parser = ToolCallParser(tool_names) if tool_names else None
-        thinks = reasoning is not None and reasoning.phase != "answer"
-        self._splitter = ReasoningSplitter(reasoning) if thinks and reasoning is not None else None
+        self._splitter = splitter_for(reasoning)
         self._thinking: ReasoningItem | None = None  # the reasoning item being written, if one is open
         self._thought: list[str] = []
         self._number = 0  # the next event's sequence_number

@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from warmserve.config import ModelSpec, SamplingDefaults, sampler_lacking
+from warmserve.config import ModelSpec
 from warmserve.errors import InvalidRequest, UnsupportedParameter
+from warmserve.model_options import SamplingDefaults, sampler_lacking
 from warmserve.protocol.sampling import MIROSTAT_REPLACES, is_on, mirostat_conflict
 
 _NAMES = tuple(SamplingDefaults.model_fields)

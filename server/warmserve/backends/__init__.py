@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 
 from warmserve.backends.base import Embedder, Engine, Generator
-from warmserve.config import BackendName, ModelSpec
+from warmserve.config import ModelSpec
+from warmserve.model_options import BackendName
 
 _ENGINES: dict[BackendName, tuple[str, str]] = {
     "llama_cpp": ("warmserve.backends.llama.engine", "LlamaCppEngine"),

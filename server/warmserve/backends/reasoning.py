@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from warmserve.config import ReasoningOptions
 from warmserve.errors import InvalidRequest
 from warmserve.generation import GenerationRequest
+from warmserve.model_options import ReasoningOptions
 from warmserve.reasoning import ReasoningSplitter, ReasoningStart
 
 if TYPE_CHECKING:  # llguidance stays out of the API process, which imports this through backends/tokens.py
@@ -179,6 +179,20 @@ class Thinking:
         spent = self._budget is not None and self.reasoning_tokens >= self._budget
         if after == "thinking" and spent and not self._forcing:
             self._forcing = list(self._close_tokens)
+
+
+def next_token(thinking: Thinking | None, sample: Callable[[], int], is_end: Callable[[int], bool]) -> tuple[int, bool]:
+    """The next token of a request, and whether the engine must feed it to its sampler as drawn elsewhere:
+    sampled, or the one a thinking block's close forces (a spent budget, or an end sampled inside the
+    block when an answer must follow it)."""
+    forced = None if thinking is None else thinking.forced()
+    if forced is not None:
+        return forced, True
+    token = sample()
+    if thinking is None or not is_end(token):
+        return token, False
+    forced = thinking.instead_of_end()
+    return (token, False) if forced is None else (forced, True)
 
 
 class OutputGrammar(Protocol):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from warmserve.backends.reasoning import ReasoningModel, Thinking, chat_plan, close_text, shape_prompt
-from warmserve.config import ReasoningOptions
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import ContextLengthExceeded, InvalidRequest
 from warmserve.generation import ChatMessage, GenerationRequest
+from warmserve.model_options import ReasoningOptions
 from warmserve.reasoning import ReasoningStart
 
 

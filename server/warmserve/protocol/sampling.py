@@ -1,7 +1,7 @@
 """Sampling controls beyond OpenAI's, as llama-server, vLLM and Ollama accept them in a request body.
 
 One mixin, so every generating request (chat, completions, Responses, Messages) and a model's
-defaults in its spec (`config.SamplingDefaults`) share the same names, bounds and descriptions.
+defaults in its spec (`model_options.SamplingDefaults`) share the same names, bounds and descriptions.
 Every field is optional: None means "not set", and the model's default or the neutral value
 (the sampler off) applies. The `openai` client sends them through `extra_body`.
 """

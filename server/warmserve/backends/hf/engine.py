@@ -35,7 +35,7 @@ from warmserve.backends.hf.sampling import TorchSampler
 from warmserve.backends.hf.source import model_directory
 from warmserve.backends.hf.vocabulary import HFVocabulary
 from warmserve.backends.logprobs import top_logprobs
-from warmserve.backends.reasoning import Thinking, gated
+from warmserve.backends.reasoning import Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
@@ -255,17 +255,10 @@ class TransformersEngine(ModelEngine):
 
     def _draw(self, seq: _Sequence, logits: torch.Tensor) -> int:
         """The next token: sampled (within the grammar), or the one a thinking block's close forces."""
-        thinking = seq.thinking
-        forced = None if thinking is None else thinking.forced()
-        if forced is None:
-            token = seq.sampler.sample(logits)
-            if thinking is None or token not in self._eos:
-                return token
-            forced = thinking.instead_of_end()  # an answer must follow the thinking: close it instead
-            if forced is None:
-                return token
-        seq.sampler.count(forced)
-        return forced
+        token, forced = next_token(seq.thinking, lambda: seq.sampler.sample(logits), self._eos.__contains__)
+        if forced:
+            seq.sampler.count(token)
+        return token
 
     def _accept(self, seq: _Sequence, logits: torch.Tensor) -> None:
         token = self._draw(seq, logits)

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import torch
 
 from warmserve.backends.reasoning import OutputGrammar
-from warmserve.config import LLAMA_CPP_SAMPLERS, sampler_lacking
 from warmserve.errors import UnsupportedParameter
 from warmserve.generation import SamplingParams
+from warmserve.model_options import LLAMA_CPP_SAMPLERS, sampler_lacking
 
 
 class TorchSampler:

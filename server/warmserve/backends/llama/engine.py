@@ -55,7 +55,7 @@ from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
-from warmserve.backends.reasoning import OutputGrammar, Thinking, gated
+from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
@@ -402,20 +402,18 @@ class LlamaCppEngine(ModelEngine):
 
     def _draw(self, slot: _Slot, row: int) -> int:
         """The next token: sampled (within the grammar), or the one a thinking block's close forces."""
-        assert slot.sampler is not None
-        thinking = slot.thinking
-        forced = None if thinking is None else thinking.forced()
-        if forced is None:
+        sampler = slot.sampler
+        assert sampler is not None
+
+        def sample() -> int:
             if slot.constraint is not None:
                 slot.constraint.mask(self._native.logits(row))
-            token = self._native.sample(slot.sampler, row)
-            if thinking is None or not self._native.vocab.is_end_of_generation(token):
-                return token
-            forced = thinking.instead_of_end()  # an answer must follow the thinking: close it instead
-            if forced is None:
-                return token
-        slot.sampler.accept(forced)
-        return forced
+            return self._native.sample(sampler, row)
+
+        token, forced = next_token(slot.thinking, sample, self._native.vocab.is_end_of_generation)
+        if forced:
+            sampler.accept(token)
+        return token
 
     def _release(self, slot: _Slot) -> None:
         """Free the slot for the next request; its KV cells stay for prefix reuse."""

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from warmserve.backends.llama.ggml.cache import convert_to, converted, is_ggml, servable_gguf
 from warmserve.backends.llama.ggml.convert import ConversionOptions
-from warmserve.config import GgmlOptions, ModelSpec
+from warmserve.config import ModelSpec
 from warmserve.errors import ModelFileError
+from warmserve.model_options import GgmlOptions
 
 
 def conversion_options(options: GgmlOptions) -> ConversionOptions:
