@@ -22,6 +22,9 @@ class WorkerInfo(WireModel):
     state: Literal["loading", "ready", "failed", "exited"]
     running: int = Field(description="Requests this worker holds now.")
     load_error: str | None = Field(None, description="Why this worker failed to load the model.")
+    slots: int = Field(0, description="Requests its engine runs at once; 0 until it holds the model.")
+    restarts: int = Field(0, description="Processes started in this worker's place after one exited.")
+    last_exit: str | None = Field(None, description="How the last process in its place ended, e.g. exit code -9.")
 
 
 class DownloadInfo(WireModel):

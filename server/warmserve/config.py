@@ -388,6 +388,9 @@ class ServerSettings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (e.g. https://app.example); none by default."
     )
+    ui: bool = Field(
+        True, description="Serve the web page (playground and pool dashboard) at /ui; --no-ui turns it off."
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, le=1024**3, description="Largest request body accepted (else 413)."
     )

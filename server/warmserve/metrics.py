@@ -2,7 +2,9 @@
 
 Counters are bumped where the event happens (the pool for cancellations, tokens,
 rejections and restarts; the API for answered requests); gauges of running and
-waiting requests are read from the pools at scrape time.
+waiting requests are read from the pools at scrape time. The same call sites feed each
+model's `RecentWindow` (warmserve.recent), the last minute the web dashboard shows: it
+outlives the model's pool (unload, load) as the counters do.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from warmserve.recent import RecentWindow
 
 GaugeReader = Callable[[], Iterable[tuple[str, dict[str, str], float]]]
 
@@ -89,6 +93,21 @@ class Metrics:
             registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
+        self.time_to_first_token = Histogram(
+            "warmserve_time_to_first_token_seconds",
+            "Time from a generation's admission to its first token (queueing and prefill).",
+            ["model"],
+            registry=r,
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self._recent: dict[str, RecentWindow] = {}
+
+    def recent(self, model: str) -> RecentWindow:
+        """The model's last minute (made on first use)."""
+        window = self._recent.get(model)
+        if window is None:
+            window = self._recent[model] = RecentWindow()
+        return window
 
     def watch_pools(self, read: GaugeReader) -> None:
         self.registry.register(_PoolGauges(read))

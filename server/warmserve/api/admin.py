@@ -73,7 +73,16 @@ DrainTimeout = Query(
 
 def model_info(model: ManagedModel) -> AdminModel:
     workers = [
-        WorkerInfo(index=w.index, pid=w.pid, state=w.state, running=w.running, load_error=w.load_error)
+        WorkerInfo(
+            index=w.index,
+            pid=w.pid,
+            state=w.state,
+            running=w.running,
+            load_error=w.load_error,
+            slots=w.slots,
+            restarts=w.restarts,
+            last_exit=w.last_exit,
+        )
         for w in model.workers
     ]
     download = model.download

@@ -29,6 +29,7 @@ from warmserve.api import (
     models,
     responses,
     tokenize,
+    ui,
 )
 from warmserve.api.errors import install_error_handlers
 from warmserve.api.limits import BodySizeLimit
@@ -37,6 +38,7 @@ from warmserve.api.security import ApiKeys, install_cors, require_admin_key, req
 from warmserve.config import ServerSettings
 from warmserve.metrics import Metrics
 from warmserve.pool import PoolFactory, PoolManager
+from warmserve.ui import load_assets
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,9 @@ def create_app(settings: ServerSettings, make_pool: PoolFactory | None = None, m
     app.include_router(admin.router, dependencies=[Depends(require_admin_key)])
     app.include_router(health.router)
     app.include_router(metrics.router)
+    if settings.ui:
+        app.state.ui_assets = load_assets()
+        app.include_router(ui.router)
     install_cors(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.CountRequests, metrics=registry)

@@ -73,6 +73,9 @@ class WorkerStatus:
     state: Literal["loading", "ready", "failed", "exited"]
     running: int
     load_error: str | None = None
+    slots: int = 0  # requests its engine runs at once; 0 until it holds the model
+    restarts: int = 0  # processes started in this worker's place after one exited
+    last_exit: str | None = None  # how the last process in its place ended ("exited with code -9")
 
 
 @dataclass(frozen=True)

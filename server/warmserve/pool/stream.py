@@ -41,8 +41,11 @@ class RequestStream:
         on_timeout: Callable[[str], None] | None = None,
         request: GenerationRequest | None = None,
         relay_drawn: bool = False,
+        observe: Callable[[GenerationEvent], None] | None = None,
     ) -> None:
+        """`observe` sees every event pushed, the pool's own (`Drawn`) too: the tracker's live counts."""
         self.request_id = request_id
+        self._observe = observe
         self.progress = Progress(request) if request is not None else None
         self._relay_drawn = relay_drawn
         self._cancel = cancel
@@ -54,6 +57,8 @@ class RequestStream:
 
     def push(self, event: GenerationEvent) -> None:
         """Called on the event loop by whoever owns the request (queue or worker handle)."""
+        if self._observe is not None:
+            self._observe(event)
         if self.progress is not None:
             shown = self.progress.observe(event)
             if shown is None and not (self._relay_drawn and isinstance(event, Drawn)):

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from warmserve.adapters import AdapterSpec
 from warmserve.config import ModelSpec
@@ -97,6 +98,8 @@ class ModelPool(Tracked):
         """What follows from the worker count; planned again when a download reveals the model's size."""
         self.spec = spec
         self._failures = [0] * spec.workers
+        self._restarted = [0] * spec.workers  # per worker index, for the dashboard and /admin
+        self._last_exit: list[str | None] = [None] * spec.workers
         # llama.cpp threads can change between steps; other engines and GPUs keep theirs.
         shares_cores = (
             spec.share_idle_cores
@@ -111,7 +114,10 @@ class ModelPool(Tracked):
 
     @property
     def workers(self) -> list[WorkerStatus]:
-        return [w.status() for w in self._workers]
+        return [
+            replace(w.status(), restarts=self._restarted[w.index], last_exit=self._last_exit[w.index])
+            for w in self._workers
+        ]
 
     @property
     def ready_workers(self) -> int:
@@ -406,6 +412,7 @@ class ModelPool(Tracked):
                 )
             self._dispatch()
         elif kind == "died":
+            self._last_exit[worker.index] = reason
             lasting = worker.load_error is not None and is_permanent(worker.load_error)
             if lasting:
                 self._lasting = self._lasting or worker.load_error
@@ -439,6 +446,7 @@ class ModelPool(Tracked):
         if self._lifecycle.state in ("stopping", "unloaded"):
             return
         self._metrics.worker_restarts.labels(self.spec.name).inc()
+        self._restarted[index] += 1
         self._workers[index] = self._new_worker(index, restart=True)
         await self._workers[index].start()
 

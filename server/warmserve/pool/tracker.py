@@ -3,11 +3,14 @@
 A pool decides where a request runs; the tracker owns what is the same wherever it runs:
 the request's id, its `RequestStream` (cancellation and the time limit), admission against
 the model's state, the count of requests in flight, in all and per LoRA adapter (awaitable:
-drains wait on them), and the metrics (tokens, durations, cancellations, time-outs, rejections).
+drains wait on them), and the metrics (tokens, durations, time to first token, cancellations,
+time-outs, rejections), in Prometheus and in the model's last-minute window. Generated tokens
+count there as they are drawn, so the dashboard's tokens/s moves while a long answer streams.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, ModelFailed, ModelUnavailable, ShuttingDown
-from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest
+from warmserve.generation import Drawn, Failed, Finished, GenerationEvent, GenerationRequest, TextDelta
 from warmserve.metrics import Metrics
 from warmserve.pool.lifecycle import Lifecycle, Stateful
 from warmserve.pool.stream import RequestStream
@@ -32,6 +35,9 @@ class _Open:
     running_at: float | None = None  # when a worker (or replica) first took it
     held: bool = False  # a worker (or replica) holds it now
     adapter: str | None = None  # the LoRA adapter it runs with
+    opened_at: float = 0.0
+    first_token_at: float | None = None
+    drawn: int = 0  # tokens counted as they came (the rest count at the end)
 
 
 class RequestTracker:
@@ -47,6 +53,7 @@ class RequestTracker:
         self._model = model
         self._lifecycle = lifecycle
         self._metrics = metrics
+        self._recent = metrics.recent(model)
         self._timeout_s = timeout_s
         self._cancel = cancel
         self._open: dict[str, _Open] = {}
@@ -80,6 +87,7 @@ class RequestTracker:
 
     def rejected(self, reason: str) -> None:
         self._metrics.rejected.labels(self._model, reason).inc()
+        self._recent.add("rejected")
 
     # --- a request's life -------------------------------------------------------------------
 
@@ -97,9 +105,12 @@ class RequestTracker:
         request_id = response_id or f"{self._model}-{kind}{next(self._ids)}-{uuid.uuid4().hex[:8]}"
         if request_id in self._open:
             request_id = f"{request_id}~{next(self._ids)}"
-        stream = RequestStream(request_id, self._withdraw, self._timeout_s, self._timed_out, request, relay_drawn)
+        observe = functools.partial(self._observe, request_id)
+        stream = RequestStream(
+            request_id, self._withdraw, self._timeout_s, self._timed_out, request, relay_drawn, observe
+        )
         adapter = request.adapter if request is not None else None
-        self._open[request_id] = _Open(stream, adapter=adapter)
+        self._open[request_id] = _Open(stream, adapter=adapter, opened_at=time.monotonic())
         self.in_flight.set(len(self._open))
         if adapter is not None:
             counter = self.adapter_in_flight(adapter)
@@ -146,10 +157,11 @@ class RequestTracker:
             counter.set(counter.value - 1)
             if not counter.value:
                 self._by_adapter.pop(entry.adapter, None)
-        self.count(event, entry.running_at)
+        self.count(event, entry.running_at, entry.drawn)
 
-    def count(self, event: GenerationEvent | None, running_at: float | None = None) -> None:
-        """The metrics of a request's last event; its duration counts from a worker taking it."""
+    def count(self, event: GenerationEvent | None, running_at: float | None = None, drawn: int = 0) -> None:
+        """The metrics of a request's last event; its duration counts from a worker taking it, and its
+        tokens not `drawn` already (counted live) count now."""
         name = self._model
         if isinstance(event, Embedded):
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
@@ -159,6 +171,29 @@ class RequestTracker:
             self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
             if running_at is not None:
                 self._metrics.request_seconds.labels(name).observe(time.monotonic() - running_at)
+            recent = self._recent
+            recent.add("requests")
+            recent.add("prompt_tokens", event.prompt_tokens)
+            recent.add("cached_tokens", event.cached_tokens)
+            if event.completion_tokens > drawn:
+                recent.add("completion_tokens", event.completion_tokens - drawn)
+
+    def _observe(self, request_id: str, event: GenerationEvent) -> None:
+        """Each event a worker sends for a generation: its first token's time, and each token drawn."""
+        if not isinstance(event, Drawn | TextDelta):
+            return
+        entry = self._open.get(request_id)
+        if entry is None:
+            return
+        if entry.first_token_at is None:
+            entry.first_token_at = now = time.monotonic()
+            ttft = now - entry.opened_at
+            self._metrics.time_to_first_token.labels(self._model).observe(ttft)
+            self._recent.add("ttft_s", ttft)
+            self._recent.add("ttft_n")
+        if isinstance(event, Drawn):
+            entry.drawn += 1
+            self._recent.add("completion_tokens")
 
     def fail(self, request_id: str, error: ErrorInfo) -> None:
         """End a request with an error its reader will raise (queue timeout, shutdown, drain timeout)."""

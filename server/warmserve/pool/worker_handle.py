@@ -102,7 +102,7 @@ class WorkerHandle:
 
     def status(self) -> WorkerStatus:
         error = self.load_error.message if self.load_error is not None else None
-        return WorkerStatus(self.index, self.pid, self.state, len(self.inflight), error)
+        return WorkerStatus(self.index, self.pid, self.state, len(self.inflight), error, slots=self.capacity)
 
     async def start(self) -> None:
         """Spawn the process; a spawn that fails counts as a worker that died while loading."""

@@ -1,0 +1,140 @@
+"""The playground in chromium: streamed answers, Stop, safe rendering, side by side, edits, history, copy."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import FAKE, SMOL, metric, open_page
+from warmserve.testing import ServerProcess
+
+STREAM_S = 120_000  # ms: a real model's answer on a busy 2-core machine
+
+
+def choose(page: Page, lane: int, model: str, **fields: str) -> None:
+    form = page.locator("fieldset.lane-settings").nth(lane)
+    form.locator("select[name=model]").select_option(model)
+    for name, value in fields.items():
+        form.locator(f"[name={name}]").fill(value)
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#prompt", text)
+    page.press("#prompt", "Enter")
+
+
+def answers(page: Page, lane: int = 0):
+    return page.locator(f"#transcript-{lane} .msg.assistant")
+
+
+def test_a_message_streams_in_piece_by_piece_with_its_stats(page: Page, artefacts: Path):
+    expect(page.locator("fieldset.lane-settings select[name=model]")).to_have_value(SMOL)
+    expect(page.locator(".model-info")).to_contain_text("llama_cpp")
+    expect(page.locator(".model-info")).to_contain_text("1024 tokens")
+    choose(page, 0, SMOL, temperature="0", max_tokens="40")
+    page.fill("#system", "You are a helpful assistant.")
+    send(page, "Name three colours of the rainbow.")
+    answer = answers(page).last
+    # Text is on the page while the answer is still streaming (the cursor shows): it came in pieces.
+    expect(answer.locator(".content.cursor")).not_to_have_text("", timeout=STREAM_S)
+    expect(answer.locator(".content.cursor")).to_have_count(0, timeout=STREAM_S)
+    stats = answer.locator("[data-testid=stats]")
+    expect(stats).to_contain_text(re.compile(r"\d+ tokens"))
+    expect(stats).to_contain_text("TTFT")
+    expect(stats).to_contain_text("tok/s")
+    expect(stats).to_contain_text("cached")
+    expect(stats).to_contain_text(re.compile(r"finish: (stop|length)"))
+    assert answer.locator(".content").inner_text().strip()
+    page.screenshot(path=artefacts / "playground.png", full_page=True)
+
+
+def test_stop_aborts_the_answer_and_the_server_cancels_it_in_the_worker(page: Page, ui_server: ServerProcess):
+    before = metric(ui_server, "warmserve_requests_cancelled_total", SMOL)
+    choose(page, 0, SMOL, temperature="1", seed="7", max_tokens="900")
+    send(page, "Write a very long story about a dragon who learns to bake bread.")
+    answer = answers(page).last
+    expect(answer.locator(".content.cursor")).not_to_have_text("", timeout=STREAM_S)
+    page.click("#stop")
+    expect(answer.locator("[data-testid=stats]")).to_contain_text("finish: stopped")
+    expect(page.locator("#send")).to_be_visible()
+    deadline = time.monotonic() + 30
+    while metric(ui_server, "warmserve_requests_cancelled_total", SMOL) <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(ui_server, "warmserve_requests_cancelled_total", SMOL) == before + 1
+
+
+def test_html_in_an_answer_is_shown_as_text_and_runs_nothing(page: Page):
+    """The fake model says exactly this (its prompt's words, reversed, at temperature 0)."""
+    said = ["**bold**", "<img", "src=x", "onerror=window.pwned=1>", "<script>window.pwned=2</script>"]
+    choose(page, 0, FAKE, temperature="0", max_tokens=str(len(said)))
+    send(page, " ".join(reversed(said)))
+    content = answers(page).last.locator(".content")
+    expect(content).to_contain_text("<img src=x onerror=window.pwned=1> <script>window.pwned=2</script>")
+    expect(answers(page).last.locator("[data-testid=stats]")).to_contain_text("finish: length")
+    expect(content.locator("strong")).to_have_text("bold")  # Markdown still renders
+    assert page.locator("#transcripts img, #transcripts script, #transcripts [onerror]").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_side_by_side_sends_one_prompt_to_two_models(page: Page):
+    page.check("#compare")
+    choose(page, 0, FAKE, temperature="0", max_tokens="3")
+    choose(page, 1, FAKE, temperature="0", max_tokens="2")
+    send(page, "one two three")
+    expect(answers(page, 0).last.locator(".content")).to_have_text("three two one")
+    expect(answers(page, 1).last.locator(".content")).to_have_text("three two")
+    expect(page.locator("#transcript-1 h2")).to_contain_text(f"B · {FAKE}")
+
+
+def test_regenerate_edit_and_resend_and_history_that_survives_a_reload_until_cleared(page: Page):
+    choose(page, 0, FAKE, temperature="0", max_tokens="2")
+    send(page, "alpha beta")
+    transcript = page.locator("#transcript-0")
+    expect(answers(page).last.locator(".content")).to_have_text("beta alpha")
+    answers(page).last.get_by_role("button", name="Regenerate").click()
+    expect(answers(page)).to_have_count(1)
+    expect(answers(page).last.locator("[data-testid=stats]")).to_contain_text("finish: length")
+    transcript.locator(".msg.user").first.get_by_role("button", name="Edit").click()
+    page.fill("[aria-label='Edited message']", "gamma delta")
+    page.press("[aria-label='Edited message']", "Enter")
+    expect(answers(page).last.locator(".content")).to_have_text("delta gamma")
+    expect(transcript.locator(".msg")).to_have_count(2)
+    page.reload()
+    expect(page.locator("#transcript-0 .msg.user")).to_have_text(re.compile("gamma delta"))
+    page.click("#clear-history")
+    expect(page.locator("#transcript-0 .msg")).to_have_count(0)
+    page.reload()
+    expect(page.locator("#transcript-0 .empty")).to_be_visible()
+
+
+def test_copy_as_writes_the_current_request_for_curl_openai_and_langchain(page: Page, ui_server: ServerProcess):
+    page.get_by_text("More sampling").click()
+    choose(page, 0, SMOL, temperature="0.3", max_tokens="64", top_k="20")
+    page.fill("#prompt", "Hello there")
+    page.click("#copy-as")
+    code = page.locator("#copy-code")
+    expect(code).to_contain_text(f"curl -N {ui_server.base_url}/v1/chat/completions")
+    expect(code).to_contain_text('"top_k": 20')
+    expect(code).to_contain_text('"content": "Hello there"')
+    page.get_by_role("tab", name="Python (openai)").click()
+    expect(code).to_contain_text("client.chat.completions.create(")
+    expect(code).to_contain_text('extra_body={\n        "top_k": 20,')
+    page.get_by_role("tab", name="LangChain").click()
+    expect(code).to_contain_text("from langchain_warmserve import ChatWarmServe")
+    expect(code).to_contain_text("top_k=20,")
+    page.keyboard.press("Escape")
+    expect(page.locator("#copy-dialog")).not_to_be_visible()
+
+
+def test_at_phone_width_everything_is_one_column(browser, ui_server: ServerProcess):
+
+    for page in open_page(browser, f"{ui_server.base_url}/ui", width=390, height=844):
+        settings = page.locator(".settings").bounding_box()
+        chat = page.locator(".chat").bounding_box()
+        assert settings is not None
+        assert chat is not None
+        assert chat["y"] >= settings["y"] + settings["height"]  # below, not beside
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
