@@ -35,13 +35,15 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Per module: Playwright's sync API keeps an event loop running in this thread while it is open,
+    which the async tests of other modules (pytest-asyncio) could not start under."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # Chromium's sandbox needs user namespaces, which a container running as root lacks.
     args = ["--no-sandbox"] if os.geteuid() == 0 else []

@@ -3,14 +3,25 @@
 // (EventSource cannot send an Authorization header).
 
 const KEY = "warmserve.apiKey";
+const ADMIN_KEY = "warmserve.adminKey";
 
 export function apiKey() {
   return sessionStorage.getItem(KEY) || "";
 }
 
-export function setApiKey(key) {
-  if (key) sessionStorage.setItem(KEY, key);
-  else sessionStorage.removeItem(KEY);
+// The key for /admin where the server has admin keys of its own; without one, the API key.
+export function adminKey() {
+  return sessionStorage.getItem(ADMIN_KEY) || "";
+}
+
+function keep(name, value) {
+  if (value) sessionStorage.setItem(name, value);
+  else sessionStorage.removeItem(name);
+}
+
+export function setKeys(key, admin) {
+  keep(KEY, key);
+  keep(ADMIN_KEY, admin);
   for (const listener of keyListeners) listener(key);
 }
 
@@ -33,12 +44,12 @@ export function onUnauthorized(handler) {
   unauthorized = handler;
 }
 
-export function headers(extra = {}) {
-  const key = apiKey();
+export function headers(extra = {}, admin = false) {
+  const key = (admin && adminKey()) || apiKey() || adminKey();
   return key ? { ...extra, Authorization: `Bearer ${key}` } : { ...extra };
 }
 
-async function failure(response) {
+async function failure(response, admin = false) {
   let message = `${response.status} ${response.statusText}`;
   let code = null;
   try {
@@ -50,15 +61,17 @@ async function failure(response) {
     // not JSON: keep the status line
   }
   const error = new ApiError(response.status, message, code);
-  if (response.status === 401) unauthorized(error);
+  if (response.status === 401) unauthorized(error, admin);
   return error;
 }
 
-export async function request(method, path, body, signal) {
-  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), signal };
+// `admin`: an /admin call, sent with the admin key when the page holds one.
+export async function request(method, path, body, { signal, admin = false } = {}) {
+  const type = body === undefined ? {} : { "Content-Type": "application/json" };
+  const init = { method, headers: headers(type, admin), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   const response = await fetch(path, init);
-  if (!response.ok) throw await failure(response);
+  if (!response.ok) throw await failure(response, admin);
   return response.status === 204 ? null : response.json();
 }
 

@@ -1,7 +1,7 @@
 // The page's entry: which view the path names, the API key dialog, and starting both views.
 // Nothing here or in the other modules writes model or server text as HTML (see markdown.js).
 
-import { apiKey, onKeyChange, onUnauthorized, setApiKey } from "./api.js";
+import { adminKey, apiKey, onKeyChange, onUnauthorized, setKeys } from "./api.js";
 import { initPlayground, loadModels } from "./playground.js";
 import { initPool, startPool, stopPool } from "./pool.js";
 
@@ -26,11 +26,12 @@ function status(text) {
   $("connection").textContent = text;
 }
 
-function askForKey(reason) {
+function askForKey(reason, admin = false) {
   $("key-reason").textContent = reason;
-  $("key-input").value = "";
+  $("key-input").value = apiKey();
+  $("admin-key-input").value = adminKey();
   if (!$("key-dialog").open) $("key-dialog").showModal();
-  $("key-input").focus();
+  (admin ? $("admin-key-input") : $("key-input")).focus();
 }
 
 async function refresh() {
@@ -53,12 +54,12 @@ function init() {
   }
   addEventListener("popstate", () => show(viewOf(location.pathname)));
 
-  onUnauthorized((error) => {
-    const admin = location.pathname.startsWith("/ui/pool") && apiKey();
+  onUnauthorized((error, admin) => {
     askForKey(
       admin
         ? `${error.message} Admin actions need an admin key.`
         : "This server wants an API key. It is kept in this tab only (sessionStorage) and sent as a bearer token.",
+      admin,
     );
   });
   onKeyChange(() => {
@@ -68,11 +69,11 @@ function init() {
       startPool();
     }
   });
-  $("key-button").addEventListener("click", () => askForKey("The key is kept in this tab only (sessionStorage) and sent as a bearer token."));
-  $("key-form").addEventListener("submit", () => setApiKey($("key-input").value.trim()));
+  $("key-button").addEventListener("click", () => askForKey("Keys are kept in this tab only (sessionStorage) and sent as bearer tokens."));
+  $("key-form").addEventListener("submit", () => setKeys($("key-input").value.trim(), $("admin-key-input").value.trim()));
   $("key-forget").addEventListener("click", () => {
     $("key-dialog").close();
-    setApiKey("");
+    setKeys("", "");
   });
   $("key-cancel").addEventListener("click", () => $("key-dialog").close());
 

@@ -38,7 +38,7 @@ function feedState(text, kind) {
 
 async function admin(method, path, body) {
   try {
-    await request(method, path, body);
+    await request(method, path, body, { admin: true });
   } catch (error) {
     log(`${method} ${path} failed: ${error.message}`);
     const notice = $("admin-notice");
