@@ -2,8 +2,9 @@
 
 One server for the page's tests (`ui_server`): the embedded SmolLM2 on two single-thread workers
 and a fast fake model ("fake", whose answer is its prompt's words reversed at temperature 0, so a
-test can make it say exactly what it wants, HTML included). Each test gets a fresh browser context
-(its own localStorage and sessionStorage) and fails if the page threw or broke its CSP.
+test can make it say exactly what it wants, HTML included), and a fake reasoning model. Each test
+gets a fresh browser context (its own localStorage and sessionStorage) and fails if the page threw
+or broke its CSP.
 Screenshots go to test-artefacts/ui/ (kept, not compared).
 """
 
@@ -24,6 +25,7 @@ from warmserve.testing import ServerProcess
 
 SMOL = EMBEDDED_MODEL_NAME
 FAKE = "fake"
+THINKER = "thinker"  # a fake reasoning model: it thinks its prompt's words in order, then answers
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "ui"
 
 
@@ -64,6 +66,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     models = [
         {"name": SMOL, "path": str(embedded_model_path()), "workers": 2, "threads": 1, "n_ctx": 1024},
         {"name": FAKE, "backend": "fake", "workers": 1, "n_ctx": 4096, "fake": {"token_delay_s": 0.01}},
+        {"name": THINKER, "backend": "fake", "workers": 1, "reasoning": {"markers": ["<think>", "</think>"]}},
     ]
     server = start_server(["--config", str(write_config(tmp / "warmserve.yaml", {"models": models}))], tmp)
     yield server

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import FAKE, SMOL, metric, open_page
+from tests.ui.conftest import FAKE, SMOL, THINKER, metric, open_page
 from warmserve.testing import ServerProcess
 
 STREAM_S = 120_000  # ms: a real model's answer on a busy 2-core machine
@@ -79,6 +79,33 @@ def test_html_in_an_answer_is_shown_as_text_and_runs_nothing(page: Page):
     assert page.evaluate("window.pwned") is None
 
 
+def test_a_reasoning_model_gets_an_effort_control_and_its_thinking_shows_in_its_own_block(page: Page):
+    form = page.locator("fieldset.lane-settings")
+    choose(page, 0, FAKE)
+    expect(form.locator("select[name=reasoning_effort]")).to_have_count(0)  # only where the model reasons
+    choose(page, 0, THINKER, temperature="0", max_tokens="40")
+    form.locator("select[name=reasoning_effort]").select_option("high")
+    send(page, "think about this")
+    answer = answers(page).last
+    expect(answer.locator("[data-testid=stats]")).to_contain_text("finish")
+    expect(answer.locator("details.reasoning .text")).to_contain_text("think about this")
+    expect(answer.locator(".content")).not_to_contain_text("<think>")
+
+
+def test_a_tool_call_is_shown_as_a_call(page: Page):
+    tools = (
+        '[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", '
+        '"properties": {"city": {"type": "string"}}, "required": ["city"]}}}]'
+    )
+    choose(page, 0, FAKE, temperature="0", max_tokens="60", tools=tools)
+    page.locator("fieldset.lane-settings select[name=tool_choice]").select_option("required")
+    send(page, "weather in Paris")
+    answer = answers(page).last
+    expect(answer.locator("[data-testid=stats]")).to_contain_text("finish: tool_calls")
+    expect(answer.locator(".tool-call")).to_contain_text("call get_weather({")
+    expect(answer.locator(".tool-call")).to_contain_text('"city"')
+
+
 def test_side_by_side_sends_one_prompt_to_two_models(page: Page):
     page.check("#compare")
     choose(page, 0, FAKE, temperature="0", max_tokens="3")
@@ -136,5 +163,11 @@ def test_at_phone_width_everything_is_one_column(browser, ui_server: ServerProce
         chat = page.locator(".chat").bounding_box()
         assert settings is not None
         assert chat is not None
-        assert chat["y"] >= settings["y"] + settings["height"]  # below, not beside
+        assert settings["y"] >= chat["y"] + chat["height"]  # the chat first, the settings below it
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(f"{ui_server.base_url}/ui/pool")
+        expect(page.locator(".model-card").first).to_be_visible()
+        card = page.locator(".model-card").first.bounding_box()
+        assert card is not None
+        assert card["x"] + card["width"] <= 390
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -37,6 +37,7 @@ export function chatBody(settings, messages, system) {
   if (settings.tools && settings.tools.trim()) {
     const tools = JSON.parse(settings.tools);
     body.tools = Array.isArray(tools) ? tools : [tools];
+    if (settings.tool_choice) body.tool_choice = settings.tool_choice;
   }
   return body;
 }

@@ -6,7 +6,7 @@
 const DEFAULTS = {
   model: "", temperature: "0.7", top_p: "", max_tokens: "256", seed: "", stop: "",
   top_k: "", min_p: "", typical_p: "", repetition_penalty: "", presence_penalty: "", frequency_penalty: "",
-  logprobs: false, top_logprobs: "", reasoning_effort: "", json_schema: "", tools: "",
+  logprobs: false, top_logprobs: "", reasoning_effort: "", json_schema: "", tools: "", tool_choice: "",
 };
 
 export function defaultSettings(model = "") {
@@ -139,7 +139,21 @@ export function settingsForm(title, settings, models, onChange) {
       gated.append(label);
     }
     if (caps.json_schema) field(gated, "json_schema", "JSON schema of the answer (optional)", { rows: "2", spellcheck: "false", placeholder: '{"type": "object", ...}' });
-    if (caps.tools) field(gated, "tools", "Tools (OpenAI function definitions, JSON; optional)", { rows: "2", spellcheck: "false", placeholder: '[{"type": "function", "function": {...}}]' });
+    if (caps.tools) {
+      field(gated, "tools", "Tools (OpenAI function definitions, JSON; optional)", { rows: "2", spellcheck: "false", placeholder: '[{"type": "function", "function": {...}}]' });
+      const label = document.createElement("label");
+      label.textContent = "Tool choice";
+      const choice = document.createElement("select");
+      choice.name = "tool_choice";
+      for (const value of ["", "auto", "required", "none"]) {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = value || "default (auto with tools)";
+        choice.append(option);
+      }
+      label.append(choice);
+      gated.append(label);
+    }
     sync();
   };
 

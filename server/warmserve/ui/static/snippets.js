@@ -3,7 +3,7 @@
 
 const OPENAI_ARGS = new Set([
   "temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "stop",
-  "logprobs", "top_logprobs", "response_format", "tools", "reasoning_effort",
+  "logprobs", "top_logprobs", "response_format", "tools", "tool_choice", "reasoning_effort",
 ]);
 const LANGCHAIN_ARGS = new Set([
   "temperature", "top_p", "max_tokens", "seed", "presence_penalty", "frequency_penalty", "stop",
@@ -72,7 +72,7 @@ export function langchain(body, origin) {
   const args = [`    model=${python(body.model)},`, `    base_url="${origin}/v1",`];
   const extra = {};
   for (const [name, value] of Object.entries(body)) {
-    if (["model", "messages", "stream", "stream_options", "tools", "response_format"].includes(name)) continue;
+    if (["model", "messages", "stream", "stream_options", "tools", "tool_choice", "response_format"].includes(name)) continue;
     if (LANGCHAIN_ARGS.has(name)) args.push(`    ${name}=${python(value, "    ")},`);
     else extra[name] = value;
   }
@@ -87,11 +87,18 @@ export function langchain(body, origin) {
     ...args,
     ")",
   ];
-  if (body.tools) lines.push(`model = model.bind_tools(${python(body.tools)})`);
-  if (body.response_format?.json_schema?.schema) {
-    lines.push(`model = model.with_structured_output(${python(body.response_format.json_schema.schema)}, method="json_schema")`);
+  const choice = body.tool_choice ? `, tool_choice=${python(body.tool_choice)}` : "";
+  if (body.tools) lines.push(`model = model.bind_tools(${python(body.tools)}${choice})`);
+  lines.push("messages = [", ...messages, "]");
+  const schema = body.response_format?.json_schema?.schema;
+  if (schema) {
+    lines.push(`structured = model.with_structured_output(${python(schema)}, method="json_schema")`);
+    lines.push("print(structured.invoke(messages))");
+  } else if (body.tools) {
+    lines.push("print(model.invoke(messages).tool_calls)");
+  } else {
+    lines.push("for chunk in model.stream(messages):", '    print(chunk.content, end="", flush=True)');
   }
-  lines.push("messages = [", ...messages, "]", "for chunk in model.stream(messages):", '    print(chunk.content, end="", flush=True)');
   return lines.join("\n");
 }
 
