@@ -91,3 +91,34 @@ def test_an_admin_unload_shows_the_drain_then_unloaded_and_load_brings_it_back(p
     fake.get_by_role("button", name="Load").click()
     expect(fake.locator("[data-testid=model-state]")).to_have_text("ready")
     expect(fake.locator("tbody tr")).to_have_count(1)
+
+
+def test_an_admin_adds_a_model_from_the_form_and_removes_it(pool: Page):
+    pool.locator("#admin summary").click()
+    form = pool.locator("#add-model")
+    form.locator("[name=name]").fill("extra")
+    form.locator("[name=path]").fill("unused")
+    form.locator("[name=backend]").select_option("fake")
+    form.get_by_role("button", name="Add").click()
+    extra = card(pool, "extra")
+    expect(extra.locator("[data-testid=model-state]")).to_have_text("ready")
+    expect(pool.locator("#add-adapter [name=model] option[value='extra']")).to_have_count(1)
+    pool.once("dialog", lambda dialog: dialog.accept())
+    extra.get_by_role("button", name="Remove").click()
+    expect(extra).to_have_count(0)
+    expect(pool.locator("#pool-log")).to_contain_text("extra: stopping → unloaded")
+
+
+def test_an_admin_adds_and_removes_an_adapter(pool: Page):
+    """The fake engine takes any existing path as an adapter."""
+    pool.locator("#admin summary").click()
+    form = pool.locator("#add-adapter")
+    expect(form.locator(f"[name=model] option[value='{FAKE}']")).to_have_count(1)
+    form.locator("[name=model]").select_option(FAKE)
+    form.locator("[name=name]").fill("warm")
+    form.locator("[name=path]").fill(__file__)
+    form.get_by_role("button", name="Add").click()
+    adapters = card(pool, FAKE).locator(".adapters")
+    expect(adapters).to_contain_text("warm ready")
+    adapters.get_by_role("button", name="Remove").click()
+    expect(adapters).not_to_contain_text("warm")
