@@ -121,3 +121,18 @@ async def test_cors_stays_closed_to_other_origins():
             "/v1/models", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
         )
     assert "access-control-allow-origin" not in answer.headers
+
+
+async def test_time_to_first_token_is_a_prometheus_histogram_and_the_last_minute_counts_tokens_as_drawn():
+    async with serve_in_process(fake_settings()) as http:
+        answer = await http.post(
+            "/v1/chat/completions",
+            json={"model": "fake", "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 5},
+        )
+        assert answer.status_code == 200
+        metrics = (await http.get("/metrics")).text
+        rates = http._transport.app.state.metrics.recent("fake").rates()  # type: ignore[attr-defined]
+    assert 'warmserve_time_to_first_token_seconds_count{model="fake"} 1.0' in metrics
+    assert rates.requests == 1
+    assert rates.ttft_s is not None
+    assert rates.tokens_per_s * rates.window_s == pytest.approx(answer.json()["usage"]["completion_tokens"])
