@@ -131,16 +131,17 @@ def dashboard(browser: Browser, url: str) -> tuple[Page, Any]:
 
 
 def playground_screenshot(browser: Browser, url: str, path: Path) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 760})
+    context = browser.new_context(viewport={"width": 1280, "height": 940})
     page = context.new_page()
     page.goto(f"{url}/ui")
     form = page.locator("fieldset.lane-settings")
     form.locator("[name=temperature]").fill("0")
-    form.locator("[name=max_tokens]").fill("120")
+    form.locator("[name=max_tokens]").fill("90")
     page.fill("#system", "You are a concise assistant. Answer in Markdown.")
     page.fill("#prompt", "Give me three tips for baking bread, as a list.")
     page.press("#prompt", "Enter")
     page.wait_for_selector(".msg.assistant [data-testid=stats]:has-text('finish')", timeout=180_000)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=path)
     context.close()
 
