@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,17 @@ async def test_time_to_first_token_is_a_prometheus_histogram_and_the_last_minute
     assert rates.requests == 1
     assert rates.ttft_s is not None
     assert rates.tokens_per_s * rates.window_s == pytest.approx(answer.json()["usage"]["completion_tokens"])
+
+
+def test_the_wheel_ships_every_file_of_the_page():
+    """pyproject's package-data patterns cover every file under ui/static (the wheel and the image take them)."""
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]", 1)[1]
+    line = re.search(r"^warmserve = \[(.*)\]$", section, re.MULTILINE)
+    assert line is not None
+    patterns = [pattern.strip().strip('"') for pattern in line.group(1).split(",")]
+    package = root / "server" / "warmserve"
+    shipped = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
+    files = {path for path in (package / "ui" / "static").rglob("*") if path.is_file()}
+    assert "index.html" in {path.name for path in files}
+    assert files <= shipped

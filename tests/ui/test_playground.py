@@ -66,6 +66,18 @@ def test_stop_aborts_the_answer_and_the_server_cancels_it_in_the_worker(page: Pa
     assert metric(ui_server, "warmserve_requests_cancelled_total", SMOL) == before + 1
 
 
+def test_escape_stops_an_answer_from_the_keyboard(page: Page):
+    choose(page, 0, FAKE, temperature="0", max_tokens="3000")
+    page.focus("#prompt")
+    page.keyboard.type("many words to repeat")
+    page.keyboard.press("Enter")
+    answer = answers(page).last
+    expect(answer.locator(".content.cursor")).not_to_have_text("")
+    page.keyboard.press("Escape")
+    expect(answer.locator("[data-testid=stats]")).to_contain_text("finish: stopped")
+    expect(page.locator("#prompt")).to_be_focused()
+
+
 def test_html_in_an_answer_is_shown_as_text_and_runs_nothing(page: Page):
     """The fake model says exactly this (its prompt's words, reversed, at temperature 0)."""
     said = ["**bold**", "<img", "src=x", "onerror=window.pwned=1>", "<script>window.pwned=2</script>"]
