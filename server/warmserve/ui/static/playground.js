@@ -134,21 +134,23 @@ function renderSettings() {
   );
 }
 
-let pending = new Set();
+// Answers changed since the last frame, each re-rendered once per frame however many deltas came.
+const pending = new Map();
 function scheduleRender(lane, message) {
-  pending.add([lane, message]);
-  if (pending.size > 1) return;
-  requestAnimationFrame(() => {
-    for (const [l, m] of pending) {
-      const index = l.messages.indexOf(m);
-      if (index >= 0 && m.node) {
-        renderMessage(l, index, m.node);
-        const box = m.node.parentElement;
-        if (box) box.scrollTop = box.scrollHeight;
+  if (pending.size === 0) {
+    requestAnimationFrame(() => {
+      for (const [m, l] of pending) {
+        const index = l.messages.indexOf(m);
+        if (index >= 0 && m.node) {
+          renderMessage(l, index, m.node);
+          const box = m.node.parentElement;
+          if (box) box.scrollTop = box.scrollHeight;
+        }
       }
-    }
-    pending = new Set();
-  });
+      pending.clear();
+    });
+  }
+  pending.set(message, lane);
 }
 
 // --- sending -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ let running = false;
 let generation = 0; // a restart's loop replaces the one before
 let retryMs = 500;
 let onModelsChanged = () => {};
+let modelNames = ""; // the models the last stats named, to tell the page when the set changes
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -187,8 +188,8 @@ function renderStats(stats) {
     }
   }
   const names = [...seen].sort().join("\n");
-  if (names !== renderStats.names) {
-    renderStats.names = names;
+  if (names !== modelNames) {
+    modelNames = names;
     onModelsChanged([...seen]);
   }
 }
