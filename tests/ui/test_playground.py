@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import FAKE, SMOL, THINKER, metric, open_page
-from warmserve.testing import ServerProcess
+from warmserve.testing import ServerProcess, server_environment
 
 STREAM_S = 120_000  # ms: a real model's answer on a busy 2-core machine
 
@@ -149,23 +152,40 @@ def test_regenerate_edit_and_resend_and_history_that_survives_a_reload_until_cle
     expect(page.locator("#transcript-0 .empty")).to_be_visible()
 
 
-def test_copy_as_writes_the_current_request_for_curl_openai_and_langchain(page: Page, ui_server: ServerProcess):
+def test_copy_as_writes_the_current_request_and_each_snippet_runs(page: Page, ui_server: ServerProcess):
+    """curl, the openai client and LangChain each get the answer the page would (the fake's, exactly)."""
     page.get_by_text("More sampling").click()
-    choose(page, 0, SMOL, temperature="0.3", max_tokens="64", top_k="20")
-    page.fill("#prompt", "Hello there")
+    choose(page, 0, FAKE, temperature="0", max_tokens="3", top_k="20")
+    page.fill("#prompt", "one two three")
     page.click("#copy-as")
     code = page.locator("#copy-code")
     expect(code).to_contain_text(f"curl -N {ui_server.base_url}/v1/chat/completions")
     expect(code).to_contain_text('"top_k": 20')
-    expect(code).to_contain_text('"content": "Hello there"')
+    expect(code).to_contain_text('"content": "one two three"')
+    snippets = {"curl": code.inner_text()}
     page.get_by_role("tab", name="Python (openai)").click()
     expect(code).to_contain_text("client.chat.completions.create(")
     expect(code).to_contain_text('extra_body={\n        "top_k": 20,')
+    snippets["python"] = code.inner_text()
     page.get_by_role("tab", name="LangChain").click()
     expect(code).to_contain_text("from langchain_warmserve import ChatWarmServe")
     expect(code).to_contain_text("top_k=20,")
+    snippets["langchain"] = code.inner_text()
     page.keyboard.press("Escape")
     expect(page.locator("#copy-dialog")).not_to_be_visible()
+    env = server_environment()
+    for kind, snippet in snippets.items():
+        command = ["bash", "-c", snippet] if kind == "curl" else [sys.executable, "-c", snippet]
+        ran = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
+        assert ran.returncode == 0, (kind, ran.stderr)
+        printed = streamed_text(ran.stdout) if kind == "curl" else ran.stdout
+        assert "three two one" in printed, (kind, ran.stdout)
+
+
+def streamed_text(sse: str) -> str:
+    """The text of a chat completion's SSE stream, as curl printed it."""
+    chunks = [json.loads(line[6:]) for line in sse.splitlines() if line.startswith("data: {")]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
 def test_at_phone_width_everything_is_one_column(browser, ui_server: ServerProcess):
