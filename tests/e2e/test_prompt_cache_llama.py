@@ -1,0 +1,112 @@
+"""The host-memory prompt cache on the real SmolLM2 model: restored prefixes answer as cold runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_llama_batching import LONG, QUESTIONS, chat, run, system_chat
+from warmserve.config import ModelSpec
+from warmserve.generation import Finished, GenerationRequest, TextDelta
+
+pytestmark = pytest.mark.e2e
+SYSTEM = "You are a patient teacher. Answer in one short sentence, then stop. " * 3
+OTHER = "You are a pirate. Answer every question like a pirate would, briefly. " * 3
+
+
+def engine(**spec):
+    from warmserve.backends.llama.engine import LlamaCppEngine
+
+    return LlamaCppEngine(ModelSpec(**{"threads": 1, "n_ctx": 512, "slots": 2, "prompt_cache_mib": 64, **spec}))
+
+
+def cold(request: GenerationRequest, **spec) -> str:
+    eng = engine(prompt_cache_mib=0, **spec)
+    try:
+        text, finish = run(eng, {"cold": request})["cold"]
+        assert finish.cached_tokens == 0
+        return text
+    finally:
+        eng.close()
+
+
+def test_a_prefix_whose_slot_was_taken_is_restored_into_another_slot_and_answers_as_a_cold_run():
+    eng = engine()
+    try:
+        run(eng, {"a": system_chat(SYSTEM, QUESTIONS[0])})  # slot 0
+        run(eng, {"b": system_chat(OTHER, QUESTIONS[1]), "c": chat(QUESTIONS[2])})  # b takes slot 0: a is saved
+        assert [slot.request_id for slot in eng._slots] == [None, None]
+        eng.add("d", system_chat(OTHER, QUESTIONS[3]))  # slot 0 (b's prefix)
+        second = system_chat(SYSTEM, QUESTIONS[3])
+        eng.add("a2", second)
+        assert next(slot.sequence for slot in eng._slots if slot.request_id == "a2") == 1  # not slot 0, a's
+        texts: dict[str, str] = {}
+        finished: dict[str, Finished] = {}
+        while eng.running:
+            for request_id, event in eng.step():
+                if isinstance(event, TextDelta):
+                    texts[request_id] = texts.get(request_id, "") + event.text
+                elif isinstance(event, Finished):
+                    finished[request_id] = event
+        stats = eng.prompt_cache_stats()
+        assert stats is not None
+        assert stats.hits == 1
+        assert stats.restored_tokens > 40
+        assert finished["a2"].cached_tokens > 40  # the system prompt's tokens
+        assert texts["a2"] == cold(second)
+    finally:
+        eng.close()
+
+
+def test_the_next_turn_of_a_conversation_pushed_out_of_its_slot_is_restored_and_answers_as_a_cold_run():
+    eng = engine(slots=1)
+    try:
+        first_answer, first = run(eng, {"t1": chat(QUESTIONS[0])})["t1"]
+        run(eng, {"other": chat(QUESTIONS[2])})  # takes the only slot
+        second = chat(QUESTIONS[0], first_answer, "And three more?")
+        text, finish = run(eng, {"t2": second})["t2"]
+        assert finish.cached_tokens > first.prompt_tokens  # the question and the answer came back
+        assert text == cold(second, slots=1)
+    finally:
+        eng.close()
+
+
+def test_a_long_prefix_cut_out_of_a_longer_saved_sequence_answers_as_a_cold_run():
+    """800 tokens restored from a saved sequence that goes on past them (cut there), flash attention on."""
+    first = chat(LONG + " Which colour was the grass?", max_tokens=24)
+    second = chat(LONG + " Which colour was the sky?", max_tokens=24)
+    eng = engine(n_ctx=2048, slots=1)
+    try:
+        run(eng, {"a": first})
+        run(eng, {"x": chat(QUESTIONS[1])})
+        text, finish = run(eng, {"b": second})["b"]
+        assert finish.cached_tokens > 700
+        assert text == cold(second, n_ctx=2048, slots=1)
+    finally:
+        eng.close()
+
+
+def test_a_zero_budget_turns_the_cache_off():
+    eng = engine(slots=1, prompt_cache_mib=0)
+    try:
+        run(eng, {"a": system_chat(SYSTEM, QUESTIONS[0])})
+        run(eng, {"b": chat(QUESTIONS[1])})
+        assert run(eng, {"c": system_chat(SYSTEM, QUESTIONS[3])})["c"][1].cached_tokens < 10  # the template's start
+        assert eng.prompt_cache_stats() is None
+    finally:
+        eng.close()
+
+
+def test_a_tiny_budget_evicts_the_oldest_state_and_holds_no_more_than_it():
+    eng = engine(slots=1, prompt_cache_mib=3)  # one ~100-token sequence of SmolLM2 (23 KB a token), not two
+    try:
+        for i, system in enumerate([SYSTEM, OTHER, SYSTEM[::-1]]):
+            run(eng, {f"r{i}": system_chat(system, QUESTIONS[i])})
+        stats = eng.prompt_cache_stats()
+        assert stats is not None
+        assert stats.entries == 1
+        assert stats.evictions == 1
+        assert 0 < stats.bytes <= stats.budget_bytes == 3 << 20
+        # the newest saved state (OTHER's) is the one left
+        assert run(eng, {"again": system_chat(OTHER, QUESTIONS[0])})["again"][1].cached_tokens > 40
+    finally:
+        eng.close()
