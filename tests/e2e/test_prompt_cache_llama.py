@@ -110,3 +110,35 @@ def test_a_tiny_budget_evicts_the_oldest_state_and_holds_no_more_than_it():
         assert run(eng, {"again": system_chat(OTHER, QUESTIONS[0])})["again"][1].cached_tokens > 40
     finally:
         eng.close()
+
+
+def test_a_server_reports_restored_tokens_as_cached_tokens_and_its_cache_in_metrics(tmp_path):
+    import httpx
+    import openai
+
+    from tests.conftest import start_server
+
+    server = start_server(["--workers", "1", "--slots", "1", "--n-ctx", "512", "--prompt-cache-mib", "64"], tmp_path)
+    try:
+        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="none")
+
+        def ask(system: str, question: str) -> int:
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+            answer = client.chat.completions.create(model="smollm2-135m-instruct", messages=messages, max_tokens=4)
+            details = answer.usage.prompt_tokens_details if answer.usage is not None else None
+            return details.cached_tokens or 0 if details is not None else 0
+
+        ask(SYSTEM, QUESTIONS[0])
+        ask(OTHER, QUESTIONS[1])  # takes the only slot: the first conversation is saved
+        assert ask(SYSTEM, QUESTIONS[3]) > 40
+        lines = httpx.get(f"{server.base_url}/metrics").text.splitlines()
+        cache_lines = [line.split() for line in lines if line.startswith("warmserve_prompt_cache")]
+        values = {name: float(value) for name, value in cache_lines}
+        model = 'model="smollm2-135m-instruct"'
+        assert values[f"warmserve_prompt_cache_hits_total{{{model}}}"] == 1
+        assert values[f"warmserve_prompt_cache_restored_tokens_total{{{model}}}"] > 40
+        assert values[f"warmserve_prompt_cache_misses_total{{{model}}}"] == 2
+        assert 0 < values[f'warmserve_prompt_cache_bytes{{{model},worker="0"}}'] <= 64 << 20
+        assert values[f'warmserve_prompt_cache_budget_bytes{{{model},worker="0"}}'] == 64 << 20
+    finally:
+        server.stop()
