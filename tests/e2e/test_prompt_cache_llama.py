@@ -57,6 +57,23 @@ def test_a_prefix_whose_slot_was_taken_is_restored_into_another_slot_and_answers
         eng.close()
 
 
+def test_a_prefix_another_running_request_holds_is_copied_into_a_new_slot_and_answers_as_a_cold_run():
+    eng = engine()
+    try:
+        eng.add("a", system_chat(SYSTEM, QUESTIONS[0]))
+        while not any(slot.next_token is not None for slot in eng._slots):  # a's prompt is computed
+            eng.step()
+        second = system_chat(SYSTEM, QUESTIONS[3])
+        text, finish = run(eng, {"b": second})["b"]  # slot 1, while a still runs in slot 0
+        assert finish.cached_tokens > 40
+        stats = eng.prompt_cache_stats()
+        assert stats is not None
+        assert stats.hits == 1
+        assert text == cold(second)
+    finally:
+        eng.close()
+
+
 def test_the_next_turn_of_a_conversation_pushed_out_of_its_slot_is_restored_and_answers_as_a_cold_run():
     eng = engine(slots=1)
     try:

@@ -171,8 +171,9 @@ class LlamaCppEngine(ModelEngine):
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
         reused = min(reused, len(tokens) - 1)
+        others = [(s.sequence, s.cached, s.cached_adapter) for s in self._slots if s is not slot]
         reused = self._host_cache.take_slot(
-            slot.sequence, slot.cached, slot.cached_adapter, tokens, request.adapter, reused
+            slot.sequence, slot.cached, slot.cached_adapter, tokens, request.adapter, reused, others
         )
         self._native.forget(slot.sequence, reused)
         slot.cached = tokens[:reused]
