@@ -303,7 +303,7 @@ def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
         name for r in rounds for name in r.get("conversations", {})
     }
     for name in sorted(names):
-        agent_rows = [r["agent"][name]["levels"] for r in rounds if name in r.get("agent", {})]
+        agent_rows = [r["agent"][name]["levels"] for r in rounds if "levels" in r.get("agent", {}).get(name, {})]
         if agent_rows:
             out["agent"][name] = {
                 level: {
@@ -313,7 +313,7 @@ def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
                 }
                 for level in AGENT_LEVELS
             }
-        conv_rows = [r["conversations"][name] for r in rounds if name in r.get("conversations", {})]
+        conv_rows = [r["conversations"][name] for r in rounds if "seconds" in r.get("conversations", {}).get(name, {})]
         if conv_rows:
             out["conversations"][name] = {
                 "ttft_p50_s": statistics.median(row["ttft_turns_2_on_s"]["p50"] for row in conv_rows),
@@ -376,7 +376,11 @@ def main() -> None:
             measured[workload] = {}
             shift = number % len(candidates)
             for server in candidates[shift:] + candidates[:shift]:
-                measured[workload][server.name] = run_one(server, workload, args.port, args, number, logs)
+                try:
+                    measured[workload][server.name] = run_one(server, workload, args.port, args, number, logs)
+                except (httpx.HTTPError, RuntimeError, TimeoutError) as error:  # recorded; the others go on
+                    print(f"round {number} {workload} {server.name} failed: {error!r}", file=sys.stderr)
+                    measured[workload][server.name] = {"error": repr(error)}
         rounds.append(measured)
     builds = {}
     if args.llama_server:

@@ -415,6 +415,13 @@ class ModelPool(Tracked):
         if self._router is not None:
             self._router.resize(worker, now)
 
+    def _forget_cache(self, worker: WorkerHandle) -> None:
+        """The worker's process ended, and its slots and prompt cache with it."""
+        if self._router is not None:
+            self._router.forget(worker)
+        if worker.prompt_cache is not None:
+            self._cache_gauges(worker, PromptCacheStats(budget_bytes=worker.prompt_cache.budget_bytes))
+
     def _cache_gauges(self, worker: WorkerHandle, now: PromptCacheStats) -> None:
         labels = (self.spec.name, str(worker.index))
         self._metrics.prompt_cache_bytes.labels(*labels).set(now.bytes)
@@ -427,6 +434,8 @@ class ModelPool(Tracked):
         if kind == "died" and self._lifecycle.state in ("stopping", "unloaded"):
             kind = "stopped"
         self._publish(WorkerEvent(self.spec.name, worker.index, kind, worker.pid, reason))
+        if kind in ("died", "stopped"):
+            self._forget_cache(worker)
         if kind == "ready":
             self._failures[worker.index] = 0
             self._update_state()
@@ -440,10 +449,6 @@ class ModelPool(Tracked):
                 )
             self._dispatch()
         elif kind == "died":
-            if self._router is not None:
-                self._router.forget(worker)
-            if worker.prompt_cache is not None:  # its cache died with it
-                self._cache_gauges(worker, PromptCacheStats(budget_bytes=worker.prompt_cache.budget_bytes))
             lasting = worker.load_error is not None and is_permanent(worker.load_error)
             if lasting:
                 self._lasting = self._lasting or worker.load_error
