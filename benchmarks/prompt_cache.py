@@ -352,6 +352,7 @@ def summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--first-round", type=int, default=0, help="number of the first round (rotates the order)")
     parser.add_argument("--workloads", default="agent,conversations")
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--conversations", type=int, default=24)
@@ -370,7 +371,7 @@ def main() -> None:
         candidates = [s for s in candidates if s.name in args.only.split(",")]
     logs = Path(tempfile.mkdtemp(prefix="prompt-cache-"))
     rounds: list[dict[str, dict[str, Any]]] = []
-    for number in range(args.rounds):
+    for number in range(args.first_round, args.first_round + args.rounds):
         measured: dict[str, dict[str, Any]] = {}
         for workload in args.workloads.split(","):
             measured[workload] = {}

@@ -24,6 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from warmserve import memory
 from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
 from warmserve.hub import HubReference, cached_file, parse_reference
@@ -85,22 +86,6 @@ def total_memory_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return 0
-
-
-def available_memory_bytes() -> int:
-    """Memory the kernel could hand out now without swapping (/proc/meminfo's MemAvailable); 0 if unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-_MIB = 1 << 20
-_PROMPT_CACHE_DEFAULT_MAX = 8 << 30  # llama-server's --cache-ram default
 
 
 # Heads that generate text; an architecture without one (BertModel, XLMRobertaModel) only encodes.
@@ -175,25 +160,18 @@ class ModelSpec(BaseModel):
         "0 = the engine's default: 8 for transformers, else 4. Also read under its old name max_batch_size.",
     )
     prompt_cache_mib: int | None = Field(
-        None,
-        ge=0,
-        le=1_048_576,
+        None, ge=0, le=1_048_576,
         description="llama_cpp: host memory per worker for the KV cells of prompts whose slot was taken, restored "
-        "into any slot for a request that begins the same way (a chat's next turn, a shared system prompt); "
-        "0 = off; default: a quarter of the memory available at start (at most 8 GiB) split between workers.",
-    )
+        "into any slot for a request that begins the same way; 0 = off; default: a quarter of the memory "
+        "available at start (at most 8 GiB) split between workers.",
+    )  # fmt: skip
     prefix_routing: bool = Field(
         True,
-        description="With several workers (llama_cpp, fake): send a request to the worker that likely holds the "
-        "start of its prompt (in a slot or its prompt cache), unless it runs more than prefix_routing_slack "
-        "requests beyond the least loaded one; off: always the least loaded.",
+        description="With several workers (not transformers): send a request to the worker that likely holds the "
+        "start of its prompt unless it runs more than prefix_routing_slack requests beyond the least loaded.",
     )
     prefix_routing_slack: int = Field(
-        2,
-        ge=0,
-        le=4096,
-        description="How many more requests than the least loaded worker the worker holding a request's prompt "
-        "prefix may run and still get it.",
+        2, ge=0, le=4096, description="How many more requests than the least loaded worker a prefix's holder may run."
     )
     device: str = Field(
         "auto",
@@ -402,11 +380,10 @@ class ModelSpec(BaseModel):
         return tuple(dict.fromkeys(self.tasks or ("generate", "embed")))
 
     def prompt_cache_bytes(self) -> int:
-        """Each worker's prompt cache budget: as set, or its share of a quarter of the memory available now."""
+        """Each worker's prompt cache budget: as set, or its share of the default (memory.py)."""
         if self.prompt_cache_mib is not None:
-            return self.prompt_cache_mib * _MIB
-        share = min(_PROMPT_CACHE_DEFAULT_MAX, available_memory_bytes() // 4)
-        return share // max(1, self.workers)
+            return self.prompt_cache_mib << 20
+        return memory.prompt_cache_share(self.workers)
 
     def effective_threads(self) -> int:
         """Threads per worker: as set, or this machine's cores shared evenly by the workers."""
