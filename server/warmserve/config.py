@@ -24,6 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from warmserve import memory
 from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
 from warmserve.hub import HubReference, cached_file, parse_reference
@@ -157,6 +158,20 @@ class ModelSpec(BaseModel):
         validation_alias=AliasChoices("slots", "max_batch_size"),
         description="Requests one worker decodes together (llama_cpp: sequences, each with n_ctx tokens); "
         "0 = the engine's default: 8 for transformers, else 4. Also read under its old name max_batch_size.",
+    )
+    prompt_cache_mib: int | None = Field(
+        None, ge=0, le=1_048_576,
+        description="llama_cpp: host memory per worker for the KV cells of prompts whose slot was taken, restored "
+        "into any slot for a request that begins the same way; 0 = off; default: a quarter of the memory "
+        "available at start (at most 8 GiB) split between workers.",
+    )  # fmt: skip
+    prefix_routing: bool = Field(
+        True,
+        description="With several workers (not transformers): send a request to the worker that likely holds the "
+        "start of its prompt unless it runs more than prefix_routing_slack requests beyond the least loaded.",
+    )
+    prefix_routing_slack: int = Field(
+        2, ge=0, le=4096, description="How many more requests than the least loaded worker a prefix's holder may run."
     )
     device: str = Field(
         "auto",
@@ -363,6 +378,12 @@ class ModelSpec(BaseModel):
     def effective_tasks(self) -> tuple[Task, ...]:
         """What the model serves, as set or as detected when the settings were read."""
         return tuple(dict.fromkeys(self.tasks or ("generate", "embed")))
+
+    def prompt_cache_bytes(self) -> int:
+        """Each worker's prompt cache budget: as set, or its share of the default (memory.py)."""
+        if self.prompt_cache_mib is not None:
+            return self.prompt_cache_mib << 20
+        return memory.prompt_cache_share(self.workers)
 
     def effective_threads(self) -> int:
         """Threads per worker: as set, or this machine's cores shared evenly by the workers."""

@@ -224,6 +224,20 @@ class ModelFacts:
 
 
 @dataclass(frozen=True)
+class PromptCacheStats:
+    """A worker's host-memory prompt cache: counters since it started, and what it holds now."""
+
+    hits: int = 0  # requests that got a prefix's KV cells back from the cache
+    misses: int = 0  # requests that reused nothing, from their slot or the cache
+    evictions: int = 0  # saved states dropped to stay within the budget
+    restored_tokens: int = 0  # prompt tokens restored rather than computed
+    bytes: int = 0
+    entries: int = 0
+    tokens: int = 0  # tokens the saved states hold (with `bytes`: what a token costs)
+    budget_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class Finished:
     finish_reason: FinishReason
     prompt_tokens: int

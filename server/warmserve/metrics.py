@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -85,6 +85,45 @@ class Metrics:
         )
         self.worker_restarts = Counter(
             "warmserve_worker_restarts", "Worker processes restarted after exiting.", ["model"], registry=r
+        )
+        self.prompt_cache_hits = Counter(
+            "warmserve_prompt_cache_hits",
+            "Requests that got a prompt prefix's KV cells back from a worker's host-memory prompt cache.",
+            ["model"],
+            registry=r,
+        )
+        self.prompt_cache_misses = Counter(
+            "warmserve_prompt_cache_misses",
+            "Requests that reused no prefix, from their slot or the prompt cache (with the cache on).",
+            ["model"],
+            registry=r,
+        )
+        self.prompt_cache_evictions = Counter(
+            "warmserve_prompt_cache_evictions",
+            "Saved prompt states dropped from a prompt cache to stay within its budget.",
+            ["model"],
+            registry=r,
+        )
+        self.prompt_cache_restored_tokens = Counter(
+            "warmserve_prompt_cache_restored_tokens",
+            "Prompt tokens restored from a prompt cache instead of computed (also in prompt_tokens_cached).",
+            ["model"],
+            registry=r,
+        )
+        self.prompt_cache_bytes = Gauge(
+            "warmserve_prompt_cache_bytes", "Bytes a worker's prompt cache holds.", ["model", "worker"], registry=r
+        )
+        self.prompt_cache_entries = Gauge(
+            "warmserve_prompt_cache_entries",
+            "Saved prompt states a worker's prompt cache holds.",
+            ["model", "worker"],
+            registry=r,
+        )
+        self.prompt_cache_budget_bytes = Gauge(
+            "warmserve_prompt_cache_budget_bytes",
+            "The most bytes a worker's prompt cache may hold.",
+            ["model", "worker"],
+            registry=r,
         )
         self.request_seconds = Histogram(
             "warmserve_request_duration_seconds",

@@ -26,7 +26,7 @@ from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, Vector, chec
 from warmserve.backends.tokens import Vocabulary
 from warmserve.embedding import Embedded, EmbedRequest
 from warmserve.errors import error_from_info
-from warmserve.generation import Failed, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.generation import Failed, GenerationEvent, GenerationRequest, ModelFacts, PromptCacheStats, Started
 
 StepEvents = list[tuple[str, GenerationEvent]]
 
@@ -77,6 +77,10 @@ class Generator(ABC):
 
     def set_threads(self, threads: int) -> None:  # noqa: B027 - engines without a thread setting ignore it
         """Compute prompt chunks on this many CPU threads from the next step on (cores lent by idle workers)."""
+
+    def prompt_cache_stats(self) -> PromptCacheStats | None:
+        """The engine's host-memory prompt cache, for metrics; None when it has none (or it is off)."""
+        return None
 
 
 class Embedder(ABC):

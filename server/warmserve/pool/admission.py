@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from warmserve.generation import GenerationRequest
 from warmserve.pool.messages import Submit
 from warmserve.pool.stream import RequestStream
 
@@ -41,9 +42,9 @@ class WaitingQueue:
         if item.resumed:
             self._items.move_to_end(item.stream.request_id, last=False)
 
-    def peek_adapter(self) -> str | None:
-        """The LoRA adapter of the request `pop` would return next (None: the base model, or no request)."""
-        return next((item.message.request.adapter for item in self._items.values()), None)
+    def peek(self) -> GenerationRequest | None:
+        """The request `pop` would return next, or None."""
+        return next((item.message.request for item in self._items.values()), None)
 
     def pop(self) -> Queued | None:
         """The oldest waiting request, or None."""

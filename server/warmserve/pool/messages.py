@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from warmserve.adapters import AdapterSpec
 from warmserve.embedding import EmbedRequest
 from warmserve.errors import ErrorInfo
-from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
+from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts, PromptCacheStats
 
 # supervisor -> worker
 
@@ -111,4 +111,11 @@ class AdapterChanged:
     error: ErrorInfo | None = None
 
 
-FromWorker = WorkerReady | WorkerLoadFailed | RequestEvents | AdapterChanged
+@dataclass(frozen=True)
+class PromptCacheReport:
+    """The engine's prompt cache after it changed (sent between steps, at most once a step)."""
+
+    stats: PromptCacheStats
+
+
+FromWorker = WorkerReady | WorkerLoadFailed | RequestEvents | AdapterChanged | PromptCacheReport

@@ -1,9 +1,10 @@
 """The supervisor of one model: N warm workers, dispatch, restarts.
 
-A request goes straight to the least-loaded ready worker that has a free slot
-(engine capacity, capped by `max_running`); among equally loaded ones, to the one running fewest
-requests on other LoRA adapters (a llama.cpp worker decodes each adapter's requests in a call of
-their own). Otherwise it waits in a bounded FIFO
+A request goes straight to a ready worker that has a free slot (engine capacity, capped by
+`max_running`): the one that likely holds the longest prefix of its prompt (pool/prefix_routing.py)
+unless it runs more than `prefix_routing_slack` requests beyond the least loaded, else the least
+loaded; among equally loaded ones, the one running fewest requests on other LoRA adapters (a
+llama.cpp worker decodes each adapter's requests in a call of their own). Otherwise it waits in a bounded FIFO
 (`max_waiting`, else 429) for at most `queue_timeout_s` (else 503), and is sent as
 soon as a slot frees. A worker that dies is replaced, and its requests carry on: each
 continues on the next free worker (the first in the queue) from the last token its
@@ -45,7 +46,7 @@ from warmserve.errors import (
     error_from_info,
     is_permanent,
 )
-from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts
+from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts, PromptCacheStats
 from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
@@ -54,6 +55,7 @@ from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerS
 from warmserve.pool.fetch import ModelFetch
 from warmserve.pool.lifecycle import Lifecycle
 from warmserve.pool.messages import AdapterChanged, Detokenize, Embed, LoadAdapter, Submit, Tokenize, UnloadAdapter
+from warmserve.pool.prefix_routing import PrefixRouter, prefix_blocks
 from warmserve.pool.progress import POISON_AFTER
 from warmserve.pool.stream import RequestStream
 from warmserve.pool.tracker import RequestTracker, Tracked
@@ -109,6 +111,8 @@ class ModelPool(Tracked):
             and spec.workers > 1
         )
         self._lending = CoreLending(spec.effective_threads(), lambda: self._workers) if shares_cores else None
+        routes = spec.prefix_routing and spec.backend != "transformers" and spec.workers > 1
+        self._router = PrefixRouter(spec.prefix_routing_slack, spec.slots * spec.n_ctx) if routes else None
 
     # --- state --------------------------------------------------------------------------
 
@@ -208,7 +212,7 @@ class ModelPool(Tracked):
         """Admit a request: to a free slot now, or to the waiting queue; events come on the stream
         (with the tokens drawn too when `relay_drawn`: a Ray Serve replica passes them on)."""
         self._tracker.check_admissible()
-        worker = self._free_worker(request.adapter) if not len(self._waiting) else None
+        worker = self._free_worker(request) if not len(self._waiting) else None
         if worker is None and len(self._waiting) >= self.spec.max_waiting:
             self._tracker.rejected("overloaded")
             raise Overloaded(
@@ -258,15 +262,25 @@ class ModelPool(Tracked):
         worker.submit(stream, message(stream.request_id))
         return stream
 
-    def _free_worker(self, adapter: str | None) -> WorkerHandle | None:
+    def _free_worker(self, request: GenerationRequest) -> WorkerHandle | None:
         limit = self.spec.max_running
         if limit and self.running >= limit:
             return None
         free = [w for w in self._workers if w.state == "ready" and len(w.inflight) < w.capacity]
-        return min(free, key=lambda w: (len(w.inflight), _other_adapters(w, adapter))) if free else None
+        if not free:
+            return None
+
+        def load(worker: WorkerHandle) -> tuple[int, int]:
+            return len(worker.inflight), _other_adapters(worker, request.adapter)
+
+        if self._router is None or len(free) == 1:
+            return min(free, key=load)
+        return self._router.choose(free, prefix_blocks(request), lambda w: len(w.inflight), load)
 
     def _send(self, worker: WorkerHandle, stream: RequestStream, message: Submit) -> None:
         self._tracker.run(stream.request_id)
+        if self._router is not None:
+            self._router.sent(worker, prefix_blocks(message.request))
         if self._lending is not None:
             self._lending.balance(also_busy=worker)
         worker.submit(stream, message)
@@ -275,7 +289,7 @@ class ModelPool(Tracked):
     def _dispatch(self) -> None:
         if self._lifecycle.state == "stopping":
             return
-        while len(self._waiting) and (worker := self._free_worker(self._waiting.peek_adapter())) is not None:
+        while (request := self._waiting.peek()) is not None and (worker := self._free_worker(request)) is not None:
             item = self._waiting.pop()
             if item is not None:
                 self._send(worker, item.stream, item.message)
@@ -391,7 +405,34 @@ class ModelPool(Tracked):
         def on_change(worker: WorkerHandle, kind: WorkerEventKind, reason: str | None) -> None:
             self._on_worker_change(worker, "restarted" if restart and kind == "started" else kind, reason)
 
-        return WorkerHandle(self.spec, index, self._log_level, on_change, self._on_request_done, self._on_worker_lost)
+        return WorkerHandle(
+            self.spec, index, self._log_level, on_change, self._on_request_done, self._on_worker_lost, self._on_cache
+        )
+
+    def _on_cache(self, worker: WorkerHandle, before: PromptCacheStats | None, now: PromptCacheStats) -> None:
+        """A worker's prompt cache changed: count what happened since its last report, size its prefix index."""
+        name, was = self.spec.name, before or PromptCacheStats()
+        metrics = self._metrics
+        metrics.prompt_cache_hits.labels(name).inc(max(0, now.hits - was.hits))
+        metrics.prompt_cache_misses.labels(name).inc(max(0, now.misses - was.misses))
+        metrics.prompt_cache_evictions.labels(name).inc(max(0, now.evictions - was.evictions))
+        metrics.prompt_cache_restored_tokens.labels(name).inc(max(0, now.restored_tokens - was.restored_tokens))
+        self._cache_gauges(worker, now)
+        if self._router is not None:
+            self._router.resize(worker, now)
+
+    def _forget_cache(self, worker: WorkerHandle) -> None:
+        """The worker's process ended, and its slots and prompt cache with it."""
+        if self._router is not None:
+            self._router.forget(worker)
+        if worker.prompt_cache is not None:
+            self._cache_gauges(worker, PromptCacheStats(budget_bytes=worker.prompt_cache.budget_bytes))
+
+    def _cache_gauges(self, worker: WorkerHandle, now: PromptCacheStats) -> None:
+        labels = (self.spec.name, str(worker.index))
+        self._metrics.prompt_cache_bytes.labels(*labels).set(now.bytes)
+        self._metrics.prompt_cache_entries.labels(*labels).set(now.entries)
+        self._metrics.prompt_cache_budget_bytes.labels(*labels).set(now.budget_bytes)
 
     def _on_worker_change(self, worker: WorkerHandle, kind: WorkerEventKind, reason: str | None) -> None:
         if worker not in self._workers:
@@ -399,6 +440,8 @@ class ModelPool(Tracked):
         if kind == "died" and self._lifecycle.state in ("stopping", "unloaded"):
             kind = "stopped"
         self._publish(WorkerEvent(self.spec.name, worker.index, kind, worker.pid, reason))
+        if kind in ("died", "stopped"):
+            self._forget_cache(worker)
         if kind == "ready":
             self._failures[worker.index] = 0
             self._update_state()

@@ -36,6 +36,7 @@ from warmserve.pool.messages import (
     Detokenize,
     Embed,
     LoadAdapter,
+    PromptCacheReport,
     RequestEvents,
     SetThreads,
     Shutdown,
@@ -84,6 +85,7 @@ def _serve(engine: Engine, conn: Connection) -> None:
     waiting: OrderedDict[str, GenerationRequest] = OrderedDict()
     running: set[str] = set()
     held = _HeldText()
+    cache = engine.prompt_cache_stats()
     while True:
         idle = not running and not waiting and not engine.embedding
         # Block while idle; otherwise only drain what has already arrived.
@@ -118,6 +120,9 @@ def _serve(engine: Engine, conn: Connection) -> None:
         # Starts go out before the step computes anything: the pool counts a worker that dies from here
         # on as one that ran the request (pool/progress.py).
         _send(conn, held, _ended(_admit(engine, waiting, running), running))
+        if (now := engine.prompt_cache_stats()) != cache and now is not None:
+            cache = now
+            conn.send(PromptCacheReport(now))
         events: Events = []
         if running:
             events.extend(_step(engine, running))

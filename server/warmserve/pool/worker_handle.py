@@ -23,7 +23,15 @@ from typing import Literal
 from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded
 from warmserve.errors import ErrorInfo, is_permanent
-from warmserve.generation import Detokenized, Failed, Finished, GenerationEvent, ModelFacts, Tokenized
+from warmserve.generation import (
+    Detokenized,
+    Failed,
+    Finished,
+    GenerationEvent,
+    ModelFacts,
+    PromptCacheStats,
+    Tokenized,
+)
 from warmserve.pool.events import WorkerEventKind, WorkerStatus
 from warmserve.pool.messages import (
     AdapterChanged,
@@ -32,6 +40,7 @@ from warmserve.pool.messages import (
     Embed,
     FromWorker,
     LoadAdapter,
+    PromptCacheReport,
     RequestEvents,
     SetThreads,
     Shutdown,
@@ -71,8 +80,10 @@ class WorkerHandle:
         on_change: Callable[[WorkerHandle, WorkerEventKind, str | None], None],
         on_done: Callable[[WorkerHandle, str, GenerationEvent | None], None],
         on_lost: Callable[[WorkerHandle, list[Held], int | None], None],
+        on_cache: Callable[[WorkerHandle, PromptCacheStats | None, PromptCacheStats], None] | None = None,
     ) -> None:
-        """`on_lost(worker, held, exitcode)`: the worker died holding these requests (before `died` is told)."""
+        """`on_lost(worker, held, exitcode)`: the worker died holding these requests (before `died` is told);
+        `on_cache(worker, before, now)`: its prompt cache changed."""
         self.spec = spec
         self.index = index
         self.state: WorkerState = "loading"
@@ -80,11 +91,13 @@ class WorkerHandle:
         self.capacity = 0  # requests the engine runs at once; known when ready
         self.threads: int | None = None  # last thread count sent; None: the spec's
         self.facts: ModelFacts | None = None  # what the engine reports about its model; known when ready
+        self.prompt_cache: PromptCacheStats | None = None  # its engine's prompt cache, as last reported
         self.inflight: dict[str, Held] = {}
         self._adapter_answers: deque[asyncio.Future[AdapterChanged | None]] = deque()  # in the order asked
         self._on_change = on_change
         self._on_done = on_done
         self._on_lost = on_lost
+        self._on_cache = on_cache
         self._log_level = log_level
         self._outbox: queue.SimpleQueue[ToWorker | None] = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
@@ -215,6 +228,10 @@ class WorkerHandle:
                 if isinstance(event, Finished | Failed | Tokenized | Detokenized | Embedded):
                     self.inflight.pop(request_id, None)
                     self._on_done(self, request_id, event)
+        elif isinstance(message, PromptCacheReport):
+            before, self.prompt_cache = self.prompt_cache, message.stats
+            if self._on_cache is not None:
+                self._on_cache(self, before, message.stats)
         elif isinstance(message, AdapterChanged):
             if self._adapter_answers:
                 answer = self._adapter_answers.popleft()

@@ -18,7 +18,9 @@ A finished sequence keeps its KV cells. A new request is placed in the free slot
 whose cached tokens share the longest prefix with its prompt (the next turn of a
 chat, a shared system prompt) and only the rest is computed; the saved tokens are
 reported as `cached_tokens`. Cells count as shared only when the same LoRA adapter (or none)
-computed them.
+computed them. Before a slot's cells are dropped for another request they are saved in host memory,
+and a request whose prompt begins like a saved sequence gets those cells restored into its slot
+(backends/llama/host_cache.py; `prompt_cache_mib`).
 
 LoRA adapters (GGUF) are loaded on the model, but llama.cpp applies them to a whole context,
 so a step decodes the sequences of each adapter in a call of their own: one batch per adapter
@@ -54,13 +56,22 @@ from warmserve.backends.llama import native
 from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
+from warmserve.backends.llama.host_cache import HostCache
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, InvalidRequest, ModelNotFound, WarmServeError
-from warmserve.generation import Failed, Finished, GenerationEvent, GenerationRequest, ModelFacts, Started
+from warmserve.generation import (
+    Failed,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    ModelFacts,
+    PromptCacheStats,
+    Started,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +131,7 @@ class LlamaCppEngine(ModelEngine):
         self._threads = self._own_threads  # what the context uses now
         self._grouping = DecodeGrouping() if spec.n_gpu_layers == 0 else None  # batching always pays on a GPU
         self._slots = [_Slot(i) for i in range(spec.slots)]
+        self._host_cache = HostCache(self._native, spec.prompt_cache_bytes())
         self._embedder = LlamaEmbedder(
             self._native,
             limit=min(spec.n_ctx, self._native.n_ctx_train),
@@ -159,6 +171,10 @@ class LlamaCppEngine(ModelEngine):
         # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
         # so the first sample has fresh logits.
         reused = min(reused, len(tokens) - 1)
+        others = [(s.sequence, s.cached, s.cached_adapter) for s in self._slots if s is not slot]
+        reused = self._host_cache.take_slot(
+            slot.sequence, slot.cached, slot.cached_adapter, tokens, request.adapter, reused, others
+        )
         self._native.forget(slot.sequence, reused)
         slot.cached = tokens[:reused]
         slot.pending = tokens[reused:]
@@ -295,6 +311,9 @@ class LlamaCppEngine(ModelEngine):
     def set_threads(self, threads: int) -> None:
         self._lent_threads = threads
 
+    def prompt_cache_stats(self) -> PromptCacheStats | None:
+        return self._host_cache.stats() if self._host_cache.enabled else None
+
     def _use_threads(self, threads: int) -> None:
         if threads != self._threads:
             self._native.set_threads(threads)
@@ -330,6 +349,7 @@ class LlamaCppEngine(ModelEngine):
             if slot.cached_adapter == name:  # cells no later request may reuse
                 self._native.forget(slot.sequence)
                 slot.cached, slot.cached_adapter = [], None
+        self._host_cache.drop(name)
         del self._loras[name]
         lora.free()
 
@@ -340,6 +360,7 @@ class LlamaCppEngine(ModelEngine):
         for lora in self._loras.values():
             lora.free()
         self._loras.clear()
+        self._host_cache.clear()
         self._embedder.close()
         self._batch.free()
         self._native.close()

@@ -127,6 +127,21 @@ class NativeModel:
     def set_threads(self, threads: int) -> None:
         llama_cpp.llama_set_n_threads(self.context, threads, threads)
 
+    def save_sequence(self, sequence: int) -> ctypes.Array[ctypes.c_uint8]:
+        """A copy of the sequence's KV cells (with their positions) in host memory, for `restore_sequence`."""
+        size: int = llama_cpp.llama_state_seq_get_size(self.context, sequence)
+        blob = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.context, blob, size, sequence)
+        if written != size:
+            raise BackendError(f"llama.cpp saved {written} of {size} bytes of sequence {sequence}")
+        return blob
+
+    def restore_sequence(self, sequence: int, blob: ctypes.Array[ctypes.c_uint8]) -> None:
+        """Replace the sequence's cells by a saved copy (of this sequence or any other of the context)."""
+        if not llama_cpp.llama_state_seq_set_data(self.context, blob, len(blob), sequence):
+            self.forget(sequence)
+            raise BackendError(f"llama.cpp could not restore {len(blob)} bytes into sequence {sequence}")
+
     def logits(self, row: int) -> npt.NDArray[np.float32]:
         """Batch row `row`'s logits, in place (masking them changes what is sampled); valid until the next decode."""
         pointer = llama_cpp.llama_get_logits_ith(self.context, row)
