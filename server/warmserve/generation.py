@@ -126,8 +126,8 @@ class Speculation:
     """
 
     draft_tokens: int
-    ngram_min: int = 2
-    ngram_max: int = 4
+    ngram_min: int = 6
+    ngram_max: int = 12
 
 
 @dataclass(frozen=True)

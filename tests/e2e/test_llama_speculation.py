@@ -42,7 +42,7 @@ PASSAGE = (
     "automatic light from his cottage on the hill."
 )
 QUOTE = f"{PASSAGE}\n\nRepeat the text above exactly."
-ON = Speculation(draft_tokens=8)
+ON = Speculation(draft_tokens=8, ngram_min=2, ngram_max=4)  # short n-grams: many drafts, some missing
 OFF = Speculation(draft_tokens=0)
 
 
@@ -59,7 +59,7 @@ def engine() -> Iterator[LlamaCppEngine]:
     eng.close()
 
 
-def ask(question: str = QUOTE, speculative: Speculation = ON, **sampling: object) -> GenerationRequest:
+def ask(question: str = QUOTE, speculative: Speculation | None = ON, **sampling: object) -> GenerationRequest:
     params = SamplingParams(**{"temperature": 0.0, "max_tokens": 60, **sampling})  # type: ignore[arg-type]
     return GenerationRequest(messages=(ChatMessage("user", question),), sampling=params, speculative=speculative)
 
@@ -192,6 +192,18 @@ def test_a_thinking_budget_closes_the_block_where_plain_decoding_does(tmp_path: 
         assert outcome(fast) == outcome(plain)
         assert isinstance(fast[-1], Finished)
         assert BUDGETS["minimal"] < fast[-1].reasoning_tokens <= BUDGETS["minimal"] + 6  # the budget, the close
+    finally:
+        eng.close()
+
+
+def test_by_default_a_lone_request_drafts_a_long_quote():
+    eng = LlamaCppEngine(ModelSpec(threads=1, n_ctx=1024, slots=2))  # the model's default policy, unchanged
+    try:
+        plain = run(eng, ask(speculative=OFF, max_tokens=80))
+        fast = run(eng, ask(speculative=None, max_tokens=80))
+        assert outcome(fast) == outcome(plain)
+        assert isinstance(fast[-1], Finished)
+        assert fast[-1].accepted_tokens > 0
     finally:
         eng.close()
 

@@ -49,7 +49,7 @@ def test_a_sequence_drafts_in_small_steps_only_and_pauses_while_its_drafts_miss(
 
 
 def test_a_request_without_settings_gets_its_models_and_off_means_no_drafts():
-    assert settings_for(None, SpeculativeOptions(draft_tokens=6)) == Speculation(6, 2, 4)
+    assert settings_for(None, SpeculativeOptions(draft_tokens=6)) == Speculation(6, 6, 12)
     assert settings_for(None, SpeculativeOptions(type="off")) is None
     assert settings_for(Speculation(0), SpeculativeOptions()) is None
     assert settings_for(Speculation(3, 1, 1), SpeculativeOptions(type="off")) == Speculation(3, 1, 1)
@@ -76,7 +76,7 @@ def test_a_model_that_cannot_speculate_exactly_refuses_a_request_that_asks(tmp_p
         speculation(True, ModelSpec(flash_attn="off"))
     assert slow.value.param == "speculative"
     with pytest.raises(InvalidRequest, match="ngram_min") as order:
-        speculation(SpeculativeParam(ngram_min=6), ModelSpec())  # above the model's ngram_max (4)
+        speculation(SpeculativeParam(ngram_min=13), ModelSpec())  # above the model's ngram_max (12)
     assert order.value.param == "speculative"
 
 
