@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from warmserve.adapters import AdapterSpec, adapter_error
@@ -58,7 +58,7 @@ from warmserve.backends.llama import native
 from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
-from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for
+from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for, with_counts
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
@@ -217,12 +217,12 @@ class LlamaCppEngine(ModelEngine):
         decoding = [slot for slot in busy if slot.next_token is not None]
         prefilling = any(slot.pending for slot in busy)
         drafts = self._drafts(decoding)
-        if drafts:  # verify rows are prompt-like work: on every thread lent
-            return self._step_together(busy, DecodeWay(False, self._lent_threads), drafts)
         if self._grouping is None or prefilling or not decoding:
-            return self._step_together(busy, DecodeWay(False, self._own_threads))
+            return self._step_together(busy, DecodeWay(False, self._own_threads), drafts)
         lent = () if self._lent_threads == self._own_threads else (self._lent_threads,)
         way = self._grouping.choose(len(decoding), (self._own_threads, *lent))
+        if drafts:  # a few rows more than a decode step: on the threads measured best for one
+            return self._step_together(busy, DecodeWay(False, way.threads), drafts)
         return self._step_each(decoding, way) if way.split else self._step_together(busy, way)
 
     def _step_together(
@@ -317,7 +317,7 @@ class LlamaCppEngine(ModelEngine):
         if keep < len(slot.cached):
             self._native.forget(slot.sequence, keep)
             del slot.cached[keep:]
-        return [(request_id, event) for event in _with_counts(events, speculation)]
+        return [(request_id, event) for event in with_counts(events, speculation)]
 
     def _step_each(self, decoding: list[_Slot], way: DecodeWay) -> StepEvents:
         """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
@@ -355,7 +355,7 @@ class LlamaCppEngine(ModelEngine):
         assert slot.request_id is not None
         request_id = slot.request_id  # sampling the last token releases the slot
         speculation = slot.speculation
-        return [(request_id, event) for event in _with_counts(self._sample(slot, row), speculation)]
+        return [(request_id, event) for event in with_counts(self._sample(slot, row), speculation)]
 
     def set_threads(self, threads: int) -> None:
         self._lent_threads = threads
@@ -495,14 +495,6 @@ class LlamaCppEngine(ModelEngine):
         slot.next_token = None
         slot.adapter = None
         slot.speculation = None
-
-
-def _with_counts(events: list[GenerationEvent], speculation: SequenceSpeculation | None) -> list[GenerationEvent]:
-    """A request's last event with what it drafted and what of that the model drew."""
-    if speculation is None or not events or not isinstance(events[-1], Finished):
-        return events
-    done = replace(events[-1], drafted_tokens=speculation.drafted, accepted_tokens=speculation.accepted)
-    return [*events[:-1], done]
 
 
 def _runs(sequences: set[int]) -> int:

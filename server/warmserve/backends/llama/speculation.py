@@ -26,7 +26,9 @@ after one that did not; a rejected row costs a decode row for nothing.
 
 from __future__ import annotations
 
-from warmserve.generation import Speculation
+from dataclasses import replace
+
+from warmserve.generation import Finished, GenerationEvent, Speculation
 from warmserve.model_options import SpeculativeOptions
 
 _SMOOTHING = 0.3  # weight of the newest verification in a sequence's acceptance average
@@ -120,3 +122,11 @@ def settings_for(request: Speculation | None, options: SpeculativeOptions) -> Sp
             return None
         request = Speculation(options.draft_tokens, options.ngram_min, options.ngram_max)
     return request if request.draft_tokens > 0 else None
+
+
+def with_counts(events: list[GenerationEvent], speculation: SequenceSpeculation | None) -> list[GenerationEvent]:
+    """A request's events, the last (when it is the finish) with what it drafted and what of that the model drew."""
+    if speculation is None or not events or not isinstance(events[-1], Finished):
+        return events
+    done = replace(events[-1], drafted_tokens=speculation.drafted, accepted_tokens=speculation.accepted)
+    return [*events[:-1], done]
