@@ -34,6 +34,7 @@ from warmserve.model_options import (
     GgmlOptions,
     ReasoningOptions,
     SamplingDefaults,
+    SpeculativeOptions,
     sampler_lacking,
 )
 from warmserve.protocol.sampling import mirostat_conflict
@@ -227,6 +228,12 @@ class ModelSpec(BaseModel):
         default_factory=SamplingDefaults,
         description="Sampling defaults for requests that leave them unset (temperature, top_p, top_k, min_p, "
         "typical_p, repetition_penalty, ...; JSON on the command line).",
+    )
+    speculative: SpeculativeOptions = Field(
+        default_factory=SpeculativeOptions,
+        description="llama_cpp: prompt-lookup speculative decoding, the default of requests that leave "
+        "`speculative` unset, and when a sequence drafts (type, draft_tokens, ngram_min, ngram_max, max_batch, "
+        "min_acceptance; JSON on the command line).",
     )
     tasks: list[Task] | None = Field(
         None,

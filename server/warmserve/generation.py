@@ -116,6 +116,21 @@ class ReasoningRequest:
 
 
 @dataclass(frozen=True)
+class Speculation:
+    """Prompt-lookup speculative decoding for one request (the `speculative` extension, llama.cpp).
+
+    The engine drafts up to `draft_tokens` tokens by finding the last `ngram_max` (down to `ngram_min`)
+    tokens earlier in the prompt or output and proposing what followed them there, and verifies the
+    draft in one decode. The output is the one plain decoding draws; only its speed changes.
+    `draft_tokens` 0 is off.
+    """
+
+    draft_tokens: int
+    ngram_min: int = 6
+    ngram_max: int = 12
+
+
+@dataclass(frozen=True)
 class TokenLogprob:
     """One generated token: its bytes, log probability and the most likely alternatives."""
 
@@ -166,6 +181,7 @@ class GenerationRequest:
     reasoning: ReasoningRequest | None = None  # None: the model's default (its spec's budget)
     template_kwargs: str | None = None  # chat_template_kwargs: a JSON object of extra template variables
     adapter: str | None = None  # the LoRA adapter (its model id) the request runs with; None: the base model
+    speculative: Speculation | None = None  # None: the model's default (its spec's `speculative`)
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.prompt, self.messages, self.prompt_tokens)) != 1:
@@ -245,6 +261,8 @@ class Finished:
     cached_tokens: int = 0  # prompt tokens whose KV cells were reused, not recomputed
     stop_sequence: str | None = None  # the request's stop string that ended the output, if one did
     reasoning_tokens: int = 0  # of the completion tokens, those in the thinking block
+    drafted_tokens: int = 0  # speculative decoding: tokens proposed by the drafter and verified
+    accepted_tokens: int = 0  # of those, the ones the model drew as well
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,18 @@ class Metrics:
             registry=r,
         )
         self.completion_tokens = Counter("warmserve_completion_tokens", "Tokens generated.", ["model"], registry=r)
+        self.drafted_tokens = Counter(
+            "warmserve_speculative_draft_tokens",
+            "Tokens proposed by prompt-lookup speculative decoding and verified by the model.",
+            ["model"],
+            registry=r,
+        )
+        self.accepted_tokens = Counter(
+            "warmserve_speculative_accepted_tokens",
+            "Drafted tokens the model drew as well (each one a decode step saved).",
+            ["model"],
+            registry=r,
+        )
         self.resumed = Counter(
             "warmserve_requests_resumed",
             "Requests continued on another worker after the one running them died.",

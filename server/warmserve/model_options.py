@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from warmserve.generation import THINKING_BUDGET_LIMIT, Effort
 from warmserve.protocol.sampling import SamplingControls, is_on
@@ -110,3 +110,45 @@ class SamplingDefaults(SamplingControls):
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+
+
+# Verify rows of one sequence must stay on CPU flash attention's per-row kernel (at most 63 rows,
+# backends/llama/native.FLASH_ATTN_ROW_KERNEL_MAX): the next token plus at most 62 drafted.
+MAX_DRAFT_TOKENS = 62
+MAX_NGRAM = 16
+
+
+class SpeculativeOptions(BaseModel):
+    """A model's prompt-lookup speculative decoding (llama_cpp): the default of requests that do not set
+    `speculative`, and when the engine drafts at all (README, "Speculative decoding").
+
+    Drafting pays only when drafts are accepted and the step has few rows: on a CPU a decode costs nearly
+    in proportion to its rows, so a sequence drafts only while at most `max_batch` sequences decode in the
+    step and while its drafts keep being accepted (`min_acceptance`); otherwise it pauses. The defaults were
+    measured (README, "Speculative decoding"): short n-grams match all over free text and their drafts mostly
+    miss, a loss of up to 20 %; a match of 6 or more tokens is nearly always a quote.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["ngram", "off"] = Field(
+        "ngram", description="ngram: draft from the prompt and output (prompt lookup); off: plain decoding."
+    )
+    draft_tokens: int = Field(16, ge=1, le=MAX_DRAFT_TOKENS, description="Tokens drafted per step at most.")
+    ngram_min: int = Field(6, ge=1, le=MAX_NGRAM, description="Shortest run of last tokens looked up.")
+    ngram_max: int = Field(12, ge=1, le=MAX_NGRAM, description="Longest run of last tokens looked up (tried first).")
+    max_batch: int = Field(
+        1, ge=0, le=256, description="Draft only while at most this many sequences decode in the step; 0 = any."
+    )
+    min_acceptance: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="A sequence whose recent drafts were accepted less than this pauses drafting for a while.",
+    )
+
+    @model_validator(mode="after")
+    def _ngram_order(self) -> SpeculativeOptions:
+        if self.ngram_min > self.ngram_max:
+            raise ValueError("speculative.ngram_min must not exceed speculative.ngram_max")
+        return self

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from warmserve.api.generations import Collected
 from warmserve.api.sampling import sampling_fields
+from warmserve.api.speculative import speculation
 from warmserve.api.structured import OutputPlan
 from warmserve.config import ModelSpec, Task, UnsupportedPolicy
 from warmserve.errors import InvalidRequest, UnsupportedParameter
@@ -102,6 +103,7 @@ def chat_requests(
     messages = chat_messages(body.messages)
     params = sampling(body, spec, body.output_limit(), chat_logprobs_count(body))
     kwargs = None if body.chat_template_kwargs is None else json.dumps(body.chat_template_kwargs)
+    drafts = speculation(body.speculative, spec)
     return [
         GenerationRequest(
             messages=messages,
@@ -111,6 +113,7 @@ def chat_requests(
             constraint=plan.constraint,
             reasoning=effort_request(body.reasoning_effort, spec.reasoning, "reasoning_effort"),
             template_kwargs=kwargs,
+            speculative=drafts,
         )
         for choice in _per_choice(params, body.n)
     ]
@@ -169,10 +172,13 @@ def completion_requests(body: CompletionRequest, spec: ModelSpec) -> list[Genera
     logprobs = body.logprobs if candidates == body.n else (body.logprobs or 0)
     params = sampling(body, spec, limit, logprobs)
     suffix = body.suffix or None  # "" is OpenAI's "no suffix"
+    drafts = speculation(body.speculative, spec)
     return [
-        GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream, suffix=suffix)
+        GenerationRequest(prompt=prompt, sampling=choice, stream=body.stream, suffix=suffix, speculative=drafts)
         if isinstance(prompt, str)
-        else GenerationRequest(prompt_tokens=tuple(prompt), sampling=choice, stream=body.stream, suffix=suffix)
+        else GenerationRequest(
+            prompt_tokens=tuple(prompt), sampling=choice, stream=body.stream, suffix=suffix, speculative=drafts
+        )
         for prompt in prompts
         for choice in _per_choice(params, candidates)
     ]

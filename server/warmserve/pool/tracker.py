@@ -169,6 +169,8 @@ class RequestTracker:
             self._metrics.prompt_tokens.labels(name).inc(event.prompt_tokens)
             self._metrics.completion_tokens.labels(name).inc(event.completion_tokens)
             self._metrics.cached_tokens.labels(name).inc(event.cached_tokens)
+            self._metrics.drafted_tokens.labels(name).inc(event.drafted_tokens)
+            self._metrics.accepted_tokens.labels(name).inc(event.accepted_tokens)
             if running_at is not None:
                 self._metrics.request_seconds.labels(name).observe(time.monotonic() - running_at)
             recent = self._recent

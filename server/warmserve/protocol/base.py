@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from warmserve.protocol.sampling import SamplingControls
+from warmserve.protocol.speculative import SpeculativeField
 
 # Beyond any context a model has; larger values are typos or attacks, not requests.
 MAX_TOKENS_LIMIT = 10_000_000
@@ -111,6 +112,11 @@ class SamplingFields(SamplingControls):
     stream_options: StreamOptions | None = None
     logit_bias: LogitBias | None = Field(
         None, description="Token id (as a string) -> bias from -100 to 100 added to its logit before sampling."
+    )
+    speculative: SpeculativeField | None = Field(
+        None,
+        description="Prompt-lookup speculative decoding (llama.cpp models): true, false, or {type, draft_tokens, "
+        "ngram_min, ngram_max}; unset = the model's default. Changes the speed, never the text.",
     )
     # OpenAI's hints and bookkeeping: accepted, and rightly without effect on generation here.
     user: str | None = None

@@ -39,6 +39,10 @@ follows its thinking block token by token (backends/reasoning.py): its grammar w
 block is closed, and once its thinking budget is spent the engine feeds the close instead of
 sampling.
 
+A sequence may speculate (backends/llama/speculation.py): its next token and a draft looked up in its
+prompt and output go into the step's batch together, and its rows are sampled in order while the model
+draws the draft's tokens, so the output is the one plain decoding gives.
+
 Every call into llama.cpp goes through native.py; this module is the scheduling.
 """
 
@@ -57,6 +61,7 @@ from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.host_cache import HostCache
+from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for, with_counts
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
@@ -96,6 +101,7 @@ class _Slot:
     thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
     adapter: str | None = None  # the running request's LoRA adapter
     cached_adapter: str | None = None  # the adapter that computed the cached KV cells
+    speculation: SequenceSpeculation | None = None  # the request drafts (prompt lookup)
 
     @property
     def busy(self) -> bool:
@@ -125,6 +131,10 @@ class LlamaCppEngine(ModelEngine):
         # every row on the per-row kernel, so a reused prefix computes exactly as in a cold run.
         cpu_flash = native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers) == 1 and spec.n_gpu_layers == 0
         self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
+        # Verify rows match one-token decodes only on the same kernels: CPU flash attention (at most 63 rows
+        # of a sequence, as prompt chunks) or a GPU; a CPU without flash attention does not speculate.
+        self._speculates = cpu_flash or spec.n_gpu_layers != 0
+        self._speculative = spec.speculative
         self._batch = native.Batch(n_batch)
         self._own_threads = spec.effective_threads()
         self._lent_threads = self._own_threads  # own plus the cores idle peers lend now
@@ -193,6 +203,8 @@ class LlamaCppEngine(ModelEngine):
         slot.logprobs = request.sampling.logprobs
         slot.constraint = constraint
         slot.thinking = thinking
+        drafts = settings_for(request.speculative, self._speculative) if self._speculates else None
+        slot.speculation = None if drafts is None else SequenceSpeculation(drafts, self._speculative, tokens)
         if request.resume is not None:
             pieces = [self._native.vocab.piece(token) for token in drawn]
             for token, piece in zip(drawn, pieces, strict=True):
@@ -220,17 +232,24 @@ class LlamaCppEngine(ModelEngine):
         """One step of sequences that share an adapter (or none)."""
         decoding = [slot for slot in busy if slot.next_token is not None]
         prefilling = any(slot.pending for slot in busy)
+        drafts = self._drafts(decoding)
         if self._grouping is None or prefilling or not decoding:
-            return self._step_together(busy, DecodeWay(False, self._own_threads))
+            return self._step_together(busy, DecodeWay(False, self._own_threads), drafts)
         lent = () if self._lent_threads == self._own_threads else (self._lent_threads,)
         way = self._grouping.choose(len(decoding), (self._own_threads, *lent))
+        if drafts:  # a few rows more than a decode step: on the threads measured best for one
+            return self._step_together(busy, DecodeWay(False, way.threads), drafts)
         return self._step_each(decoding, way) if way.split else self._step_together(busy, way)
 
-    def _step_together(self, busy: list[_Slot], way: DecodeWay) -> StepEvents:
-        """One batch: the next token of every decoding sequence, then prompt chunks while room is left.
+    def _step_together(
+        self, busy: list[_Slot], way: DecodeWay, drafts: dict[int, list[int]] | None = None
+    ) -> StepEvents:
+        """One batch: the next token of every decoding sequence (and its draft, by sequence id), then prompt
+        chunks while room is left.
 
         Prompt chunks run on every thread lent; a decode-only step on `way.threads`.
         """
+        drafts = drafts or {}
         batch = self._batch
         batch.clear()
         sampling_rows: list[tuple[_Slot, int]] = []
@@ -241,9 +260,12 @@ class LlamaCppEngine(ModelEngine):
         chunk_limit = self._prefill_chunk if self._lent_threads == self._own_threads else _LENT_CHUNK
         for slot in busy:
             if slot.next_token is not None:
-                row = batch.add(slot.next_token, len(slot.cached), slot.sequence, logits=True)
+                tokens = [slot.next_token, *drafts.get(slot.sequence, ())]
+                row = batch.add(tokens[0], len(slot.cached), slot.sequence, logits=True)
+                for offset, token in enumerate(tokens[1:], 1):
+                    batch.add(token, len(slot.cached) + offset, slot.sequence, logits=True)
                 sampling_rows.append((slot, row))
-                fed.append((slot, [slot.next_token]))
+                fed.append((slot, tokens))
         for slot in busy:
             room = batch.capacity - batch.size
             if not slot.pending or room == 0:
@@ -264,12 +286,54 @@ class LlamaCppEngine(ModelEngine):
         # the threads were chosen by measurement (DecodeGrouping).
         self._use_threads(self._lent_threads if prompt_work else way.threads)
         seconds = self._decode(fed)
-        if self._grouping is not None and not prompt_work:
+        if self._grouping is not None and not prompt_work and not drafts:
             self._grouping.record(len(fed), way, seconds)
         events: StepEvents = []
         for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
-            events.extend(self._sample_events(slot, row))
+            draft = drafts.get(slot.sequence)
+            events.extend(self._sample_events(slot, row) if draft is None else self._verify(slot, row, draft))
         return events
+
+    def _drafts(self, decoding: list[_Slot]) -> dict[int, list[int]]:
+        """This step's drafts by sequence id: what fits the batch, the sequence's context and its token budget."""
+        drafts: dict[int, list[int]] = {}
+        room = self._batch.capacity - len(decoding)
+        for slot in decoding:
+            if slot.speculation is None or slot.tracker is None:
+                continue
+            left = min(
+                slot.tracker.max_tokens - slot.tracker.completion_tokens - 1,  # the next token's own row comes free
+                self._n_ctx - len(slot.cached) - 2,
+                native.FLASH_ATTN_ROW_KERNEL_MAX - 1,
+                room,
+            )
+            draft = slot.speculation.draft(left, len(decoding))
+            if draft:
+                drafts[slot.sequence] = draft
+                room -= len(draft)
+        return drafts
+
+    def _verify(self, slot: _Slot, row: int, draft: list[int]) -> StepEvents:
+        """Sample the sequence's rows in order while the model draws the draft's tokens (speculation.py says
+        why that is plain decoding's output), then drop the KV cells of the draft's rejected tail."""
+        speculation = slot.speculation
+        assert speculation is not None
+        assert slot.request_id is not None
+        request_id = slot.request_id
+        start = len(slot.cached) - len(draft)  # the first drafted token's position
+        accepted = 0
+        events: list[GenerationEvent] = []
+        for offset in range(len(draft) + 1):
+            events.extend(self._sample(slot, row + offset))
+            if offset == len(draft) or not slot.busy or slot.next_token != draft[offset]:
+                break
+            accepted += 1
+        speculation.verified(len(draft), accepted)
+        keep = start + accepted
+        if keep < len(slot.cached):
+            self._native.forget(slot.sequence, keep)
+            del slot.cached[keep:]
+        return [(request_id, event) for event in with_counts(events, speculation)]
 
     def _step_each(self, decoding: list[_Slot], way: DecodeWay) -> StepEvents:
         """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
@@ -306,7 +370,8 @@ class LlamaCppEngine(ModelEngine):
     def _sample_events(self, slot: _Slot, row: int) -> StepEvents:
         assert slot.request_id is not None
         request_id = slot.request_id  # sampling the last token releases the slot
-        return [(request_id, event) for event in self._sample(slot, row)]
+        speculation = slot.speculation
+        return [(request_id, event) for event in with_counts(self._sample(slot, row), speculation)]
 
     def set_threads(self, threads: int) -> None:
         self._lent_threads = threads
@@ -414,6 +479,8 @@ class LlamaCppEngine(ModelEngine):
             piece = model.vocab.piece(token) if logprob is None else logprob.token
             if thinking is not None:
                 thinking.accept(token, piece)
+            if slot.speculation is not None:
+                slot.speculation.push(token)
             events = slot.tracker.push(token, piece, logprob)
         if events and isinstance(events[-1], Finished):
             self._release(slot)
@@ -448,6 +515,7 @@ class LlamaCppEngine(ModelEngine):
         slot.thinking = None
         slot.next_token = None
         slot.adapter = None
+        slot.speculation = None
 
 
 def _runs(sequences: set[int]) -> int:
