@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where the time goes while warmserve streams to 8 clients: py-spy samples the API process and
+# Where the time goes while warmserve streams to 8 clients (CONCURRENCY=N: to N): py-spy samples the API process and
 # one worker (native frames included) during a `warmserve bench` run, and each process's CPU
 # seconds are read from /proc before and after. Writes benchmarks/results/profile-*.{txt,json}.
 #
@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKERS=${1:-2}
 THREADS=${2:-1}
+CONCURRENCY=${CONCURRENCY:-8}
 PORT=${PORT:-8951}
 OUT=benchmarks/results
 TAG="profile-${WORKERS}w${THREADS}t"
+[[ $CONCURRENCY == 8 ]] || TAG="$TAG-c$CONCURRENCY"
 .venv/bin/warmserve serve --port "$PORT" --workers "$WORKERS" --threads "$THREADS" --log-level warning \
   >"/tmp/$TAG-server.log" 2>&1 &
 API=$!
@@ -19,7 +21,7 @@ until curl -s "http://127.0.0.1:$PORT/ready" | grep -q '"status":"ready"'; do sl
 WORKERS_PIDS=$(pgrep -P "$API" -f multiprocessing.spawn | tr '\n' ' ')
 WORKER=${WORKERS_PIDS%% *}
 cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-BENCH=(.venv/bin/warmserve bench --base-url "http://127.0.0.1:$PORT/v1" --concurrency 8 --requests 48
+BENCH=(.venv/bin/warmserve bench --base-url "http://127.0.0.1:$PORT/v1" --concurrency "$CONCURRENCY" --requests $((CONCURRENCY * 6))
        --max-tokens 64 --prompt-tokens 32 --warmup 1)
 # First without the profiler: CPU seconds per generated token of the API process, all workers and
 # the load generator (this script's own children), and the wall time.
