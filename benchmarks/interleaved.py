@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,9 +40,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import llama_cpp
 
+from warmserve.bench.process import start_process, stop_process
 from warmserve.bench.prompt import prompt_text
 from warmserve.config import embedded_model_path
 
@@ -124,27 +123,11 @@ def build_label(build: dict[str, Any]) -> str:
     return f"llama.cpp{release} b{build['build_number']} commit {build['commit']}"
 
 
-def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{server.ready_path}", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{server.name} was not ready within {timeout_s} s")
-
-
 def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) -> dict[int, Numbers]:
     """One round of one server: start it, bench every level, stop it (by its own pid)."""
-    log = (log_dir / f"{server.name}.log").open("ab")
     env = os.environ | dict(server.env)
-    process = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    process = start_process(server.argv, log_dir / f"{server.name}.log", port, server.ready_path, env)
     try:
-        wait_ready(server, port, process)
         out = log_dir / f"{server.name}-bench.json"
         bench = [
             WARMSERVE, "bench", "--base-url", f"http://127.0.0.1:{port}/v1",
@@ -156,13 +139,7 @@ def measure(server: Server, port: int, args: argparse.Namespace, log_dir: Path) 
         subprocess.run(bench, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         report = json.loads(out.read_text())
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        stop_process(process, timeout_s=30)
     return {
         level["concurrency"]: {
             "tokens_per_s": level["tokens_per_s"],

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 import httpx
 import psutil
 
+from warmserve.bench.process import start_process, stop_process
 from warmserve.config import EMBEDDED_MODEL_NAME, embedded_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,29 +246,13 @@ def cache_metrics(base_url: str) -> dict[str, float]:
     return found
 
 
-def wait_ready(server: Server, port: int, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{server.ready_path}", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{server.name} was not ready within {timeout_s} s")
-
-
 def run_one(
     server: Server, workload: str, port: int, args: argparse.Namespace, round_number: int, logs: Path
 ) -> dict[str, Any]:
     """Start the server, run one workload, record its memory, stop it (by its own process group)."""
-    log = (logs / f"{server.name}-{workload}.log").open("ab")
-    process = subprocess.Popen(server.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start_process(server.argv, logs / f"{server.name}-{workload}.log", port, server.ready_path)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(server, port, process)
         rss_before = tree_rss(process.pid)
         started = time.perf_counter()
         if workload == "agent":
@@ -281,13 +265,7 @@ def run_one(
         if server.warmserve:
             numbers["metrics"] = cache_metrics(base_url)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        stop_process(process, timeout_s=30)
     print(f"round {round_number} {workload} {server.name}: {json.dumps(numbers, default=str)}", file=sys.stderr)
     return numbers
 

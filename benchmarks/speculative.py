@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from warmserve.bench.process import start_process, stop_process
 from warmserve.config import EMBEDDED_MODEL_NAME, embedded_model_path
 from warmserve.testing import free_port
 
@@ -133,30 +133,6 @@ def batch(base: str, texts: list[str], extra: dict[str, Any], level: int, max_to
     }
 
 
-def start(argv: list[str], log: Path, port: int, ready: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{argv[0]} not ready; see {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def metrics(base: str) -> dict[str, float]:
     """warmserve's speculative counters (drafted and accepted tokens) so far."""
     found = {}
@@ -187,14 +163,14 @@ def main() -> None:
     try:
         port = free_port()
         argv = [WARMSERVE, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        processes["warmserve"] = start(argv, logs / "warmserve.log", port, "/ready")
+        processes["warmserve"] = start_process(argv, logs / "warmserve.log", port, "/ready")
         bases["warmserve"] = f"http://127.0.0.1:{port}"
         if args.llama_server:
             for name, extra in (("llama-server", []), ("llama-server-ngram", ["--spec-type", "ngram-simple"])):
                 port = free_port()
                 argv = [args.llama_server, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", "1"]
                 argv += ["--parallel", "8", "-c", str(8 * 4096), *extra]
-                processes[name] = start(argv, logs / f"{name}.log", port, "/v1/models")
+                processes[name] = start_process(argv, logs / f"{name}.log", port, "/v1/models")
                 bases[name] = f"http://127.0.0.1:{port}"
             modes += [
                 Mode("llama-server-plain", "llama-server", {}),
@@ -222,7 +198,7 @@ def main() -> None:
         counters = metrics(bases["warmserve"])
     finally:
         for process in processes.values():
-            stop(process)
+            stop_process(process)
     report = summarise(rounds, modes, workloads)
     report["warmserve_counters"] = counters
     report["setup"] = {

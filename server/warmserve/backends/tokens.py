@@ -197,3 +197,13 @@ def output_budget(prompt_tokens: int, max_tokens: int | None, n_ctx: int, param:
             param=param,
         )
     return max_tokens
+
+
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share (a slot's cells or a saved state reused for a prompt)."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

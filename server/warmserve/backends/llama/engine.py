@@ -65,7 +65,7 @@ from warmserve.backends.llama.speculation import SequenceSpeculation, settings_f
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
-from warmserve.backends.tokens import output_budget
+from warmserve.backends.tokens import output_budget, shared_prefix
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, InvalidRequest, ModelNotFound, WarmServeError
 from warmserve.generation import (
@@ -449,7 +449,7 @@ class LlamaCppEngine(ModelEngine):
         others = [slot.sequence for slot in self._slots if slot.busy and slot.adapter != adapter]
 
         def shared(slot: _Slot) -> int:
-            return _common_prefix(slot.cached, tokens) if slot.cached_adapter == adapter else 0
+            return shared_prefix(slot.cached, tokens) if slot.cached_adapter == adapter else 0
 
         def preference(slot: _Slot) -> tuple[int, int, int, int]:
             reuse = shared(slot)
@@ -521,12 +521,3 @@ class LlamaCppEngine(ModelEngine):
 def _runs(sequences: set[int]) -> int:
     """How many runs of consecutive ids the set holds: llama.cpp computes each run in a pass of its own."""
     return sum(1 for sequence in sequences if sequence - 1 not in sequences)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

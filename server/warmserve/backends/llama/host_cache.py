@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from warmserve.backends.llama.native import NativeModel
 from warmserve.backends.llama.prompt_cache import Found, PromptCache
+from warmserve.backends.tokens import shared_prefix
 from warmserve.errors import BackendError
 from warmserve.generation import PromptCacheStats
 
@@ -108,13 +109,3 @@ class HostCache:
             return None
         self._cache.put(adapter, list(held), blob, len(blob))
         return Found(blob, length, len(held))
-
-
-def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n

@@ -24,6 +24,23 @@ function field(form, name, label, attrs = {}) {
   return input;
 }
 
+/** A labelled <select> of `values`; the empty value (the server's default) is shown as `unset`. */
+function choices(form, name, label, values, unset) {
+  const wrap = document.createElement("label");
+  wrap.textContent = label;
+  const select = document.createElement("select");
+  select.name = name;
+  for (const value of values) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value || unset;
+    select.append(option);
+  }
+  wrap.append(select);
+  form.append(wrap);
+  return select;
+}
+
 function badge(text, kind = "") {
   const node = document.createElement("span");
   node.className = `badge ${kind}`;
@@ -125,34 +142,12 @@ export function settingsForm(title, settings, models, onChange) {
       gated.append(row);
     }
     if (caps.reasoning) {
-      const label = document.createElement("label");
-      label.textContent = "Reasoning effort";
-      const effort = document.createElement("select");
-      effort.name = "reasoning_effort";
-      for (const level of ["", "none", "minimal", "low", "medium", "high"]) {
-        const option = document.createElement("option");
-        option.value = level;
-        option.textContent = level || "model default";
-        effort.append(option);
-      }
-      label.append(effort);
-      gated.append(label);
+      choices(gated, "reasoning_effort", "Reasoning effort", ["", "none", "minimal", "low", "medium", "high"], "model default");
     }
     if (caps.json_schema) field(gated, "json_schema", "JSON schema of the answer (optional)", { rows: "2", spellcheck: "false", placeholder: '{"type": "object", ...}' });
     if (caps.tools) {
       field(gated, "tools", "Tools (OpenAI function definitions, JSON; optional)", { rows: "2", spellcheck: "false", placeholder: '[{"type": "function", "function": {...}}]' });
-      const label = document.createElement("label");
-      label.textContent = "Tool choice";
-      const choice = document.createElement("select");
-      choice.name = "tool_choice";
-      for (const value of ["", "auto", "required", "none"]) {
-        const option = document.createElement("option");
-        option.value = value;
-        option.textContent = value || "default (auto with tools)";
-        choice.append(option);
-      }
-      label.append(choice);
-      gated.append(label);
+      choices(gated, "tool_choice", "Tool choice", ["", "auto", "required", "none"], "default (auto with tools)");
     }
     sync();
   };
