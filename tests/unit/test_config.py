@@ -113,26 +113,26 @@ def test_models_command_shows_what_is_configured(capsys):
 
 
 def test_transformers_workers_default_to_one_per_gpu(monkeypatch, tmp_path: Path):
-    import warmserve.config as config
+    from warmserve import machine
 
     for bus in ("0000:01:00.0", "0000:02:00.0"):
         (tmp_path / bus).mkdir()
-    count = config.visible_gpu_count
+    count = machine.visible_gpu_count
     assert count(tmp_path / "absent") == 0
-    monkeypatch.setattr(config, "visible_gpu_count", lambda: count(tmp_path))
+    monkeypatch.setattr(machine, "visible_gpu_count", lambda: count(tmp_path))
     assert ModelSpec(backend="transformers").workers == 2
     assert ModelSpec(backend="transformers", device="cpu").workers == 1
     assert ModelSpec(backend="transformers", workers=3).workers == 3
 
 
 def test_gguf_on_a_cpu_gets_one_single_thread_worker_per_core_that_fits_in_memory(monkeypatch):
-    import warmserve.config as config
+    from warmserve import machine
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    monkeypatch.setattr(config, "total_memory_bytes", lambda: 64 * 2**30)
+    monkeypatch.setattr(machine, "total_memory_bytes", lambda: 64 * 2**30)
     spec = ModelSpec()  # the embedded ~100 MB model: all 8 fit
     assert (spec.workers, spec.effective_threads()) == (8, 1)
-    monkeypatch.setattr(config, "total_memory_bytes", lambda: 600 * 2**20)
+    monkeypatch.setattr(machine, "total_memory_bytes", lambda: 600 * 2**20)
     assert ModelSpec().workers == 1  # 2 x 100 MB per worker in half of 600 MB
     assert ModelSpec(n_gpu_layers=-1).workers == 1  # on a GPU: one worker
     assert ModelSpec(workers=3).workers == 3

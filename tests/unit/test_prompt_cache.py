@@ -113,7 +113,7 @@ def test_evicting_every_entry_leaves_an_empty_index():
 
 
 def test_the_budget_is_set_in_mib_per_worker_and_defaults_to_a_share_of_free_memory(monkeypatch):
-    from warmserve import memory
+    from warmserve import machine
     from warmserve.cli import build_parser, settings_from_args
     from warmserve.config import ModelSpec
 
@@ -123,7 +123,7 @@ def test_the_budget_is_set_in_mib_per_worker_and_defaults_to_a_share_of_free_mem
     [spec] = settings_from_args(args).models
     assert (spec.prompt_cache_bytes(), spec.prefix_routing) == (0, False)
     assert ModelSpec(backend="fake", prompt_cache_mib=5).prompt_cache_bytes() == 5 << 20
-    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 24 << 30)
+    monkeypatch.setattr(machine, "available_memory_bytes", lambda: 24 << 30)
     assert ModelSpec(backend="fake", workers=2).prompt_cache_bytes() == 3 << 30  # a quarter of 24 GiB, halved
-    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 256 << 30)
+    monkeypatch.setattr(machine, "available_memory_bytes", lambda: 256 << 30)
     assert ModelSpec(backend="fake", workers=2).prompt_cache_bytes() == 4 << 30  # at most 8 GiB in all
