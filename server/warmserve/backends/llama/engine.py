@@ -62,10 +62,11 @@ from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.host_cache import HostCache
 from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for, with_counts
+from warmserve.backends.llama.tiling import TILE_ROWS, Cells, in_tiles, reusable, rows_until_tiles, tiled_end
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
-from warmserve.backends.tokens import output_budget, shared_prefix
+from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
 from warmserve.errors import BackendError, InvalidRequest, ModelNotFound, WarmServeError
 from warmserve.generation import (
@@ -101,11 +102,21 @@ class _Slot:
     thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
     adapter: str | None = None  # the running request's LoRA adapter
     cached_adapter: str | None = None  # the adapter that computed the cached KV cells
+    tiled: int = 0  # the cells (or, while prefilling, the prompt rows) the tiled kernel computes end here
     speculation: SequenceSpeculation | None = None  # the request drafts (prompt lookup)
 
     @property
     def busy(self) -> bool:
         return self.request_id is not None
+
+    @property
+    def cells(self) -> Cells:
+        return Cells(self.cached, self.cached_adapter, min(self.tiled, len(self.cached)))
+
+    @property
+    def tiles_pending(self) -> bool:
+        """The next prompt rows are a tile's (computed in a decode call of their own)."""
+        return bool(self.pending) and in_tiles(len(self.cached), self.tiled)
 
 
 class LlamaCppEngine(ModelEngine):
@@ -126,11 +137,12 @@ class LlamaCppEngine(ModelEngine):
         )
         self._vocab = LlamaVocabulary(self._native, spec.chat_template_source())
         self._vocab.use_reasoning(spec.reasoning)
-        # llama.cpp's CPU flash attention runs 64 or more rows of one sequence through a tiled kernel
-        # that rounds differently from its per-row kernel; prompt chunks of at most 63 tokens keep
-        # every row on the per-row kernel, so a reused prefix computes exactly as in a cold run.
+        # llama.cpp's CPU flash attention runs 64 or more rows of one sequence through a tiled kernel that
+        # rounds differently from its per-row kernel: prompts are planned so that a reused prefix computes
+        # exactly as in a cold run (backends/llama/tiling.py), per-row chunks of at most 63 tokens.
         cpu_flash = native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers) == 1 and spec.n_gpu_layers == 0
         self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
+        self._tiling = cpu_flash and n_batch >= TILE_ROWS
         # Verify rows match one-token decodes only on the same kernels: CPU flash attention (at most 63 rows
         # of a sequence, as prompt chunks) or a GPU; a CPU without flash attention does not speculate.
         self._speculates = cpu_flash or spec.n_gpu_layers != 0
@@ -177,17 +189,17 @@ class LlamaCppEngine(ModelEngine):
             raise ModelNotFound(f"The adapter '{request.adapter}' is not loaded here.", param="model")
         drawn = list(request.resume.tokens) if request.resume is not None else []
         tokens = prompt + drawn  # a resumed request prefills what its dead worker had drawn
-        slot, reused = self._choose_slot(tokens, request.adapter)
-        # Keep the shared prefix's KV cells, drop the rest; at least one token is evaluated
-        # so the first sample has fresh logits.
-        reused = min(reused, len(tokens) - 1)
-        others = [(s.sequence, s.cached, s.cached_adapter) for s in self._slots if s is not slot]
-        reused = self._host_cache.take_slot(
-            slot.sequence, slot.cached, slot.cached_adapter, tokens, request.adapter, reused, others
-        )
+        # A resumed request's drawn tokens were output rows, so they are computed per row again.
+        wanted = Cells(tokens, request.adapter, tiled_end(len(prompt), self._tiling))
+        slot, reused = self._choose_slot(wanted)
+        # Keep the KV cells it may reuse, drop the rest (at least one token is evaluated, so the first
+        # sample has fresh logits).
+        others = [(s.sequence, s.cells) for s in self._slots if s is not slot]
+        reused = self._host_cache.take_slot(slot.sequence, slot.cells, wanted, reused, others)
         self._native.forget(slot.sequence, reused)
         slot.cached = tokens[:reused]
         slot.pending = tokens[reused:]
+        slot.tiled = wanted.tiled
         slot.next_token = None
         slot.request_id = request_id
         slot.adapter = slot.cached_adapter = request.adapter
@@ -229,9 +241,14 @@ class LlamaCppEngine(ModelEngine):
         return events
 
     def _step_group(self, busy: list[_Slot]) -> StepEvents:
-        """One step of sequences that share an adapter (or none)."""
+        """One step of sequences that share an adapter (or none): their rows, then their prompts' next tiles."""
+        events = self._step_rows(busy)
+        return events + self._step_tiles([slot for slot in busy if slot.tiles_pending])
+
+    def _step_rows(self, busy: list[_Slot]) -> StepEvents:
+        """Decode rows, drafts and per-row prompt chunks."""
         decoding = [slot for slot in busy if slot.next_token is not None]
-        prefilling = any(slot.pending for slot in busy)
+        prefilling = any(slot.pending and not slot.tiles_pending for slot in busy)
         drafts = self._drafts(decoding)
         if self._grouping is None or prefilling or not decoding:
             return self._step_together(busy, DecodeWay(False, self._own_threads), drafts)
@@ -268,9 +285,9 @@ class LlamaCppEngine(ModelEngine):
                 fed.append((slot, tokens))
         for slot in busy:
             room = batch.capacity - batch.size
-            if not slot.pending or room == 0:
+            if not slot.pending or slot.tiles_pending or room == 0:
                 continue
-            chunk = slot.pending[: min(room, chunk_limit)]
+            chunk = slot.pending[: min(room, chunk_limit, rows_until_tiles(len(slot.cached), slot.tiled) or room)]
             finishes_prompt = len(chunk) == len(slot.pending)
             start = len(slot.cached)
             for offset, token in enumerate(chunk):
@@ -292,6 +309,25 @@ class LlamaCppEngine(ModelEngine):
         for slot, row in sorted(sampling_rows, key=lambda item: item[0].sequence):
             draft = drafts.get(slot.sequence)
             events.extend(self._sample_events(slot, row) if draft is None else self._verify(slot, row, draft))
+        return events
+
+    def _step_tiles(self, prefilling: list[_Slot]) -> StepEvents:
+        """The next tile of each prompt with whole tiles still to compute, in a decode call of its own
+        (tiling.py says why), on every thread lent."""
+        events: StepEvents = []
+        for slot in prefilling:
+            self._use_threads(self._lent_threads)
+            batch = self._batch
+            batch.clear()
+            chunk = slot.pending[:TILE_ROWS]
+            finishes_prompt = len(chunk) == len(slot.pending)
+            start = len(slot.cached)
+            for offset, token in enumerate(chunk):
+                last = finishes_prompt and offset == len(chunk) - 1
+                row = batch.add(token, start + offset, slot.sequence, logits=last)
+            self._decode([(slot, chunk)])
+            if finishes_prompt:
+                events.extend(self._sample_events(slot, row))
         return events
 
     def _drafts(self, decoding: list[_Slot]) -> dict[int, list[int]]:
@@ -438,18 +474,19 @@ class LlamaCppEngine(ModelEngine):
             self._native.use_lora(None if adapter is None else self._loras[adapter])
             self._applied = adapter
 
-    def _choose_slot(self, tokens: list[int], adapter: str | None) -> tuple[_Slot, int]:
-        """The free slot that shares the longest cached prefix computed by the same adapter, when it is worth it;
-        else the one that keeps this adapter's sequence ids in the fewest runs, then the farthest from other
-        adapters' (room for theirs to grow), then the lowest id."""
+    def _choose_slot(self, wanted: Cells) -> tuple[_Slot, int]:
+        """The free slot with the most cells the request may reuse, when it is worth it; else the one that keeps
+        this adapter's sequence ids in the fewest runs, then the farthest from other adapters' (room for theirs to
+        grow), then the lowest id. Returns it and how many of its cells the request keeps."""
         free = [slot for slot in self._slots if not slot.busy]
         if not free:
             raise RuntimeError("no free slot: the worker admitted more than the engine's capacity")
+        adapter = wanted.adapter
         own = {slot.sequence for slot in self._slots if slot.busy and slot.adapter == adapter}
         others = [slot.sequence for slot in self._slots if slot.busy and slot.adapter != adapter]
 
         def shared(slot: _Slot) -> int:
-            return shared_prefix(slot.cached, tokens) if slot.cached_adapter == adapter else 0
+            return reusable(slot.cells, wanted, len(wanted.tokens) - 1)
 
         def preference(slot: _Slot) -> tuple[int, int, int, int]:
             reuse = shared(slot)

@@ -2,14 +2,14 @@
 
 When a request takes a slot, the engine keeps as much of the slot's cells as the request shares
 (backends/llama/engine.py). Here, before that: if the host cache (backends/llama/prompt_cache.py) holds a
-longer prefix of the request's tokens than the slot does, that state is restored into the slot and cut at
-the shared prefix; and if the slot is about to lose many tokens' cells that no saved state covers, they
-are saved first. Another slot of the worker that holds a still longer prefix (a request running on the
-same system prompt) is copied the same way, through host memory: a copy of 1,500 tokens' cells takes
-milliseconds, computing them seconds on a CPU. A restored state is the very cells a slot would have
-kept, so the answer equals the one a cold run gives, as slot reuse does (tested with the real model).
-What is saved is a sequence's cells: the prompt and output tokens computed in it, never sampler, grammar
-or reasoning state, which every request builds afresh.
+longer prefix of the request's tokens than the slot does, that state is restored into the slot and cut where
+the request may keep its cells (backends/llama/tiling.py); and if the slot is about to lose many tokens' cells
+that no saved state covers, they are saved first. Another slot of the worker that holds a still longer prefix
+(a request running on the same system prompt) is copied the same way, through host memory: a copy of 1,500
+tokens' cells takes milliseconds, computing them seconds on a CPU. A restored state is the very cells a slot
+would have kept, so the answer equals the one a cold run gives, as slot reuse does (tested with the real
+model). What is saved is a sequence's cells: the prompt and output tokens computed in it, never sampler,
+grammar or reasoning state, which every request builds afresh.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from warmserve.backends.llama.native import NativeModel
 from warmserve.backends.llama.prompt_cache import Found, PromptCache
-from warmserve.backends.tokens import shared_prefix
+from warmserve.backends.llama.tiling import Cells, keepable, reusable
 from warmserve.errors import BackendError
 from warmserve.generation import PromptCacheStats
 
@@ -31,10 +32,18 @@ log = logging.getLogger(__name__)
 SAVE_MIN = 32
 
 
+@dataclass(frozen=True)
+class _Saved:
+    """A sequence's cells in host memory, and where their tiled rows end (backends/llama/tiling.py)."""
+
+    blob: ctypes.Array[ctypes.c_uint8]
+    tiled: int
+
+
 class HostCache:
     def __init__(self, model: NativeModel, budget_bytes: int) -> None:
         self._model = model
-        self._cache: PromptCache[ctypes.Array[ctypes.c_uint8]] = PromptCache(budget_bytes)
+        self._cache: PromptCache[_Saved] = PromptCache(budget_bytes)
 
     @property
     def enabled(self) -> bool:
@@ -44,45 +53,41 @@ class HostCache:
         return self._cache.stats()
 
     def take_slot(
-        self,
-        sequence: int,
-        held: Sequence[int],
-        held_adapter: str | None,
-        tokens: Sequence[int],
-        adapter: str | None,
-        reused: int,
-        others: Sequence[tuple[int, Sequence[int], str | None]] = (),
+        self, sequence: int, held: Cells, wanted: Cells, reused: int, others: Sequence[tuple[int, Cells]] = ()
     ) -> int:
-        """The slot `sequence` holding `held` goes to a request for `tokens` that shares `reused` of them;
-        `others` are the worker's other slots (sequence, tokens held, adapter that computed them).
+        """The slot `sequence` holding `held` goes to a request for `wanted` that may keep `reused` of its cells;
+        `others` are the worker's other slots (sequence, what their cells hold).
 
-        Returns how many leading tokens of `tokens` the sequence holds now (the caller drops its cells past
+        Returns how many leading tokens of the request the sequence holds now (the caller drops its cells past
         that point): `reused`, or more when a saved state or another slot's cells were restored.
         """
         if not self._cache.enabled:
             return reused
-        limit = len(tokens) - 1  # at least one token is computed, for fresh logits
-        found = self._cache.find(adapter, tokens)
-        donor = max(((shared_prefix(t, tokens), s, t) for s, t, a in others if a == adapter), default=None)
-        if donor is not None and min(donor[0], limit) - max(reused, found.length if found else 0) >= SAVE_MIN:
-            found = self._snapshot(donor[1], donor[2], adapter, donor[0]) or found
-        restoring = found is not None and min(found.length, limit) - reused >= SAVE_MIN
+        limit = len(wanted.tokens) - 1  # at least one token is computed, for fresh logits
+        found = self._cache.find(wanted.adapter, wanted.tokens)
+        length = 0 if found is None else keepable(min(found.length, limit), found.blob.tiled, wanted.tiled)
+        donors = ((reusable(cells, wanted, limit), s, cells) for s, cells in others)
+        donor = max(donors, key=lambda d: d[0], default=None)
+        if donor is not None and donor[0] - max(reused, length) >= SAVE_MIN:
+            snapshot = self._snapshot(donor[1], donor[2])
+            if snapshot is not None:
+                found, length = snapshot, donor[0]
+        restoring = found is not None and length - reused >= SAVE_MIN
         kept = 0 if restoring else reused
-        if len(held) - kept >= SAVE_MIN and not self._cache.covers(held_adapter, held):
-            self._save(sequence, held, held_adapter)
+        if len(held.tokens) - kept >= SAVE_MIN and not self._cache.covers(held.adapter, held.tokens):
+            self._save(sequence, held)
         if found is None or not restoring:
             if reused < SAVE_MIN:
                 self._cache.misses += 1
             return reused
         try:
-            self._model.restore_sequence(sequence, found.blob)
+            self._model.restore_sequence(sequence, found.blob.blob)
         except BackendError as exc:
             log.warning("prompt cache: %s; computing the prompt instead", exc.message)
             return 0
-        restored = min(found.length, limit)
         self._cache.hits += 1
-        self._cache.restored_tokens += restored - reused
-        return restored
+        self._cache.restored_tokens += length - reused
+        return length
 
     def drop(self, adapter: str) -> None:
         self._cache.drop(adapter)
@@ -90,22 +95,17 @@ class HostCache:
     def clear(self) -> None:
         self._cache.clear()
 
-    def _save(self, sequence: int, held: Sequence[int], adapter: str | None) -> None:
-        try:
-            blob = self._model.save_sequence(sequence)
-        except BackendError as exc:
-            log.warning("prompt cache: %s", exc.message)
-            return
-        self._cache.put(adapter, held, blob, len(blob))
-
-    def _snapshot(
-        self, sequence: int, held: Sequence[int], adapter: str | None, length: int
-    ) -> Found[ctypes.Array[ctypes.c_uint8]] | None:
-        """Another slot's cells, saved (they serve later requests too) and to be restored now."""
+    def _save(self, sequence: int, held: Cells) -> _Saved | None:
         try:
             blob = self._model.save_sequence(sequence)
         except BackendError as exc:
             log.warning("prompt cache: %s", exc.message)
             return None
-        self._cache.put(adapter, list(held), blob, len(blob))
-        return Found(blob, length, len(held))
+        saved = _Saved(blob, held.tiled)
+        self._cache.put(held.adapter, held.tokens, saved, len(blob))
+        return saved
+
+    def _snapshot(self, sequence: int, held: Cells) -> Found[_Saved] | None:
+        """Another slot's cells, saved (they serve later requests too) and to be restored now."""
+        saved = self._save(sequence, Cells(list(held.tokens), held.adapter, held.tiled))
+        return None if saved is None else Found(saved, len(held.tokens), len(held.tokens))
