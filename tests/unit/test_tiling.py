@@ -12,20 +12,21 @@ from warmserve.backends.llama.tiling import (
     keepable,
     reusable,
     rows_until_tiles,
+    tile_chunk,
     tiled_end,
 )
 
 
 @pytest.mark.parametrize(
-    ("prompt", "end"), [(0, TILED_FROM), (100, TILED_FROM), (191, TILED_FROM), (192, 192), (700, 640), (704, 704)]
+    ("prompt", "end"), [(0, TILED_FROM), (100, TILED_FROM), (191, TILED_FROM), (192, 192), (700, 700), (704, 704)]
 )
-def test_a_prompt_is_tiled_from_tiled_from_to_its_last_whole_tile(prompt, end):
+def test_a_prompt_that_reaches_a_tile_past_tiled_from_is_tiled_from_there_to_its_end(prompt, end):
     assert tiled_end(prompt, tiling=True) == end
     assert tiled_end(prompt, tiling=False) == 0
 
 
 def test_rows_before_tiled_from_and_past_the_tiled_end_are_per_row():
-    assert [in_tiles(p, 640) for p in (0, TILED_FROM - 1, TILED_FROM, 639, 640, 700)] == [
+    assert [in_tiles(p, 700) for p in (0, TILED_FROM - 1, TILED_FROM, 699, 700, 720)] == [
         False,
         False,
         True,
@@ -33,47 +34,51 @@ def test_rows_before_tiled_from_and_past_the_tiled_end_are_per_row():
         False,
         False,
     ]
-    assert rows_until_tiles(100, 640) == TILED_FROM - 100
+    assert rows_until_tiles(100, 700) == TILED_FROM - 100
     assert rows_until_tiles(100, TILED_FROM) is None  # no tiles in this prompt
-    assert rows_until_tiles(TILED_FROM, 640) is None
+    assert rows_until_tiles(TILED_FROM, 700) is None
     assert not any(in_tiles(p, 0) for p in range(0, 1000, 50))  # an engine that does not tile
 
 
-def test_a_conversation_keeps_its_cells_up_to_the_tiled_end_both_share_and_recomputes_the_rest():
-    # Turn 1: a 700-token prompt (tiled to 640) and its 24-token answer; turn 2 adds 200 tokens (tiled to 896).
-    turn1 = list(range(724))
+@pytest.mark.parametrize(
+    ("left", "chunk"), [(1, (1, 63)), (63, (63, 1)), (64, (64, 0)), (127, (127, 0)), (500, (64, 0))]
+)
+def test_tiled_rows_go_64_at_a_time_and_never_fewer_than_64_to_a_call(left, chunk):
+    assert tile_chunk(left) == chunk
+    rows = []
+    while left:  # the whole prompt's calls: every one holds 64 rows or more, padding included
+        taken, padding = tile_chunk(left)
+        rows.append(taken + padding)
+        left -= taken
+    assert min(rows) >= TILE_ROWS
+
+
+def test_a_conversations_next_turn_keeps_the_previous_prompt_and_computes_its_answer_again():
+    turn1 = list(range(724))  # a 700-token prompt and its 24-token answer
     turn2 = [*turn1, *range(5000, 5200)]
     held = Cells(turn1, None, tiled_end(700, True))
-    assert reusable(held, Cells(turn2, None, tiled_end(len(turn2), True)), len(turn2) - 1) == 640
+    assert reusable(held, Cells(turn2, None, tiled_end(len(turn2), True)), len(turn2) - 1) == 700
 
 
-def test_the_same_plan_keeps_every_shared_cell_past_the_tiled_end():
+def test_the_same_prompt_again_keeps_every_shared_cell():
     prompt = list(range(700))
-    held = Cells([*prompt, 9, 9, 9], None, 640)
-    assert reusable(held, Cells(prompt, None, 640), len(prompt) - 1) == 699
+    held = Cells([*prompt, 9, 9, 9], None, 700)
+    assert reusable(held, Cells(prompt, None, 700), len(prompt) - 1) == 699
 
 
-def test_a_shorter_request_keeps_only_whole_tiles_of_a_longer_held_sequence():
-    held = Cells(list(range(1000)), None, 960)
-    wanted = list(range(700))  # its tiled end is 640: cells 640-699 were tiled but must be per-row
-    assert reusable(held, Cells(wanted, None, 640), 699) == 640
+def test_a_shorter_request_keeps_the_cells_both_plans_tile():
+    held = Cells(list(range(1000)), None, 1000)
+    assert reusable(held, Cells(list(range(700)), None, 700), 699) == 699
+    assert reusable(held, Cells([*range(700), 1, 2, 3], None, 703), 702) == 700  # shares 700 tokens
 
 
-def test_a_prefix_inside_the_tiles_is_cut_at_a_tile_boundary_and_one_below_tiled_from_is_kept_whole():
-    assert keepable(500, 960, 960) == 448
-    assert keepable(100, 960, 960) == 100
-    assert keepable(TILED_FROM + 10, 960, 960) == TILED_FROM
-    # A held prompt without tiles: its cells past TILED_FROM are per-row, where the request tiles.
-    assert keepable(150, TILED_FROM, 960) == TILED_FROM
-
-
-def test_the_limit_cuts_a_prompt_that_ends_on_a_tile_back_to_the_tile_before():
-    prompt = list(range(4 * TILE_ROWS))
-    held = Cells(prompt, None, 4 * TILE_ROWS)
-    assert reusable(held, Cells(prompt, None, 4 * TILE_ROWS), len(prompt) - 1) == 3 * TILE_ROWS
+def test_a_held_prompt_without_tiles_keeps_only_what_lies_below_tiled_from():
+    assert keepable(150, TILED_FROM, 960) == TILED_FROM  # its rows 128-149 were per row, the request tiles them
+    assert keepable(100, TILED_FROM, 960) == 100
+    assert keepable(150, TILED_FROM, TILED_FROM) == 150  # two short prompts: per row alike
 
 
 def test_another_adapters_cells_are_not_kept_and_an_engine_that_does_not_tile_keeps_every_shared_cell():
     tokens = list(range(900))
-    assert reusable(Cells(tokens, "a", 896), Cells(tokens, None, 896), 899) == 0
+    assert reusable(Cells(tokens, "a", 900), Cells(tokens, None, 900), 899) == 0
     assert reusable(Cells(tokens, None, 0), Cells([*tokens[:777], 1], None, 0), 777) == 777

@@ -62,7 +62,15 @@ from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.host_cache import HostCache
 from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for, with_counts
-from warmserve.backends.llama.tiling import TILE_ROWS, Cells, in_tiles, reusable, rows_until_tiles, tiled_end
+from warmserve.backends.llama.tiling import (
+    TILE_ROWS,
+    Cells,
+    in_tiles,
+    reusable,
+    rows_until_tiles,
+    tile_chunk,
+    tiled_end,
+)
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
 from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
 from warmserve.backends.text import OutputTracker
@@ -142,7 +150,7 @@ class LlamaCppEngine(ModelEngine):
         # exactly as in a cold run (backends/llama/tiling.py), per-row chunks of at most 63 tokens.
         cpu_flash = native.flash_attn_type(spec.flash_attn, spec.n_gpu_layers) == 1 and spec.n_gpu_layers == 0
         self._prefill_chunk = native.FLASH_ATTN_ROW_KERNEL_MAX if cpu_flash else n_batch
-        self._tiling = cpu_flash and n_batch >= TILE_ROWS
+        self._tiling = cpu_flash and n_batch >= 2 * TILE_ROWS
         # Verify rows match one-token decodes only on the same kernels: CPU flash attention (at most 63 rows
         # of a sequence, as prompt chunks) or a GPU; a CPU without flash attention does not speculate.
         self._speculates = cpu_flash or spec.n_gpu_layers != 0
@@ -312,20 +320,25 @@ class LlamaCppEngine(ModelEngine):
         return events
 
     def _step_tiles(self, prefilling: list[_Slot]) -> StepEvents:
-        """The next tile of each prompt with whole tiles still to compute, in a decode call of its own
-        (tiling.py says why), on every thread lent."""
+        """The next tiled chunk of each prompt with tiled rows still to compute, in a decode call of its own,
+        padded when short (tiling.py says why), on every thread lent."""
         events: StepEvents = []
         for slot in prefilling:
             self._use_threads(self._lent_threads)
             batch = self._batch
             batch.clear()
-            chunk = slot.pending[:TILE_ROWS]
-            finishes_prompt = len(chunk) == len(slot.pending)
             start = len(slot.cached)
+            rows, padding = tile_chunk(slot.tiled - start)
+            chunk = slot.pending[:rows]
+            finishes_prompt = len(chunk) == len(slot.pending)
             for offset, token in enumerate(chunk):
                 last = finishes_prompt and offset == len(chunk) - 1
                 row = batch.add(token, start + offset, slot.sequence, logits=last)
+            for offset in range(rows, rows + padding):
+                batch.add(chunk[-1], start + offset, slot.sequence, logits=False)
             self._decode([(slot, chunk)])
+            if padding:
+                self._native.forget(slot.sequence, start + rows)
             if finishes_prompt:
                 events.extend(self._sample_events(slot, row))
         return events

@@ -3,18 +3,22 @@ may keep so that its answer still equals a cold run's.
 
 llama.cpp's CPU flash attention computes the rows of a sequence with a tiled kernel when a micro-batch holds
 64 or more of them, else with a per-row kernel; the two round differently. Each kernel gives a row the same
-values whatever else is in the batch (measured bitwise: chunk sizes 64 to 512, two sequences in one call, a
-state restored mid-prompt), and one-token decodes and speculation's verify rows use the per-row kernel. The
-tiled kernel is about 3x faster at 2,000 tokens of context (README, "How a GGUF model runs").
+values whatever else is in the batch (measured bitwise: chunks of any size and start, two sequences in one
+call, a state restored mid-prompt, rows beside padding rows at later positions), and one-token decodes and
+speculation's verify rows use the per-row kernel. The tiled kernel is 4-5x faster per row at 1-2k tokens of
+context (README, "How a GGUF model runs").
 
-So a prompt of n tokens is planned the same way wherever it runs: rows from `TILED_FROM` up to the last
-multiple of 64 at or below n (its *tiled end*) in whole tiles, each in a decode call of its own (llama.cpp
-splits a batch into micro-batches of equal rows per sequence, so a decode row beside a tile would break it
-up), and the rest beside the other sequences' decode rows, per row, as output tokens are. Below
-`TILED_FROM` the per-row kernel costs little more (1.2-1.6x a tile's time, against 4-5x at 1-2k tokens of
-context), and a prefix that short (a brief system prompt) stays reusable to the token. A sequence's cells
-are then tiled from `TILED_FROM` to its tiled end and per-row elsewhere, and the cells a request may keep
-are the ones a cold run of its own plan would compute with the same kernel (`reusable`).
+So a prompt of n tokens is planned the same way wherever it runs: when it reaches `TILED_FROM + TILE_ROWS`
+tokens, its rows from `TILED_FROM` to its end (its *tiled end*) are computed in the tiled kernel, in chunks
+of at least 64 rows, each in a decode call of its own (llama.cpp splits a batch into micro-batches of equal
+rows per sequence, so a decode row beside a chunk would break it up); a chunk with fewer rows left (a
+request that reused all but a few tiled cells) is padded to 64 with rows at later positions, whose cells
+are dropped after the call (the causal mask keeps them out of the real rows' sums, exactly). Every other
+row is computed per row, beside the other sequences' decode rows, as output tokens are: the rows below
+`TILED_FROM`, where the per-row kernel costs little more (1.2-2x) and padding would cost more than it saves,
+and a shorter prompt's. The cells a request may keep are the ones its own plan computes with the same kernel
+(`reusable`): a conversation's next turn keeps the previous prompt and computes the previous answer again,
+in the tiled kernel.
 """
 
 from __future__ import annotations
@@ -40,17 +44,27 @@ class Cells:
 
 def tiled_end(prompt_tokens: int, tiling: bool) -> int:
     """Where the tiled rows of a prompt of `prompt_tokens` end (TILED_FROM: none; 0 when the engine does not tile)."""
-    return max(TILED_FROM, prompt_tokens - prompt_tokens % TILE_ROWS) if tiling else 0
+    if not tiling:
+        return 0
+    return prompt_tokens if prompt_tokens >= TILED_FROM + TILE_ROWS else TILED_FROM
 
 
 def in_tiles(position: int, tiled: int) -> bool:
-    """Whether the prompt row at `position` is computed in a tile (it starts one: tiles are computed whole)."""
+    """Whether the prompt row at `position` is computed in the tiled kernel."""
     return TILED_FROM <= position < tiled
 
 
 def rows_until_tiles(position: int, tiled: int) -> int | None:
     """How many per-row prompt rows from `position` may go before the tiles begin (None: no tiles ahead)."""
     return TILED_FROM - position if position < TILED_FROM < tiled else None
+
+
+def tile_chunk(left: int) -> tuple[int, int]:
+    """Of `left` tiled rows still to compute, how many go in the next call, and how many padding rows with them:
+    64 at a time, the last call taking up to 127 so none has fewer than 64 unless fewer were left."""
+    if left < TILE_ROWS:
+        return left, TILE_ROWS - left
+    return (left, 0) if left < 2 * TILE_ROWS else (TILE_ROWS, 0)
 
 
 def reusable(held: Cells, wanted: Cells, limit: int) -> int:
@@ -62,11 +76,7 @@ def reusable(held: Cells, wanted: Cells, limit: int) -> int:
 
 
 def keepable(shared: int, held_tiled: int, wanted_tiled: int) -> int:
-    """Of `shared` leading cells tiled up to `held_tiled`, how many a request whose plan tiles up to
-    `wanted_tiled` may keep: past its tiled end only per-row cells (the same tiled end held); before it,
-    cells both compute alike, cut at a tile boundary past TILED_FROM so its tiled rows still come in whole
-    tiles."""
-    if shared >= wanted_tiled and held_tiled == wanted_tiled:
-        return shared
-    boundary = min(shared, held_tiled, wanted_tiled)
-    return boundary if boundary <= TILED_FROM else boundary - boundary % TILE_ROWS
+    """Of `shared` leading cells tiled from TILED_FROM up to `held_tiled`, how many a request whose plan tiles up
+    to `wanted_tiled` may keep: all when the two tiled ends agree; else those before the nearer end, past which
+    one of them was computed per row and the other is planned in tiles."""
+    return shared if held_tiled == wanted_tiled else min(shared, held_tiled, wanted_tiled)
