@@ -57,15 +57,18 @@ class Server:
     argv: list[str]
     ready_path: str
     warmserve: bool
+    env: dict[str, str] | None = None
 
 
 def servers(args: argparse.Namespace, port: int) -> list[Server]:
     bind = ["--host", "127.0.0.1", "--port", str(port)]
     base = [WARMSERVE, "serve", *bind, "--log-level", "warning"]
-    found = [
-        Server("warmserve-cache", [*base, *args.cache_flags.split()], "/ready", True),
-        Server("warmserve-today", [*base, "--prompt-cache-mib", "0", "--no-prefix-routing"], "/ready", True),
-    ]
+    if args.today_source:  # the code before the cache, on this environment's packages
+        today_env = {**os.environ, "PYTHONPATH": str(Path(args.today_source).resolve())}
+        today = Server("warmserve-today", base, "/ready", True, today_env)
+    else:
+        today = Server("warmserve-today", [*base, "--prompt-cache-mib", "0", "--no-prefix-routing"], "/ready", True)
+    found = [Server("warmserve-cache", [*base, *args.cache_flags.split()], "/ready", True), today]
     if args.llama_server:
         argv = [args.llama_server, "-m", str(embedded_model_path()), *bind, "-t", "2", "--parallel", "8"]
         found.append(Server("llama-server", [*argv, "-c", str(4096 * 8), "--cache-ram", "8192"], "/health", False))
@@ -250,7 +253,7 @@ def run_one(
     server: Server, workload: str, port: int, args: argparse.Namespace, round_number: int, logs: Path
 ) -> dict[str, Any]:
     """Start the server, run one workload, record its memory, stop it (by its own process group)."""
-    process = start_process(server.argv, logs / f"{server.name}-{workload}.log", port, server.ready_path)
+    process = start_process(server.argv, logs / f"{server.name}-{workload}.log", port, server.ready_path, server.env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         rss_before = tree_rss(process.pid)
@@ -341,6 +344,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--cache-flags", default="", help="extra warmserve flags of warmserve-cache (default: none)")
     parser.add_argument("--llama-server", help="a llama-server binary to measure beside warmserve")
+    parser.add_argument(
+        "--today-source",
+        help="the server/ folder of a checkout from before the prompt cache (git worktree add DIR 08a262a), run as "
+        "warmserve-today; without it warmserve-today is this code with --prompt-cache-mib 0 --no-prefix-routing",
+    )
     parser.add_argument("--only", default="", help="comma-separated server names to run (default: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prompt-cache.json")
     args = parser.parse_args()
@@ -371,7 +379,7 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
         "versions": {"python": platform.python_version(), "llama-cpp-python": version("llama-cpp-python")},
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "servers": {s.name: s.argv[1:] for s in candidates},
+        "servers": {s.name: s.argv[1:] + ([f"PYTHONPATH={s.env['PYTHONPATH']}"] if s.env else []) for s in candidates},
         "builds": builds,
         "summary": summary(rounds),
         "rounds": rounds,

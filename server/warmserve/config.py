@@ -377,6 +377,11 @@ class ModelSpec(BaseModel):
             return self.prompt_cache_mib << 20
         return machine.prompt_cache_share(self.workers)
 
+    @property
+    def routes_by_prefix(self) -> bool:
+        """Requests go to the worker or replica likely holding their prompt's start (a llama.cpp model on several)."""
+        return self.prefix_routing and self.backend != "transformers" and self.workers > 1
+
     def effective_threads(self) -> int:
         """Threads per worker: as set, or this machine's cores shared evenly by the workers."""
         if self.threads is not None:

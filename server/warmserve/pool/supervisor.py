@@ -111,7 +111,7 @@ class ModelPool(Tracked):
             and spec.workers > 1
         )
         self._lending = CoreLending(spec.effective_threads(), lambda: self._workers) if shares_cores else None
-        routes = spec.prefix_routing and spec.backend != "transformers" and spec.workers > 1
+        routes = spec.routes_by_prefix
         self._router = PrefixRouter(spec.prefix_routing_slack, spec.slots * spec.n_ctx) if routes else None
 
     # --- state --------------------------------------------------------------------------
