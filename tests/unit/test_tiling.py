@@ -40,16 +40,13 @@ def test_rows_before_tiled_from_and_past_the_tiled_end_are_per_row():
     assert not any(in_tiles(p, 0) for p in range(0, 1000, 50))  # an engine that does not tile
 
 
-@pytest.mark.parametrize(
-    ("left", "chunk"), [(1, (1, 63)), (63, (63, 1)), (64, (64, 0)), (127, (127, 0)), (500, (64, 0))]
-)
+@pytest.mark.parametrize(("left", "chunk"), [(64, 64), (127, 127), (128, 64), (500, 64)])
 def test_tiled_rows_go_64_at_a_time_and_never_fewer_than_64_to_a_call(left, chunk):
     assert tile_chunk(left) == chunk
     rows = []
-    while left:  # the whole prompt's calls: every one holds 64 rows or more, padding included
-        taken, padding = tile_chunk(left)
-        rows.append(taken + padding)
-        left -= taken
+    while left:
+        rows.append(tile_chunk(left))
+        left -= rows[-1]
     assert min(rows) >= TILE_ROWS
 
 
@@ -60,16 +57,17 @@ def test_a_conversations_next_turn_keeps_the_previous_prompt_and_computes_its_an
     assert reusable(held, Cells(turn2, None, tiled_end(len(turn2), True)), len(turn2) - 1) == 700
 
 
-def test_the_same_prompt_again_keeps_every_shared_cell():
+def test_the_same_prompt_again_computes_its_last_64_rows_in_one_tiled_call():
     prompt = list(range(700))
     held = Cells([*prompt, 9, 9, 9], None, 700)
-    assert reusable(held, Cells(prompt, None, 700), len(prompt) - 1) == 699
+    assert reusable(held, Cells(prompt, None, 700), len(prompt) - 1) == 700 - TILE_ROWS
 
 
-def test_a_shorter_request_keeps_the_cells_both_plans_tile():
+def test_a_shorter_request_keeps_the_cells_both_plans_tile_leaving_it_64_tiled_rows():
     held = Cells(list(range(1000)), None, 1000)
-    assert reusable(held, Cells(list(range(700)), None, 700), 699) == 699
-    assert reusable(held, Cells([*range(700), 1, 2, 3], None, 703), 702) == 700  # shares 700 tokens
+    assert reusable(held, Cells(list(range(700)), None, 700), 699) == 700 - TILE_ROWS
+    assert reusable(held, Cells([*range(700), *range(5000, 5100)], None, 800), 799) == 700
+    assert reusable(held, Cells([*range(700), *range(5000, 5010)], None, 710), 709) == 710 - TILE_ROWS
 
 
 def test_a_held_prompt_without_tiles_keeps_only_what_lies_below_tiled_from():

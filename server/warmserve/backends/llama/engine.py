@@ -320,25 +320,20 @@ class LlamaCppEngine(ModelEngine):
         return events
 
     def _step_tiles(self, prefilling: list[_Slot]) -> StepEvents:
-        """The next tiled chunk of each prompt with tiled rows still to compute, in a decode call of its own,
-        padded when short (tiling.py says why), on every thread lent."""
+        """The next tiled chunk of each prompt with tiled rows still to compute, in a decode call of its own
+        (tiling.py says why), on every thread lent."""
         events: StepEvents = []
         for slot in prefilling:
             self._use_threads(self._lent_threads)
             batch = self._batch
             batch.clear()
             start = len(slot.cached)
-            rows, padding = tile_chunk(slot.tiled - start)
-            chunk = slot.pending[:rows]
+            chunk = slot.pending[: tile_chunk(slot.tiled - start)]
             finishes_prompt = len(chunk) == len(slot.pending)
             for offset, token in enumerate(chunk):
                 last = finishes_prompt and offset == len(chunk) - 1
                 row = batch.add(token, start + offset, slot.sequence, logits=last)
-            for offset in range(rows, rows + padding):
-                batch.add(chunk[-1], start + offset, slot.sequence, logits=False)
             self._decode([(slot, chunk)])
-            if padding:
-                self._native.forget(slot.sequence, start + rows)
             if finishes_prompt:
                 events.extend(self._sample_events(slot, row))
         return events
