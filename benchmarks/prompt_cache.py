@@ -154,7 +154,14 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def client(base_url: str, server: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=600, headers={"x-server": server})
+    """A new connection per request, for every server: llama-server closes a kept-alive connection after a
+    streamed answer without saying so, and the next request sent on it fails."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=600,
+        headers={"x-server": server},
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
 
 
 async def agent(base_url: str, server: str, args: argparse.Namespace, round_number: int) -> dict[int, dict[str, Any]]:
