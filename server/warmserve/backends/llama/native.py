@@ -130,7 +130,9 @@ class NativeModel:
     def save_sequence(self, sequence: int) -> ctypes.Array[ctypes.c_uint8]:
         """A copy of the sequence's KV cells (with their positions) in host memory, for `restore_sequence`."""
         size: int = llama_cpp.llama_state_seq_get_size(self.context, sequence)
-        blob = (ctypes.c_uint8 * size)()
+        # Over numpy's uninitialised memory: a ctypes array zero-fills its tens of MB first, which took half of
+        # a save's time (benchmarks/state_copy.py). The array keeps the numpy buffer alive.
+        blob = (ctypes.c_uint8 * size).from_buffer(np.empty(size, np.uint8).data)
         written = llama_cpp.llama_state_seq_get_data(self.context, blob, size, sequence)
         if written != size:
             raise BackendError(f"llama.cpp saved {written} of {size} bytes of sequence {sequence}")
