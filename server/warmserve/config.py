@@ -379,7 +379,7 @@ class ModelSpec(BaseModel):
 
     @property
     def routes_by_prefix(self) -> bool:
-        """Requests go to the worker or replica likely holding their prompt's start (a llama.cpp model on several)."""
+        """Requests go to the worker likely holding their prompt's start (a llama.cpp model on several workers)."""
         return self.prefix_routing and self.backend != "transformers" and self.workers > 1
 
     def effective_threads(self) -> int:

@@ -7,7 +7,6 @@ Three ways in, one builder:
 - `build_app(settings)` from Python, e.g. `serve.run(build_app(settings))`.
 Each model becomes a deployment with `workers` replicas (override `num_replicas` or
 `autoscaling_config` per deployment in Serve's config file); each replica reserves `threads` CPUs.
-A llama.cpp model's replicas are chosen by prompt prefix (ray_serve/prefix_router.py), as local workers are.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from ray.serve import Application
 
 from warmserve.config import ModelSpec, ServerSettings
 from warmserve.ray_serve.ingress import Ingress
-from warmserve.ray_serve.prefix_router import PrefixReplicaRouter
 from warmserve.ray_serve.replica import ModelReplica
 
 log = logging.getLogger(__name__)
@@ -58,12 +56,6 @@ def _model_deployment(spec: ModelSpec, log_level: str, drain_timeout_s: float) -
         "workers": 1,
         "threads": cpus,
     }
-    routing: dict[str, Any] = {}
-    if spec.routes_by_prefix:
-        routing["request_router_config"] = {
-            "request_router_class": f"{PrefixReplicaRouter.__module__}:{PrefixReplicaRouter.__name__}",
-            "request_router_kwargs": {"slack": spec.prefix_routing_slack, "slot_tokens": spec.slots * spec.n_ctx},
-        }
     deployment = serve.deployment(
         name=deployment_name(spec),
         num_replicas=spec.workers,
@@ -72,7 +64,6 @@ def _model_deployment(spec: ModelSpec, log_level: str, drain_timeout_s: float) -
         graceful_shutdown_timeout_s=drain_timeout_s,
         health_check_period_s=5,
         ray_actor_options={"num_cpus": cpus, "num_gpus": 1 if _uses_gpu(spec) else 0},
-        **routing,
     )(ModelReplica)
     application: Application = deployment.bind(replica_spec, log_level)
     return application
