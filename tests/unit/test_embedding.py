@@ -9,10 +9,11 @@ import pytest
 from warmserve.backends.embedding import EmbeddingJobs, EmbedPiece, check_dimensions, normalized
 from warmserve.backends.tokens import check_input_tokens
 from warmserve.cli import build_parser, settings_from_args
-from warmserve.config import ModelSpec, is_generative_folder
+from warmserve.config import ModelSpec
 from warmserve.embedding import Embedded, base64_vector, unpack_vector
 from warmserve.errors import ContextLengthExceeded, InvalidRequest
 from warmserve.generation import Failed
+from warmserve.model_folders import is_generative_folder
 
 
 def token_vectors(pieces: list[EmbedPiece], log: list) -> list[np.ndarray]:

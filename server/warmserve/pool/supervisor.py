@@ -50,6 +50,7 @@ from warmserve.generation import GenerationEvent, GenerationRequest, ModelFacts,
 from warmserve.hub import DownloadStatus
 from warmserve.metrics import Metrics
 from warmserve.pool.admission import Queued, WaitingQueue
+from warmserve.pool.cache_metrics import record_prompt_cache
 from warmserve.pool.core_lending import CoreLending
 from warmserve.pool.events import Publish, WorkerEvent, WorkerEventKind, WorkerStatus
 from warmserve.pool.fetch import ModelFetch
@@ -411,13 +412,7 @@ class ModelPool(Tracked):
 
     def _on_cache(self, worker: WorkerHandle, before: PromptCacheStats | None, now: PromptCacheStats) -> None:
         """A worker's prompt cache changed: count what happened since its last report, size its prefix index."""
-        name, was = self.spec.name, before or PromptCacheStats()
-        metrics = self._metrics
-        metrics.prompt_cache_hits.labels(name).inc(max(0, now.hits - was.hits))
-        metrics.prompt_cache_misses.labels(name).inc(max(0, now.misses - was.misses))
-        metrics.prompt_cache_evictions.labels(name).inc(max(0, now.evictions - was.evictions))
-        metrics.prompt_cache_restored_tokens.labels(name).inc(max(0, now.restored_tokens - was.restored_tokens))
-        self._cache_gauges(worker, now)
+        record_prompt_cache(self._metrics, self.spec.name, worker.index, before, now)
         if self._router is not None:
             self._router.resize(worker, now)
 
@@ -426,13 +421,8 @@ class ModelPool(Tracked):
         if self._router is not None:
             self._router.forget(worker)
         if worker.prompt_cache is not None:
-            self._cache_gauges(worker, PromptCacheStats(budget_bytes=worker.prompt_cache.budget_bytes))
-
-    def _cache_gauges(self, worker: WorkerHandle, now: PromptCacheStats) -> None:
-        labels = (self.spec.name, str(worker.index))
-        self._metrics.prompt_cache_bytes.labels(*labels).set(now.bytes)
-        self._metrics.prompt_cache_entries.labels(*labels).set(now.entries)
-        self._metrics.prompt_cache_budget_bytes.labels(*labels).set(now.budget_bytes)
+            empty = PromptCacheStats(budget_bytes=worker.prompt_cache.budget_bytes)
+            record_prompt_cache(self._metrics, self.spec.name, worker.index, empty, empty)
 
     def _on_worker_change(self, worker: WorkerHandle, kind: WorkerEventKind, reason: str | None) -> None:
         if worker not in self._workers:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from warmserve.adapters import AdapterSpec, adapter_error
@@ -61,18 +60,17 @@ from warmserve.backends.llama.decode_grouping import DecodeGrouping, DecodeWay
 from warmserve.backends.llama.embed import LlamaEmbedder
 from warmserve.backends.llama.ggml import loadable_gguf
 from warmserve.backends.llama.host_cache import HostCache
+from warmserve.backends.llama.slots import Slot, choose_slot, release
 from warmserve.backends.llama.speculation import SequenceSpeculation, settings_for, with_counts
 from warmserve.backends.llama.tiling import (
     TILE_ROWS,
     Cells,
-    in_tiles,
-    reusable,
     rows_until_tiles,
     tile_chunk,
     tiled_end,
 )
 from warmserve.backends.llama.vocabulary import LlamaVocabulary
-from warmserve.backends.reasoning import OutputGrammar, Thinking, gated, next_token
+from warmserve.backends.reasoning import gated, next_token
 from warmserve.backends.text import OutputTracker
 from warmserve.backends.tokens import output_budget
 from warmserve.config import ModelSpec
@@ -89,42 +87,9 @@ from warmserve.generation import (
 
 log = logging.getLogger(__name__)
 
-# A shared prefix shorter than this is not worth a slot that breaks up an adapter's run of sequence ids.
-_REUSE_MIN = 32
 # Prompt tokens per step while idle workers lend their cores: a lender that gets a request of its own
 # takes its core back after one such chunk, and chunks this long cost little more than a whole prompt.
 _LENT_CHUNK = 16
-
-
-@dataclass
-class _Slot:
-    sequence: int
-    cached: list[int] = field(default_factory=list)  # tokens whose KV cells this sequence holds
-    request_id: str | None = None
-    pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
-    next_token: int | None = None  # sampled, to be evaluated by the next step
-    sampler: native.Sampler | None = None
-    tracker: OutputTracker | None = None
-    logprobs: int | None = None  # alternatives to report per token; None: no logprobs
-    constraint: OutputGrammar | None = None
-    thinking: Thinking | None = None  # a reasoning model's request: where its thinking block is
-    adapter: str | None = None  # the running request's LoRA adapter
-    cached_adapter: str | None = None  # the adapter that computed the cached KV cells
-    tiled: int = 0  # the cells (or, while prefilling, the prompt rows) the tiled kernel computes end here
-    speculation: SequenceSpeculation | None = None  # the request drafts (prompt lookup)
-
-    @property
-    def busy(self) -> bool:
-        return self.request_id is not None
-
-    @property
-    def cells(self) -> Cells:
-        return Cells(self.cached, self.cached_adapter, min(self.tiled, len(self.cached)))
-
-    @property
-    def tiles_pending(self) -> bool:
-        """The next prompt rows are a tile's (computed in a decode call of their own)."""
-        return bool(self.pending) and in_tiles(len(self.cached), self.tiled)
 
 
 class LlamaCppEngine(ModelEngine):
@@ -160,7 +125,7 @@ class LlamaCppEngine(ModelEngine):
         self._lent_threads = self._own_threads  # own plus the cores idle peers lend now
         self._threads = self._own_threads  # what the context uses now
         self._grouping = DecodeGrouping() if spec.n_gpu_layers == 0 else None  # batching always pays on a GPU
-        self._slots = [_Slot(i) for i in range(spec.slots)]
+        self._slots = [Slot(i) for i in range(spec.slots)]
         self._host_cache = HostCache(self._native, spec.prompt_cache_bytes())
         self._embedder = LlamaEmbedder(
             self._native,
@@ -199,7 +164,7 @@ class LlamaCppEngine(ModelEngine):
         tokens = prompt + drawn  # a resumed request prefills what its dead worker had drawn
         # A resumed request's drawn tokens were output rows, so they are computed per row again.
         wanted = Cells(tokens, request.adapter, tiled_end(len(prompt), self._tiling))
-        slot, reused = self._choose_slot(wanted)
+        slot, reused = choose_slot(self._slots, wanted)
         # Keep the KV cells it may reuse, drop the rest (at least one token is evaluated, so the first
         # sample has fresh logits).
         others = [(s.sequence, s.cells) for s in self._slots if s is not slot]
@@ -238,7 +203,7 @@ class LlamaCppEngine(ModelEngine):
 
     def step(self) -> StepEvents:
         """Every running sequence advances: in one batch, or one per LoRA adapter when several are in use."""
-        groups: dict[str | None, list[_Slot]] = {}
+        groups: dict[str | None, list[Slot]] = {}
         for slot in self._slots:
             if slot.busy:
                 groups.setdefault(slot.adapter, []).append(slot)
@@ -248,12 +213,12 @@ class LlamaCppEngine(ModelEngine):
             events.extend(self._step_group(groups[adapter]))
         return events
 
-    def _step_group(self, busy: list[_Slot]) -> StepEvents:
+    def _step_group(self, busy: list[Slot]) -> StepEvents:
         """One step of sequences that share an adapter (or none): their rows, then their prompts' next tiles."""
         events = self._step_rows(busy)
         return events + self._step_tiles([slot for slot in busy if slot.tiles_pending])
 
-    def _step_rows(self, busy: list[_Slot]) -> StepEvents:
+    def _step_rows(self, busy: list[Slot]) -> StepEvents:
         """Decode rows, drafts and per-row prompt chunks."""
         decoding = [slot for slot in busy if slot.next_token is not None]
         prefilling = any(slot.pending and not slot.tiles_pending for slot in busy)
@@ -267,7 +232,7 @@ class LlamaCppEngine(ModelEngine):
         return self._step_each(decoding, way) if way.split else self._step_together(busy, way)
 
     def _step_together(
-        self, busy: list[_Slot], way: DecodeWay, drafts: dict[int, list[int]] | None = None
+        self, busy: list[Slot], way: DecodeWay, drafts: dict[int, list[int]] | None = None
     ) -> StepEvents:
         """One batch: the next token of every decoding sequence (and its draft, by sequence id), then prompt
         chunks while room is left.
@@ -277,8 +242,8 @@ class LlamaCppEngine(ModelEngine):
         drafts = drafts or {}
         batch = self._batch
         batch.clear()
-        sampling_rows: list[tuple[_Slot, int]] = []
-        fed: list[tuple[_Slot, list[int]]] = []
+        sampling_rows: list[tuple[Slot, int]] = []
+        fed: list[tuple[Slot, list[int]]] = []
         prompt_work = False
         # On lent cores, short chunks: a lender that gets a request of its own takes its core back
         # after at most one of them instead of sharing it with a whole prompt's step.
@@ -319,7 +284,7 @@ class LlamaCppEngine(ModelEngine):
             events.extend(self._sample_events(slot, row) if draft is None else self._verify(slot, row, draft))
         return events
 
-    def _step_tiles(self, prefilling: list[_Slot]) -> StepEvents:
+    def _step_tiles(self, prefilling: list[Slot]) -> StepEvents:
         """The next tiled chunk of each prompt with tiled rows still to compute, in a decode call of its own
         (tiling.py says why), on every thread lent."""
         events: StepEvents = []
@@ -338,7 +303,7 @@ class LlamaCppEngine(ModelEngine):
                 events.extend(self._sample_events(slot, row))
         return events
 
-    def _drafts(self, decoding: list[_Slot]) -> dict[int, list[int]]:
+    def _drafts(self, decoding: list[Slot]) -> dict[int, list[int]]:
         """This step's drafts by sequence id: what fits the batch, the sequence's context and its token budget."""
         drafts: dict[int, list[int]] = {}
         room = self._batch.capacity - len(decoding)
@@ -357,7 +322,7 @@ class LlamaCppEngine(ModelEngine):
                 room -= len(draft)
         return drafts
 
-    def _verify(self, slot: _Slot, row: int, draft: list[int]) -> StepEvents:
+    def _verify(self, slot: Slot, row: int, draft: list[int]) -> StepEvents:
         """Sample the sequence's rows in order while the model draws the draft's tokens (speculation.py says
         why that is plain decoding's output), then drop the KV cells of the draft's rejected tail."""
         speculation = slot.speculation
@@ -379,7 +344,7 @@ class LlamaCppEngine(ModelEngine):
             del slot.cached[keep:]
         return [(request_id, event) for event in with_counts(events, speculation)]
 
-    def _step_each(self, decoding: list[_Slot], way: DecodeWay) -> StepEvents:
+    def _step_each(self, decoding: list[Slot], way: DecodeWay) -> StepEvents:
         """The next token of every decoding sequence, one decode call each (see DecodeGrouping)."""
         self._use_threads(way.threads)
         events: StepEvents = []
@@ -394,7 +359,7 @@ class LlamaCppEngine(ModelEngine):
             self._grouping.record(len(decoding), way, seconds)
         return events
 
-    def _decode(self, fed: list[tuple[_Slot, list[int]]]) -> float:
+    def _decode(self, fed: list[tuple[Slot, list[int]]]) -> float:
         """Evaluate the batch, then move the fed tokens from pending to cached; returns the seconds taken."""
         started = time.perf_counter()
         try:
@@ -411,7 +376,7 @@ class LlamaCppEngine(ModelEngine):
                 del slot.pending[: len(tokens)]
         return seconds
 
-    def _sample_events(self, slot: _Slot, row: int) -> StepEvents:
+    def _sample_events(self, slot: Slot, row: int) -> StepEvents:
         assert slot.request_id is not None
         request_id = slot.request_id  # sampling the last token releases the slot
         speculation = slot.speculation
@@ -431,7 +396,7 @@ class LlamaCppEngine(ModelEngine):
     def cancel(self, request_id: str) -> None:
         for slot in self._slots:
             if slot.request_id == request_id:
-                self._release(slot)
+                release(slot)
 
     def add_adapter(self, adapter: AdapterSpec) -> None:
         """Load a GGUF LoRA; llama.cpp checks its architecture and every tensor's shape against the model."""
@@ -464,7 +429,7 @@ class LlamaCppEngine(ModelEngine):
 
     def close(self) -> None:
         for slot in self._slots:
-            self._release(slot)
+            release(slot)
         self._apply(None)
         for lora in self._loras.values():
             lora.free()
@@ -482,29 +447,7 @@ class LlamaCppEngine(ModelEngine):
             self._native.use_lora(None if adapter is None else self._loras[adapter])
             self._applied = adapter
 
-    def _choose_slot(self, wanted: Cells) -> tuple[_Slot, int]:
-        """The free slot with the most cells the request may reuse, when it is worth it; else the one that keeps
-        this adapter's sequence ids in the fewest runs, then the farthest from other adapters' (room for theirs to
-        grow), then the lowest id. Returns it and how many of its cells the request keeps."""
-        free = [slot for slot in self._slots if not slot.busy]
-        if not free:
-            raise RuntimeError("no free slot: the worker admitted more than the engine's capacity")
-        adapter = wanted.adapter
-        own = {slot.sequence for slot in self._slots if slot.busy and slot.adapter == adapter}
-        others = [slot.sequence for slot in self._slots if slot.busy and slot.adapter != adapter]
-
-        def shared(slot: _Slot) -> int:
-            return reusable(slot.cells, wanted, len(wanted.tokens) - 1)
-
-        def preference(slot: _Slot) -> tuple[int, int, int, int]:
-            reuse = shared(slot)
-            room = min((abs(slot.sequence - other) for other in others), default=0)
-            return (reuse if reuse >= _REUSE_MIN else 0, -_runs(own | {slot.sequence}), room, -slot.sequence)
-
-        best = max(free, key=preference)
-        return best, shared(best)
-
-    def _sample(self, slot: _Slot, row: int) -> list[GenerationEvent]:
+    def _sample(self, slot: Slot, row: int) -> list[GenerationEvent]:
         assert slot.tracker is not None
         assert slot.sampler is not None
         model = self._native
@@ -518,7 +461,7 @@ class LlamaCppEngine(ModelEngine):
                 if slot.constraint is not None:
                     slot.constraint.accept(token)
             except WarmServeError as exc:
-                self._release(slot)
+                release(slot)
                 return [Failed(exc.info())]
             logprob = None if slot.logprobs is None else model.logprob(row, token, slot.logprobs)
             piece = model.vocab.piece(token) if logprob is None else logprob.token
@@ -528,12 +471,12 @@ class LlamaCppEngine(ModelEngine):
                 slot.speculation.push(token)
             events = slot.tracker.push(token, piece, logprob)
         if events and isinstance(events[-1], Finished):
-            self._release(slot)
+            release(slot)
         else:
             slot.next_token = token
         return events
 
-    def _draw(self, slot: _Slot, row: int) -> int:
+    def _draw(self, slot: Slot, row: int) -> int:
         """The next token: sampled (within the grammar), or the one a thinking block's close forces."""
         sampler = slot.sampler
         assert sampler is not None
@@ -547,22 +490,3 @@ class LlamaCppEngine(ModelEngine):
         if forced:
             sampler.accept(token)
         return token
-
-    def _release(self, slot: _Slot) -> None:
-        """Free the slot for the next request; its KV cells stay for prefix reuse."""
-        if slot.sampler is not None:
-            slot.sampler.free()
-        slot.pending = []  # cancelled mid-prompt: the cached part is still exact
-        slot.request_id = None
-        slot.sampler = None
-        slot.tracker = None
-        slot.constraint = None
-        slot.thinking = None
-        slot.next_token = None
-        slot.adapter = None
-        slot.speculation = None
-
-
-def _runs(sequences: set[int]) -> int:
-    """How many runs of consecutive ids the set holds: llama.cpp computes each run in a pass of its own."""
-    return sum(1 for sequence in sequences if sequence - 1 not in sequences)
