@@ -28,8 +28,11 @@ async def test_a_model_that_failed_for_good_shows_its_reason_and_refuses_request
     async with running_app(app) as http:
 
         async def settled() -> bool:
+            """The model fails at its first worker's failure; the other worker reports its own when its load ends."""
             cards = {card["id"]: card for card in (await http.get("/v1/models")).json()["data"]}
-            return cards["broken"]["state"] == "failed" and cards["fine"]["state"] == "ready"
+            workers = (await http.get("/admin/models/broken")).json()["workers"]
+            every_worker_done = all(worker["state"] == "failed" for worker in workers)
+            return cards["broken"]["state"] == "failed" and cards["fine"]["state"] == "ready" and every_worker_done
 
         await eventually(settled)
         card = (await http.get("/v1/models/broken")).json()
